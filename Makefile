@@ -1,0 +1,38 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+OUT ?= out
+
+.PHONY: install demo test bench clean
+
+# torch/torchvision go in first through the constraints file, so no later package can pull
+# another torch (DESIGN.md §6); the same pins give the CUDA build on a GPU machine.
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0 torchvision==0.28.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Render the bundled sample: with the pretrained models if they are cached or can be fetched,
+# otherwise with tiny random-weight models (said in one line, and in the video's metadata).
+demo: install
+	@mkdir -p $(OUT)
+	@if $(BIN)/musivid models check -q 2>/dev/null || $(BIN)/musivid models fetch >/dev/null 2>&1; then \
+		$(BIN)/musivid samples/demo.mp3 samples/demo.lrc -o $(OUT)/demo.mp4 --captions; \
+	else \
+		echo "musivid: pretrained CLIP/BigGAN weights are not available here (see 'musivid models list'): rendering with --untrained random-weight models, a preview of the pipeline only"; \
+		$(BIN)/musivid samples/demo.mp3 samples/demo.lrc -o $(OUT)/demo.mp4 --untrained --steps 60 --captions; \
+	fi
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/musivid bench --device auto --untrained
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,140 @@
+"""Lyrics: plain text (one line per lyric line) or LRC (`[mm:ss.xx]` time tags) → [LyricLine]."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+# CLIP's context is 77 tokens; lines longer than this many characters are cut for CLIP (the full
+# text stays in captions and the project).
+MAX_LINE_CHARS = 300
+
+_TAG = re.compile(r"\[(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)\]")
+_META = re.compile(r"^\[[a-zA-Z#]+:.*\]\s*$")  # [ar:..] [ti:..] [offset:..] [length:..]
+_OFFSET = re.compile(r"^\[offset:\s*([+-]?\d+)\s*\]\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LyricLine:
+    text: str
+    time: float | None = None  # seconds, from an LRC tag; None for plain lyrics
+
+
+@dataclass(frozen=True)
+class Lyrics:
+    lines: tuple[LyricLine, ...]
+    timed: bool  # every line carries a time (LRC)
+    path: Path | None
+    warnings: tuple[str, ...] = ()
+
+
+def read_text(path: Path) -> str:
+    if not path.exists():
+        raise InputError(f"{path}: no such file: check the lyrics path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a lyrics file")
+    data = path.read_bytes()
+    if b"\x00" in data[:4096]:
+        raise InputError(f"{path}: looks binary, not text: give lyrics as a UTF-8 .txt or .lrc file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{path}: is not UTF-8 (bad byte at offset {e.start}): re-save it as UTF-8"
+        ) from None
+    return text
+
+
+def parse_plain(text: str) -> list[LyricLine]:
+    return [LyricLine(t) for t in (_clean(line) for line in text.splitlines()) if t]
+
+
+def parse_lrc(text: str) -> tuple[list[LyricLine], list[str]]:
+    """Parse LRC: several tags per line allowed, metadata tags skipped, [offset:] applied,
+    lines sorted by time. Returns the lines and warnings (e.g. lines out of order)."""
+    lines: list[LyricLine] = []
+    warnings: list[str] = []
+    offset = 0.0
+    last = -1.0
+    out_of_order = False
+    for raw in text.splitlines():
+        raw = raw.strip()
+        if not raw:
+            continue
+        m = _OFFSET.match(raw)
+        if m:
+            offset = int(m.group(1)) / 1000.0  # LRC offset is in ms; positive = earlier
+            continue
+        tags = []
+        pos = 0
+        while (m := _TAG.match(raw, pos)) is not None:
+            tags.append(int(m.group(1)) * 60 + float(m.group(2).replace(":", ".")))
+            pos = m.end()
+            while pos < len(raw) and raw[pos] == " ":
+                pos += 1
+        if not tags:
+            if _META.match(raw):
+                continue
+            warnings.append(f"line without a time tag ignored: {raw[:40]!r}")
+            continue
+        body = _clean(raw[pos:])
+        if not body:
+            continue  # an empty timed line marks an instrumental gap
+        for t in tags:
+            if t < last:
+                out_of_order = True
+            last = t
+            lines.append(LyricLine(body, max(0.0, t - offset)))
+    if out_of_order:
+        warnings.append("time tags were out of order; lines sorted by time")
+    lines.sort(key=lambda x: x.time or 0.0)
+    return lines, warnings
+
+
+def load(path: str | Path) -> Lyrics:
+    """Read a .lrc (timed) or any other text file (one lyric line per line)."""
+    path = Path(path)
+    text = read_text(path)
+    is_lrc = path.suffix.lower() == ".lrc" or bool(_TAG.match(text.lstrip()))
+    if is_lrc:
+        lines, warnings = parse_lrc(text)
+    else:
+        lines, warnings = parse_plain(text), []
+    if not lines:
+        raise InputError(
+            f"{path}: has no lyric lines (empty or blank): add one line of text per lyric line, "
+            "or leave the lyrics out to transcribe the song"
+        )
+    return Lyrics(tuple(lines), timed=is_lrc, path=path, warnings=tuple(warnings))
+
+
+def check_times(lyrics: Lyrics, duration: float) -> Lyrics:
+    """Drop LRC lines stamped past the end of the audio, with a warning for each."""
+    if not lyrics.timed:
+        return lyrics
+    keep = [ln for ln in lyrics.lines if (ln.time or 0.0) < duration]
+    dropped = len(lyrics.lines) - len(keep)
+    warnings = list(lyrics.warnings)
+    if dropped:
+        warnings.append(
+            f"{dropped} line(s) stamped after the end of the audio ({duration:.2f} s) were dropped"
+        )
+    if not keep:
+        raise InputError(
+            f"{lyrics.path}: every time tag is past the end of the audio ({duration:.2f} s): "
+            "check that the LRC belongs to this song"
+        )
+    return Lyrics(tuple(keep), True, lyrics.path, tuple(warnings))
+
+
+def clip_text(text: str) -> tuple[str, bool]:
+    """The text given to CLIP: cut to MAX_LINE_CHARS (returns whether it was cut)."""
+    if len(text) <= MAX_LINE_CHARS:
+        return text, False
+    return text[:MAX_LINE_CHARS].rsplit(" ", 1)[0] or text[:MAX_LINE_CHARS], True
+
+
+def _clean(line: str) -> str:
+    return " ".join(line.replace("\ufeff", "").split())

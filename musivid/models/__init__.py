@@ -1,0 +1,1 @@
+"""Frozen model wrappers (CLIP, BigGAN-deep) and the weight registry."""

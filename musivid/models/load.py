@@ -1,0 +1,138 @@
+"""Load frozen CLIP and BigGAN from the registry (or as tiny random-init models)."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..config import ModelConfig
+from ..errors import ModelUnavailableError, WeightsMismatchError
+from . import biggan as biggan_mod
+from . import clip as clip_mod
+from .registry import FetchOptions, cache_dir, get_entry, offline_from_env, resolve, resolve_file
+
+log = logging.getLogger(__name__)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors only: safetensors, or torch.load(weights_only=True) (no pickled code runs)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file
+        raise WeightsMismatchError(
+            f"{path}: not a readable weight file ({type(e).__name__}: {str(e)[:100]}): "
+            "delete it and fetch it again"
+        ) from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise WeightsMismatchError(f"{path}: holds no state dict: fetch the file again")
+    return sd
+
+
+def load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path) -> None:
+    """load_state_dict(strict=True), with a one-line error naming what does not match."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s) e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s) e.g. {unexpected[0]}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es) e.g. {shapes[0]}")
+        raise WeightsMismatchError(
+            f"{path}: does not match the architecture ({'; '.join(parts)}): "
+            "is it the right file for this model? delete it and fetch it again"
+        )
+    model.load_state_dict(sd, strict=True)
+
+
+def _opts(cfg: ModelConfig, progress: bool, on_warning: Callable[[str], None] | None) -> FetchOptions:
+    return FetchOptions(offline=cfg.offline or offline_from_env(), progress=progress,
+                        on_warning=on_warning)
+
+
+def load_clip(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+              progress: bool = False, on_warning: Callable[[str], None] | None = None) -> clip_mod.Clip:
+    if cfg.untrained:
+        torch.manual_seed(0)
+        model, tok, size = clip_mod.build(None, untrained=True)
+        return clip_mod.Clip(model.to(device, dtype), tok, size, "tiny-clip (untrained)", True)
+    entry = get_entry(cfg.clip)
+    if entry.kind != "clip":
+        raise ModelUnavailableError(f"{cfg.clip!r} is not a CLIP model: see `musivid models list`")
+    for pkg in entry.requires:
+        try:
+            __import__(pkg)
+        except ImportError:
+            raise ModelUnavailableError(
+                f"{entry.name} needs the Python package {pkg!r}: pip install {pkg}"
+            ) from None
+    if cfg.clip_path:
+        path = Path(cfg.clip_path).expanduser()
+        if not path.is_file():
+            raise ModelUnavailableError(f"{path}: no such CLIP weight file (--clip): check the path")
+    else:
+        path = resolve_file(entry.weights, cache_dir(cfg.cache_dir), _opts(cfg, progress, on_warning))
+    model, tok, size = clip_mod.build(entry.arch, untrained=False, quick_gelu=entry.quick_gelu)
+    load_strict(model, read_state_dict(path), path)
+    return clip_mod.Clip(model.to(device, dtype), tok, size, entry.name, False)
+
+
+def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                progress: bool = False, on_warning: Callable[[str], None] | None = None
+                ) -> biggan_mod.Generator:
+    if cfg.untrained:
+        torch.manual_seed(0)
+        model = biggan_mod.new_model(biggan_mod.tiny_config())
+        return biggan_mod.Generator(biggan_mod.prepare(model).to(device, dtype), "tiny-biggan (untrained)", True)
+    entry = get_entry(cfg.biggan)
+    if entry.kind != "biggan":
+        raise ModelUnavailableError(f"{cfg.biggan!r} is not a BigGAN model: see `musivid models list`")
+    res = int(entry.arch.rsplit("-", 1)[1])
+    config = biggan_mod.full_config(res)
+    if cfg.biggan_path:
+        p = Path(cfg.biggan_path).expanduser()
+        if p.is_dir():  # a pytorch-pretrained-biggan directory: pytorch_model.bin + config.json
+            weights, cfg_file = p / "pytorch_model.bin", p / "config.json"
+        else:
+            weights, cfg_file = p, None
+        if not weights.is_file():
+            raise ModelUnavailableError(f"{weights}: no such BigGAN weight file (--biggan): check the path")
+    else:
+        weights, cfg_file = resolve(entry, cache_dir(cfg.cache_dir), _opts(cfg, progress, on_warning))
+    if cfg_file is not None and cfg_file.is_file():
+        from pytorch_pretrained_biggan import BigGANConfig
+
+        config = BigGANConfig.from_dict(json.loads(cfg_file.read_text()))
+    from pytorch_pretrained_biggan import BigGAN
+
+    model = BigGAN(config)
+    load_strict(model, read_state_dict(weights), weights)
+    model = biggan_mod.prepare(model)
+    return biggan_mod.Generator(model.to(device, dtype), entry.name, False)
+
+
+def ensure_weights(cfg: ModelConfig, progress: bool = False,
+                   on_warning: Callable[[str], None] | None = None) -> None:
+    """Make sure every weight file the run needs is local and verified (downloading if allowed),
+    before any slow work starts: a missing model fails in a second, not after the audio analysis."""
+    if cfg.untrained:
+        return
+    opts = _opts(cfg, progress, on_warning)
+    cache = cache_dir(cfg.cache_dir)
+    if not cfg.clip_path:
+        resolve_file(get_entry(cfg.clip).weights, cache, opts)
+    if not cfg.biggan_path:
+        resolve(get_entry(cfg.biggan), cache, opts)

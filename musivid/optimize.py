@@ -1,0 +1,249 @@
+"""The batched latent optimizer: every (segment, variant) of a song in one batch, one step at a time.
+
+Per step: one generator pass for all N latents, one grid_sample for all N×C cutouts, one CLIP
+pass, one backward (frozen models: input gradients only), one fused Adam step. The loss is a sum
+over latents, so each latent's gradient, and Adam's element-wise update, is what it would be alone.
+All randomness is counter-based per latent (musivid/rng.py), so results do not depend on batching.
+No host synchronisation happens inside the step: scores and best latents stay on the device.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from . import cutouts as cut
+from . import rng
+from .config import OptimizeConfig
+from .errors import MusividError
+
+log = logging.getLogger(__name__)
+
+# streams of the counter-based RNG (each a separate sequence per latent seed)
+_STREAM_Z = 1
+_STREAM_CLS = 2
+_STREAM_CUT = 1_000  # + step
+
+
+@dataclass
+class OptimState:
+    """Everything needed to continue an optimization exactly where it stopped."""
+
+    seeds: torch.Tensor  # (N,) int64
+    z: torch.Tensor  # (N, z_dim) or (N, rows, z_dim)
+    cls: torch.Tensor  # (N, num_classes) class logits (class vector = sigmoid)
+    best_z: torch.Tensor
+    best_cls: torch.Tensor
+    best_score: torch.Tensor  # (N,) best mean CLIP cosine seen so far (-inf before the first step)
+    step: int = 0
+    adam: dict = field(default_factory=dict)  # torch.optim.Adam state_dict()
+
+    def to(self, device: torch.device | str) -> "OptimState":
+        mv = {k: getattr(self, k).to(device) for k in ("seeds", "z", "cls", "best_z", "best_cls", "best_score")}
+        return OptimState(**mv, step=self.step, adam=self.adam)
+
+    def select(self, idx: Sequence[int]) -> "OptimState":
+        """The sub-state of some latents (used to split finished from unfinished work)."""
+        i = torch.as_tensor(list(idx), dtype=torch.long, device=self.z.device)
+        return OptimState(self.seeds[i], self.z[i], self.cls[i], self.best_z[i], self.best_cls[i],
+                          self.best_score[i], self.step, {})
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    step: int  # steps completed
+    steps: int  # steps in this run
+    state: OptimState  # live state (device tensors; reading them syncs, so do it sparingly)
+    loss: torch.Tensor  # (N,) this step's loss per latent (device tensor)
+    checkpoint_due: bool  # checkpoint_every_s has passed since the last one
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    z: torch.Tensor  # (N, ...) best latents, CPU float32
+    classes: torch.Tensor  # (N, num_classes) class vectors (sigmoid of the logits), CPU
+    scores: torch.Tensor  # (N,) best mean CLIP cosine per latent
+    steps_run: int  # steps executed in this call
+    state: OptimState  # final state (CPU), for checkpoints and resuming
+
+
+def init_state(seeds: Sequence[int], z_dim: int, num_classes: int, cfg: OptimizeConfig,
+               z_rows: int = 1, device: str | torch.device = "cpu") -> OptimState:
+    """Initial latents from each latent's own seed: z ~ N(0, 1), logits ~ N(-3.9, 0.3)."""
+    s = torch.as_tensor(list(seeds), dtype=torch.long, device=device)
+    n = len(s)
+    rows = z_rows if cfg.per_layer_z else 1
+    z = rng.normal(s, _STREAM_Z, rows * z_dim).view(n, rows, z_dim)
+    z = z[:, 0] if not cfg.per_layer_z else z
+    cls = cfg.class_init_mean + cfg.class_init_std * rng.normal(s, _STREAM_CLS, num_classes)
+    return OptimState(s, z.contiguous(), cls.contiguous(), z.clone(), cls.clone(),
+                      torch.full((n,), -float("inf"), device=device), 0, {})
+
+
+def latent_loss(z: torch.Tensor, cls_logits: torch.Tensor, cfg: OptimizeConfig) -> torch.Tensor:
+    """(N,) big-sleep's regularisers per latent: z moments near N(0, 1) and a sparse class vector."""
+    rows = z if z.dim() == 3 else z[:, None]  # (N, R, z_dim)
+    mean = rows.mean(dim=2)
+    std = rows.std(dim=2)
+    lat = (1 - std).abs().mean(1) + rows.mean(dim=(1, 2)).abs() + 4 * rows.square().mean(dim=(1, 2)).clamp_min(1.0)
+    zs = (rows - mean[..., None]) / std[..., None].clamp_min(1e-6)
+    skew = zs.pow(3).mean(2).abs().mean(1)
+    kurt = (zs.pow(4).mean(2) - 3).abs().mean(1)
+    lat = lat + (skew + kurt) / rows.shape[1]
+    probs = torch.sigmoid(cls_logits)
+    smallest = torch.topk(probs, k=probs.shape[1] - 1, dim=1, largest=False).values
+    cls = (cfg.class_sparsity * smallest).square().mean(1)
+    return cfg.latent_reg * lat + cls
+
+
+def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, kind: str = "spherical") -> tuple[torch.Tensor, torch.Tensor]:
+    """image_emb (N, C, D), text_emb (N, D), unit norm → (loss (N,), mean cosine (N,)).
+
+    spherical: 2·arcsin(|a-b|/2)², the VQGAN/BigGAN+CLIP notebooks' distance, ×75 so that its
+    gradient matches big-sleep's -100·cos at a typical cosine of 0.3.
+    """
+    cos = (image_emb * text_emb[:, None]).sum(-1)  # (N, C)
+    if kind == "cosine":
+        loss = -100.0 * cos.mean(1)
+    else:
+        d = (image_emb - text_emb[:, None]).norm(dim=-1).div(2).clamp(max=1.0).arcsin().pow(2).mul(2)
+        loss = 75.0 * d.mean(1)
+    return loss, cos.mean(1)
+
+
+class Objective:
+    """One micro-batch's loss: generator → cutouts → CLIP → per-latent loss. Pure given inputs."""
+
+    def __init__(self, generator, clip, cfg: OptimizeConfig, loss_kind: str = "spherical",
+                 amp_dtype: torch.dtype | None = None):
+        self.g, self.clip, self.cfg, self.kind, self.amp = generator, clip, cfg, loss_kind, amp_dtype
+
+    def __call__(self, z, cls_logits, text_emb, seeds, step) -> tuple[torch.Tensor, torch.Tensor]:
+        dev = z.device.type
+        with torch.autocast(dev, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
+            images = self.g(z, torch.sigmoid(cls_logits), self.cfg.truncation)  # (n, 3, R, R)
+            boxes = cut.sample_boxes(seeds, step + _STREAM_CUT, self.cfg.cutouts,
+                                     size_min=self.cfg.cutout_min, size_max=self.cfg.cutout_max,
+                                     resolution=images.shape[-1])
+            pieces = cut.make_cutouts(images, boxes, self.clip.image_size)  # (n·C, 3, S, S)
+            emb = self.clip.encode_image(pieces).view(z.shape[0], self.cfg.cutouts, -1)
+        loss, score = clip_loss(emb.float(), text_emb, self.kind)
+        return loss + latent_loss(z.float(), cls_logits.float(), self.cfg), score
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: OptimizeConfig, *,
+             state: OptimState | None = None, device: str | torch.device = "cpu",
+             amp_dtype: torch.dtype | None = None, loss_kind: str = "spherical",
+             progress: bool = False, callback: Callable[[StepInfo], None] | None = None
+             ) -> OptimizeResult:
+    """Optimize N = len(texts) latents (one per (segment, variant); texts may repeat) for
+    cfg.steps steps in total, continuing from `state` if given (resume).
+
+    `amp_dtype` (e.g. torch.bfloat16 on CUDA) enables autocast; None runs in the models' dtype.
+    `callback` is called after every step with a StepInfo.
+    """
+    from tqdm import tqdm
+
+    device = torch.device(device)
+    n = len(texts)
+    if n != len(seeds):
+        raise ValueError("texts and seeds must have the same length")
+    if state is None:
+        state = init_state(seeds, generator.z_dim, generator.num_classes, cfg, generator.n_z_rows, device)
+    else:
+        state = state.to(device)
+    if device.type == "cuda":
+        generator.model.to(memory_format=torch.channels_last)
+    text_emb = _text_embeddings(clip, texts)  # (N, D), computed once
+    z = state.z.detach().clone().requires_grad_(True)
+    cls = state.cls.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([z, cls], lr=cfg.lr, **_adam_kwargs(device))
+    if state.adam:
+        opt.load_state_dict(state.adam)
+    objective = Objective(generator, clip, cfg, loss_kind, amp_dtype)
+    step_fn = torch.compile(objective) if cfg.compile and device.type == "cuda" else objective
+    live = OptimState(state.seeds, z, cls, state.best_z, state.best_cls, state.best_score, state.step)
+    micro = cfg.micro_batch or n
+    start = state.step
+    last_ckpt = time.monotonic()
+    score = torch.empty(n, device=device)
+    step_loss = torch.empty(n, device=device)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, unit="step", desc="optimizing")
+    try:
+        while live.step < cfg.steps:
+            step_t = torch.tensor(live.step, device=device)
+            while True:  # micro-batches; halve on OOM and redo this step
+                try:
+                    for lo in range(0, n, micro):
+                        hi = min(n, lo + micro)
+                        loss, sc = step_fn(z[lo:hi], cls[lo:hi], text_emb[lo:hi], live.seeds[lo:hi], step_t)
+                        loss.sum().backward()
+                        score[lo:hi] = sc.detach()
+                        step_loss[lo:hi] = loss.detach()
+                    break
+                except Exception as e:  # noqa: BLE001 - only OOM is handled
+                    if not _is_oom(e) or micro == 1:
+                        if _is_oom(e):
+                            raise MusividError(
+                                "out of GPU memory even with one latent per batch: use a smaller "
+                                "--cutouts, --size or a smaller model, or --device cpu") from None
+                        raise
+                    micro = (micro + 1) // 2
+                    log.warning("out of memory: retrying with micro-batches of %d latents", micro)
+                    opt.zero_grad(set_to_none=True)
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+            with torch.no_grad():  # keep the best pre-update latents (scores belong to them)
+                better = score > live.best_score
+                live.best_score.copy_(torch.where(better, score, live.best_score))
+                bz = better.view(-1, *([1] * (z.dim() - 1)))
+                live.best_z.copy_(torch.where(bz, z, live.best_z))
+                live.best_cls.copy_(torch.where(better[:, None], cls, live.best_cls))
+            opt.step()
+            opt.zero_grad(set_to_none=False)
+            live.step += 1
+            bar.update(1)
+            if callback is not None:
+                now = time.monotonic()
+                due = now - last_ckpt >= cfg.checkpoint_every_s
+                if due:
+                    last_ckpt = now
+                live.adam = opt.state_dict()
+                callback(StepInfo(live.step, cfg.steps, live, step_loss, due))
+    finally:
+        bar.close()
+        live.adam = opt.state_dict()
+    final = snapshot(live)
+    return OptimizeResult(final.best_z.float(), torch.sigmoid(final.best_cls.float()),
+                          final.best_score.float(), live.step - start, final)
+
+
+def snapshot(live: OptimState) -> OptimState:
+    """A detached CPU copy of a (live) state, safe to save while optimization goes on."""
+    adam = {"state": {k: {kk: (vv.detach().cpu().clone() if torch.is_tensor(vv) else vv)
+                          for kk, vv in v.items()} for k, v in live.adam.get("state", {}).items()},
+            "param_groups": live.adam.get("param_groups", [])} if live.adam else {}
+    return OptimState(live.seeds.cpu().clone(), live.z.detach().cpu().clone(), live.cls.detach().cpu().clone(),
+                      live.best_z.detach().cpu().clone(), live.best_cls.detach().cpu().clone(),
+                      live.best_score.detach().cpu().clone(), live.step, adam)
+
+
+def _text_embeddings(clip, texts: Sequence[str]) -> torch.Tensor:
+    uniq = list(dict.fromkeys(texts))
+    emb = clip.encode_text(uniq)
+    index = torch.tensor([uniq.index(t) for t in texts], device=emb.device)
+    return emb[index].float()
+
+
+def _adam_kwargs(device: torch.device) -> dict:
+    if device.type == "cuda":
+        return {"fused": True}
+    return {"fused": True}  # CPU too: same code path, and no .item() on the step count

@@ -1,0 +1,131 @@
+"""Tempo, beats, onsets and a percussive envelope sampled at the video frame rate (librosa).
+
+librosa's beat tracker has two known weaknesses here (DESIGN.md §6): it misses the first beat(s)
+and biases the tempo (117.5 BPM on a 120 BPM click track). We correct both: each beat is moved to
+the strongest onset near it, the tempo is re-estimated from the median inter-beat interval, and
+the beat grid is extended backwards/forwards while onsets confirm it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .audio import Audio
+from .config import RhythmConfig
+
+
+@dataclass(frozen=True)
+class Rhythm:
+    tempo: float  # BPM
+    beats: np.ndarray  # (B,) beat times in seconds
+    onsets: np.ndarray  # (O,) onset times in seconds
+    envelope: np.ndarray  # (F,) percussive onset strength per video frame, in [0, 1]
+    fps: float
+
+    def to_json(self) -> dict:
+        return {"tempo": self.tempo, "beats": [round(float(b), 4) for b in self.beats],
+                "onsets": [round(float(o), 4) for o in self.onsets], "fps": self.fps}
+
+
+def analyze(audio: Audio, fps: float, n_frames: int, cfg: RhythmConfig = RhythmConfig()) -> Rhythm:
+    import librosa
+
+    y = audio.samples
+    sr = audio.sample_rate
+    if sr != cfg.sample_rate:
+        y = librosa.resample(y, orig_sr=sr, target_sr=cfg.sample_rate)
+        sr = cfg.sample_rate
+    hop = cfg.hop_length
+    _, y_perc = librosa.effects.hpss(y)
+    env = librosa.onset.onset_strength(y=y_perc, sr=sr, hop_length=hop)  # (T,)
+    env_t = librosa.times_like(env, sr=sr, hop_length=hop)
+    tempo, beat_frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop,
+                                                 start_bpm=cfg.start_bpm, units="frames")
+    onset_frames = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop, backtrack=False)
+    onsets = env_t[onset_frames]
+    beats = refine_beats(env_t[beat_frames], onsets, env_t, env, duration=len(y) / sr)
+    if len(beats) >= 3:
+        tempo_v = 60.0 / grid_period(beats)
+    elif len(beats) == 2:
+        tempo_v = 60.0 / float(beats[1] - beats[0])
+    else:
+        tempo_v = float(np.atleast_1d(tempo)[0])
+    # percussive strength at each video frame time, normalised to [0, 1]
+    frame_t = np.arange(n_frames) / fps
+    per_frame = np.interp(frame_t, env_t, env, left=0.0, right=0.0)
+    peak = float(per_frame.max()) if len(per_frame) else 0.0
+    per_frame = per_frame / peak if peak > 0 else per_frame
+    return Rhythm(tempo_v, beats, onsets, per_frame.astype(np.float32), fps)
+
+
+def grid_period(beats: np.ndarray) -> float:
+    """Beat period by a least-squares line through the beats of the steadiest stretch: frame-quantised
+    beats make the median interval biased (21 vs 22 frames), the fitted slope is not."""
+    d = np.diff(beats)
+    med = float(np.median(d))
+    # number each beat by its position in the grid (a missed beat counts as two periods)
+    k = np.concatenate([[0], np.cumsum(np.maximum(1, np.round(d / med)))])
+    slope = float(np.polyfit(k, beats, 1)[0])
+    return slope if slope > 0 else med
+
+
+def refine_beats(beats: np.ndarray, onsets: np.ndarray, env_t: np.ndarray, env: np.ndarray,
+                 duration: float, snap_frac: float = 0.15) -> np.ndarray:
+    """Snap beats to nearby onsets and fill in beats missed at the start and end of the song."""
+    beats = np.asarray(beats, dtype=float)
+    if len(beats) < 2:
+        return beats
+    period = float(np.median(np.diff(beats)))
+    onsets = np.asarray(onsets, dtype=float)
+    if len(onsets):
+        idx = np.clip(np.searchsorted(onsets, beats), 1, len(onsets) - 1) if len(onsets) > 1 else np.zeros(len(beats), int)
+        cand = np.stack([onsets[np.maximum(idx - 1, 0)], onsets[idx]], axis=1)
+        near = cand[np.arange(len(beats)), np.argmin(np.abs(cand - beats[:, None]), axis=1)]
+        beats = np.where(np.abs(near - beats) <= snap_frac * period, near, beats)
+    strength_floor = 0.5 * float(np.median(np.interp(beats, env_t, env)))
+
+    def confirmed(t: float) -> float | None:
+        if not len(onsets):
+            return None
+        j = int(np.argmin(np.abs(onsets - t)))
+        if abs(onsets[j] - t) <= snap_frac * period and np.interp(onsets[j], env_t, env) >= strength_floor:
+            return float(onsets[j])
+        return None
+
+    head = []
+    t = beats[0] - period
+    while t > -snap_frac * period:
+        hit = confirmed(t)
+        if hit is None:
+            break
+        head.append(max(hit, 0.0))
+        t = hit - period
+    tail = []
+    t = beats[-1] + period
+    while t < duration:
+        hit = confirmed(t)
+        if hit is None:
+            break
+        tail.append(hit)
+        t = hit + period
+    out = np.concatenate([np.array(head[::-1]), beats, np.array(tail)])
+    return np.unique(np.round(out, 4))
+
+
+def f_measure(detected: np.ndarray, truth: np.ndarray, window: float = 0.07) -> float:
+    """Beat F-measure (mir_eval's definition: ±70 ms window, one-to-one matching)."""
+    detected, truth = np.sort(np.asarray(detected)), np.sort(np.asarray(truth))
+    if not len(detected) or not len(truth):
+        return 0.0
+    used = np.zeros(len(detected), bool)
+    hits = 0
+    for t in truth:
+        d = np.abs(detected - t)
+        d[used] = np.inf
+        j = int(np.argmin(d))
+        if d[j] <= window:
+            used[j] = True
+            hits += 1
+    p, r = hits / len(detected), hits / len(truth)
+    return 0.0 if hits == 0 else 2 * p * r / (p + r)

@@ -1,0 +1,91 @@
+"""Segments + beats → keyframes, and the time warp that moves the picture with the music."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import ScheduleConfig
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One lyric line with its time span in the song."""
+
+    index: int
+    text: str
+    start: float  # seconds
+    end: float
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "text": self.text, "start": round(self.start, 4), "end": round(self.end, 4)}
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """The moment a segment's image is shown exactly."""
+
+    segment: int  # index into the segments
+    time: float  # seconds (snapped to a beat where one is near)
+    snapped: bool  # whether it moved to a beat
+
+    def to_json(self) -> dict:
+        return {"segment": self.segment, "time": round(self.time, 4), "snapped": self.snapped}
+
+
+def spread_evenly(texts: list[str], duration: float) -> list[Segment]:
+    """Untimed lines: equal shares of the song (used when no alignment is available)."""
+    n = len(texts)
+    edges = np.linspace(0.0, duration, n + 1)
+    return [Segment(i, t, float(edges[i]), float(edges[i + 1])) for i, t in enumerate(texts)]
+
+
+def from_times(texts: list[str], starts: list[float], duration: float) -> list[Segment]:
+    """Timed lines: each lasts until the next one starts (the last until the end)."""
+    order = sorted(range(len(texts)), key=lambda i: starts[i])
+    segs = []
+    for k, i in enumerate(order):
+        end = starts[order[k + 1]] if k + 1 < len(order) else duration
+        segs.append(Segment(k, texts[i], float(starts[i]), float(max(end, starts[i]))))
+    return segs
+
+
+def keyframes(segments: list[Segment], beats: np.ndarray, cfg: ScheduleConfig = ScheduleConfig(),
+              fps: float | None = None) -> list[Keyframe]:
+    """Each segment's keyframe at its start, moved to the nearest beat within cfg.snap_window_s.
+
+    Keyframes stay in order and at least one frame apart: a snap that would cross or collide
+    with the previous keyframe is not taken.
+    """
+    beats = np.asarray(beats, dtype=float)
+    min_gap = 1.0 / fps if fps else 1e-3
+    out: list[Keyframe] = []
+    for seg in segments:
+        t = seg.start
+        snapped = False
+        if len(beats):
+            j = int(np.argmin(np.abs(beats - t)))
+            if abs(beats[j] - t) <= cfg.snap_window_s:
+                t, snapped = float(beats[j]), True
+        if out and t < out[-1].time + min_gap:
+            t, snapped = max(seg.start, out[-1].time + min_gap), False
+        out.append(Keyframe(seg.index, float(t), snapped))
+    return out
+
+
+def warp(frame_times: np.ndarray, t0: float, t1: float, envelope: np.ndarray, fps: float,
+         reactivity: float) -> np.ndarray:
+    """Interpolation parameter u in [0, 1] for frames between keyframes at t0 and t1.
+
+    Linear time blended with the cumulative percussive energy over [t0, t1]: with reactivity 1
+    the picture moves only when the music hits, with 0 it glides evenly.
+    """
+    lin = np.clip((frame_times - t0) / max(t1 - t0, 1e-9), 0.0, 1.0)
+    if reactivity <= 0 or len(envelope) == 0:
+        return lin
+    cum = np.concatenate([[0.0], np.cumsum(envelope.astype(np.float64) + 1e-6)]) / fps  # at i/fps
+    grid = np.arange(len(cum)) / fps
+    c = np.interp(frame_times, grid, cum)
+    c0, c1 = np.interp([t0, t1], grid, cum)
+    perc = np.clip((c - c0) / max(c1 - c0, 1e-12), 0.0, 1.0)
+    return (1.0 - reactivity) * lin + reactivity * perc

@@ -1,0 +1,103 @@
+"""Render with PyAV: exact frame counts, A/V sync, codecs, atomic output. Tiny models, CPU."""
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_audio
+from musivid.config import RenderConfig
+from musivid.interpolate import frame_count, plan
+from musivid.render import fps_fraction, render, write_srt
+from musivid.schedule import Keyframe, Segment
+
+
+def probe(path):
+    """Golden metadata of a video file (not pixel hashes)."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        a = c.streams.audio[0]
+        frames = sum(1 for _ in c.decode(video=0))
+        return {
+            "video_codec": v.codec_context.name, "pix_fmt": v.codec_context.pix_fmt,
+            "width": v.codec_context.width, "height": v.codec_context.height,
+            "fps": Fraction(v.average_rate), "frames": frames,
+            "video_duration": float(v.duration * v.time_base),
+            "audio_codec": a.codec_context.name,
+            "audio_duration": float(a.duration * a.time_base),
+            "streams": (len(c.streams.video), len(c.streams.audio)),
+            "title": c.metadata.get("title", ""),
+        }
+
+
+def _render(tiny_models, tmp_path, fps, duration, size=64, batch=8, **kw):
+    _, gen = tiny_models
+    audio = write_audio(tmp_path / "a.wav", 0.2 * np.sin(np.arange(int(22050 * duration)) / 7.0), 22050)
+    n = frame_count(duration, float(fps_fraction(fps)))
+    kfs = [Keyframe(0, 0.0, False), Keyframe(1, duration / 2, False)]
+    torch.manual_seed(0)
+    kz, kc = torch.randn(2, gen.z_dim), torch.sigmoid(torch.randn(2, 1000) * 3)
+    p = plan(kfs, n, fps, np.zeros(n), reactivity=0.0)
+    out = tmp_path / "v.mp4"
+    res = render(gen, p, kz, kc, audio, out, RenderConfig(fps=fps, size=size, batch=batch),
+                 metadata={"title": "t"}, **kw)
+    return res, out, n
+
+
+@pytest.mark.parametrize("fps,duration", [(24, 3.37), (25, 2.01), (30, 1.93), (29.97, 3.337)])
+def test_exact_frame_count_and_av_sync(tiny_models, tmp_path, fps, duration):
+    res, out, n = _render(tiny_models, tmp_path, fps, duration)
+    meta = probe(out)
+    print(fps, duration, meta)
+    assert meta["frames"] == n == round(duration * fps)
+    assert meta["streams"] == (1, 1)
+    assert meta["video_codec"] == "h264" and meta["pix_fmt"] == "yuv420p" and meta["audio_codec"] == "aac"
+    assert meta["fps"] == fps_fraction(fps)
+    frame = 1.0 / fps
+    assert abs(meta["video_duration"] - duration) < frame
+    assert abs(meta["audio_duration"] - duration) < frame
+    assert abs(meta["video_duration"] - meta["audio_duration"]) < frame
+
+
+def test_ntsc_rates_are_exact_fractions():
+    assert fps_fraction(29.97) == Fraction(30000, 1001)
+    assert fps_fraction(23.976) == Fraction(24000, 1001)
+    assert fps_fraction(25) == 25
+
+
+def test_upscaled_size_and_frames_change(tiny_models, tmp_path):
+    res, out, n = _render(tiny_models, tmp_path, 24, 2.0, size=96)
+    meta = probe(out)
+    assert (meta["width"], meta["height"]) == (96, 96)
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)]
+    diffs = [np.abs(frames[i + 1] - frames[i]).mean() for i in range(len(frames) - 1)]
+    assert max(diffs[: n // 2]) > 0  # frames glide between the keyframes
+
+
+def test_failed_render_leaves_no_file(tiny_models, tmp_path):
+    def fail(done, total):
+        if done >= 16:
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        _render(tiny_models, tmp_path, 24, 2.0, callback=fail)
+    assert not (tmp_path / "v.mp4").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_captions_burned_in(tiny_models, tmp_path):
+    _, out_plain, _ = _render(tiny_models, tmp_path, 24, 1.0, size=128)
+    plain = next(av.open(str(out_plain)).decode(video=0)).to_ndarray(format="rgb24")
+    _, out_cap, _ = _render(tiny_models, tmp_path, 24, 1.0, size=128, captions=["Hello 月亮", "two"])
+    cap = next(av.open(str(out_cap)).decode(video=0)).to_ndarray(format="rgb24")
+    diff = np.abs(cap.astype(int) - plain.astype(int)).sum(-1)
+    assert diff[96:].mean() > 5 * diff[:64].mean() + 5  # text at the bottom; the top only moves by encoding noise
+
+
+def test_srt(tmp_path):
+    p = tmp_path / "a.srt"
+    write_srt([Segment(0, "one", 0.0, 1.5), Segment(1, "zwei", 61.25, 3725.0)], p)
+    assert p.read_text() == ("1\n00:00:00,000 --> 00:00:01,500\none\n\n"
+                             "2\n00:01:01,250 --> 01:02:05,000\nzwei\n")
