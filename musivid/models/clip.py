@@ -54,9 +54,10 @@ class Clip:
 
 
 def build(arch: str | None, *, untrained: bool, quick_gelu: bool = True) -> tuple[torch.nn.Module, object, int]:
-    """An open_clip model (random weights) and its tokenizer; weights are loaded by the caller."""
+    """An open_clip model (random weights) and its tokenizer; weights are loaded by the caller.
+    `arch` "musivid-tiny" (or None with untrained) is the tiny test config."""
     open_clip = import_open_clip()
-    if untrained and arch is None:
+    if arch == "musivid-tiny" or (untrained and arch is None):
         from open_clip.model import CLIP
 
         model = CLIP(**TINY_CLIP_CFG, quick_gelu=True)

@@ -100,8 +100,6 @@ def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: tor
     entry = get_entry(cfg.biggan)
     if entry.kind != "biggan":
         raise ModelUnavailableError(f"{cfg.biggan!r} is not a BigGAN model: see `musivid models list`")
-    res = int(entry.arch.rsplit("-", 1)[1])
-    config = biggan_mod.full_config(res)
     if cfg.biggan_path:
         p = Path(cfg.biggan_path).expanduser()
         if p.is_dir():  # a pytorch-pretrained-biggan directory: pytorch_model.bin + config.json
@@ -115,7 +113,12 @@ def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: tor
     if cfg_file is not None and cfg_file.is_file():
         from pytorch_pretrained_biggan import BigGANConfig
 
-        config = BigGANConfig.from_dict(json.loads(cfg_file.read_text()))
+        try:
+            config = BigGANConfig.from_dict(json.loads(cfg_file.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise WeightsMismatchError(f"{cfg_file}: not a BigGAN config ({e}): fetch it again") from None
+    else:  # a bare weight file: the published config for the entry's resolution
+        config = biggan_mod.full_config(int(entry.arch.rsplit("-", 1)[1]))
     from pytorch_pretrained_biggan import BigGAN
 
     model = BigGAN(config)
