@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0 torchvision==0.28.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	# openai-whisper (second ASR backend) without triton (~1 GB, GPU-only kernels): tests use a
+	# tiny random model on the CPU
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps openai-whisper==20250625
+	$(BIN)/python -m pip install -q -c constraints.txt tiktoken more-itertools
 	touch $(STAMP)
 
 install: $(STAMP)

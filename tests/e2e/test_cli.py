@@ -76,3 +76,30 @@ def test_offline_without_weights_fails_fast_and_clearly(tmp_path):
     assert "offline" in lines[0] and "--untrained" in lines[0] and "clip-vit-b-32" in lines[0]
     assert elapsed < 10
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_align_writes_lrc_and_srt(tmp_path, sample):
+    from musivid.align import bundled_tiny_en
+    from musivid.lyrics import load
+
+    out = tmp_path / "demo.lrc"
+    r = run_cli("align", str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.txt"), "-o", str(out), "--srt",
+                "--whisper-model", str(bundled_tiny_en()))
+    assert r.returncode == 0, r.stderr
+    lyr = load(out)
+    truth = [l["start"] for l in sample["truth"]["lines"]]
+    assert [l.text for l in lyr.lines] == SAMPLES.joinpath("demo.txt").read_text().splitlines()
+    assert max(abs(l.time - t) for l, t in zip(lyr.lines, truth)) < 0.3
+    assert out.with_suffix(".srt").read_text().count("-->") == 8
+
+
+def test_plain_lyrics_are_aligned_automatically(tmp_path, sample):
+    out = tmp_path / "plain.mp4"
+    args = [a for a in FAST if a not in ("--asr", "none")]
+    r = run_cli(str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.txt"), "-o", str(out), *args)
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "plain.musivid" / "project.json").read_text())
+    assert data["timing"]["method"] == "aligned"
+    starts = [s["start"] for s in data["timing"]["segments"]]
+    truth = [l["start"] for l in sample["truth"]["lines"]]
+    assert max(abs(a - b) for a, b in zip(starts, truth)) < 0.3
