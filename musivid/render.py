@@ -64,11 +64,22 @@ def atomic_output(path: Path) -> Iterator[Path]:
 
 
 def check_writable(path: Path) -> None:
-    parent = Path(path).parent
+    """Fail early (before any slow work) if `path` cannot be written: try it for real, since
+    permission bits alone do not tell (root, read-only mounts)."""
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory: give a file name, e.g. -o {path / 'video.mp4'}")
     if not parent.exists():
         raise InputError(f"{parent}: output directory does not exist: create it or choose another -o")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{parent}: output directory is not writable: choose another -o")
+    if not parent.is_dir():
+        raise InputError(f"{parent}: is not a directory: choose another -o")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".musivid-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{parent}: output directory is not writable ({e.strerror}): choose another -o") from None
 
 
 def write_srt(segments: Sequence[Segment], path: Path) -> None:

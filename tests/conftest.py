@@ -40,8 +40,18 @@ def sample():
 
 
 def write_audio(path: Path, samples: np.ndarray, sr: int = 22050, codec: str | None = None) -> Path:
-    """Write mono float samples to `path` (format from the suffix) with PyAV."""
+    """Write mono float samples to `path` (format from the suffix) with PyAV; zero samples give a
+    header-only WAV."""
     import av
+
+    if len(samples) == 0:
+        import wave
+
+        with wave.open(str(path.with_suffix(".wav")), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(sr)
+        return path.with_suffix(".wav")
 
     codec = codec or {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".m4a": "aac", ".flac": "flac"}[path.suffix]
     fmt = {"pcm_s16le": "s16", "flac": "s16"}.get(codec, "fltp")
