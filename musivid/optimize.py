@@ -177,9 +177,9 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     score = torch.empty(n, device=device)
     step_loss = torch.empty(n, device=device)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, unit="step", desc="optimizing")
+    step_t = torch.tensor(live.step, device=device)  # on the device: no host copy per step
     try:
         while live.step < cfg.steps:
-            step_t = torch.tensor(live.step, device=device)
             while True:  # micro-batches; halve on OOM and redo this step
                 try:
                     for lo in range(0, n, micro):
@@ -209,6 +209,7 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                 live.best_cls.copy_(torch.where(better[:, None], cls, live.best_cls))
             opt.step()
             opt.zero_grad(set_to_none=False)
+            step_t.add_(1)
             live.step += 1
             bar.update(1)
             if callback is not None:

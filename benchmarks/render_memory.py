@@ -1,0 +1,80 @@
+"""Peak RSS and frames/s of the streaming render: a 1-minute vs a 5-minute song.
+
+Each measurement runs in a fresh process (peak RSS is per process): tiny random models, the
+render stage alone (frames generated in batches, encoded as they come, audio decoded and encoded
+alongside). Usage:
+
+    python benchmarks/render_memory.py [--fps 24] [--size 256] [--minutes 1 5]
+
+Prints a Markdown table (paste it into benchmarks/RESULTS.md) and the 5-min/1-min RSS ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+import numpy as np, torch
+sys.path.insert(0, {tests!r})
+from conftest import write_audio
+from musivid.config import ModelConfig, RenderConfig
+from musivid.models.load import load_biggan
+from musivid.interpolate import frame_count, plan
+from musivid.render import render
+from musivid.schedule import Keyframe
+minutes, fps, size, tmp = {minutes}, {fps}, {size}, Path({tmp!r})
+sr = 22050
+dur = minutes * 60.0
+t = np.arange(int(dur * sr)) / sr
+audio = write_audio(tmp / f"song{{minutes}}.m4a", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
+del t
+gen = load_biggan(ModelConfig(untrained=True))
+torch.manual_seed(0)
+k = int(dur // 4)  # a keyframe every 4 s
+kfs = [Keyframe(i, i * 4.0, False) for i in range(k)]
+kz, kc = torch.randn(k, gen.z_dim), torch.sigmoid(torch.randn(k, 1000))
+n = frame_count(dur, fps)
+p = plan(kfs, n, fps, np.zeros(n), reactivity=0.0)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+res = render(gen, p, kz, kc, audio, tmp / f"v{{minutes}}.mp4", RenderConfig(fps=fps, size=size, batch=16))
+secs = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"minutes": minutes, "frames": res.frames, "seconds": secs, "fps": res.frames / secs,
+                  "peak_rss_mb": peak / 1024, "before_render_mb": base / 1024}}))
+"""
+
+
+def measure(minutes: float, fps: float, size: int) -> dict:
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    with tempfile.TemporaryDirectory() as tmp:
+        code = CHILD.format(tests=tests, minutes=minutes, fps=fps, size=size, tmp=tmp)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fps", type=float, default=24)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--minutes", type=float, nargs="+", default=[1, 5])
+    a = ap.parse_args(argv)
+    rows = [measure(m, a.fps, a.size) for m in a.minutes]
+    print(f"| song | frames | render s | frames/s | peak RSS MB | RSS before render MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['minutes']:g} min | {r['frames']} | {r['seconds']:.1f} | {r['fps']:.1f} | "
+              f"{r['peak_rss_mb']:.0f} | {r['before_render_mb']:.0f} |")
+    ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+    print(f"peak RSS ratio {rows[-1]['minutes']:g} min / {rows[0]['minutes']:g} min: {ratio:.3f}")
+    return {"rows": rows, "ratio": ratio}
+
+
+if __name__ == "__main__":
+    main()
