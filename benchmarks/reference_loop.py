@@ -47,8 +47,8 @@ def reference_optimize(raw_biggan, clip, text: str, seed: int, cfg, steps: int |
         opt.zero_grad()
         loss.sum().backward()
         opt.step()
-        losses.append(float(loss))
-        scores.append(float(score))
+        losses.append(float(loss.detach()))
+        scores.append(float(score.detach()))
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0

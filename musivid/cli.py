@@ -71,17 +71,18 @@ def _model_options(f):
 
 
 def _model_config(clip, biggan, offline, untrained):
+    """--clip/--biggan take a registry name, or else a local path."""
     from .config import ModelConfig
+    from .models.registry import REGISTRY
 
     kw = {"offline": offline, "untrained": untrained}
     for name, value in (("clip", clip), ("biggan", biggan)):
         if value is None:
             continue
-        p = Path(value).expanduser()
-        if p.exists() or "/" in value and not value.split("/")[0].startswith(("ViT", "RN", "xlm", "convnext")):
-            kw[f"{name}_path"] = str(p)
-        else:
+        if value in REGISTRY:
             kw[name] = value
+        else:
+            kw[f"{name}_path"] = str(Path(value).expanduser())
     return ModelConfig(**kw)
 
 

@@ -6,7 +6,7 @@ resumed run knows exactly which settings produced which latents.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -25,7 +25,6 @@ class OptimizeConfig:
     cutouts: int = 32  # CLIP cutouts per image and step (big-sleep: 128; see benchmarks/RESULTS.md)
     cutout_min: float = 0.5  # smallest cutout side, as a fraction of the image side
     cutout_max: float = 0.95  # largest cutout side
-    cutout_power: float = 1.0  # >1 biases towards small cutouts (VQGAN+CLIP's cut_pow)
     lr: float = 0.07  # Adam learning rate (big-sleep's value)
     truncation: float = 1.0  # BigGAN truncation used while optimizing and rendering
     per_layer_z: bool = False  # one z per generator block (big-sleep) instead of one shared z
@@ -33,7 +32,7 @@ class OptimizeConfig:
     class_init_std: float = 0.3
     class_sparsity: float = 50.0  # weight of the penalty on the 999 smallest class probabilities
     latent_reg: float = 1.0  # weight of the z regularizer (mean 0, std 1, bounded norm)
-    ema_decay: float = 0.0  # 0: keep the best step's latents; >0: keep an EMA of them
+    ema_decay: float = 0.0  # 0: keep the best step's latents; >0 (e.g. 0.9): an EMA of the latents
     seed: int = 0  # run seed; each (line, variant) derives its own from it and the line's text
     micro_batch: int = 0  # latents per forward pass; 0 = all at once (halved on CUDA OOM)
     compile: bool = False  # torch.compile the step (CUDA only; measured in benchmarks/)
@@ -50,6 +49,8 @@ class OptimizeConfig:
             raise InputError(f"cutouts must be >= 1, got {self.cutouts}")
         if not 0.0 < self.cutout_min <= self.cutout_max <= 1.0:
             raise InputError("cutout sizes must satisfy 0 < cutout_min <= cutout_max <= 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 < self.truncation <= 1.0:
             raise InputError(f"truncation must be in (0, 1], got {self.truncation}")
 

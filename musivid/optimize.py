@@ -201,12 +201,15 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                     opt.zero_grad(set_to_none=True)
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
-            with torch.no_grad():  # keep the best pre-update latents (scores belong to them)
-                better = score > live.best_score
-                live.best_score.copy_(torch.where(better, score, live.best_score))
-                bz = better.view(-1, *([1] * (z.dim() - 1)))
-                live.best_z.copy_(torch.where(bz, z, live.best_z))
-                live.best_cls.copy_(torch.where(better[:, None], cls, live.best_cls))
+            with torch.no_grad():
+                if cfg.ema_decay > 0:  # an EMA of the latents (and of their scores)
+                    _ema_update(live, z, cls, score, cfg.ema_decay)
+                else:  # keep the best pre-update latents (the scores belong to them)
+                    better = score > live.best_score
+                    live.best_score.copy_(torch.where(better, score, live.best_score))
+                    bz = better.view(-1, *([1] * (z.dim() - 1)))
+                    live.best_z.copy_(torch.where(bz, z, live.best_z))
+                    live.best_cls.copy_(torch.where(better[:, None], cls, live.best_cls))
             opt.step()
             opt.zero_grad(set_to_none=False)
             step_t.add_(1)
@@ -225,6 +228,15 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     final = snapshot(live)
     return OptimizeResult(final.best_z.float(), torch.sigmoid(final.best_cls.float()),
                           final.best_score.float(), live.step - start, final)
+
+
+def _ema_update(live: OptimState, z, cls, score, decay: float) -> None:
+    first = torch.isinf(live.best_score)  # nothing averaged yet: start from this step's values
+    w = torch.where(first, 1.0, 1.0 - decay)  # (N,) weight of the new value
+    wz = w.view(-1, *([1] * (z.dim() - 1)))
+    live.best_z.copy_(live.best_z.where(~first.view_as(wz), z) * (1 - wz) + z * wz)
+    live.best_cls.copy_(live.best_cls.where(~first[:, None], cls) * (1 - w[:, None]) + cls * w[:, None])
+    live.best_score.copy_(torch.where(first, score, live.best_score * (1 - w) + score * w))
 
 
 def snapshot(live: OptimState) -> OptimState:

@@ -134,3 +134,14 @@ def test_text_embeddings_computed_once(tiny_models, monkeypatch):
     monkeypatch.setattr(type(clip), "encode_text", lambda self, t: calls.append(list(t)) or real(self, t))
     optimize(gen, clip, TEXTS + TEXTS[:1], _seeds(TEXTS + TEXTS[:1]), CFG)
     assert len(calls) == 1 and len(calls[0]) == 3  # once, unique texts only
+
+
+def test_ema_mode_averages_latents(tiny_models):
+    clip, gen = tiny_models
+    res = optimize(gen, clip, TEXTS, _seeds(TEXTS), dataclasses.replace(CFG, ema_decay=0.8))
+    final = res.state.z
+    assert torch.isfinite(res.scores).all()
+    assert not torch.equal(res.state.best_z, final)  # an average, not the last step
+    # the EMA lags the trajectory: closer to the final latents than the initial ones are
+    init = opt_mod.init_state(_seeds(TEXTS), gen.z_dim, gen.num_classes, CFG).z
+    assert (res.state.best_z - final).norm() < (init - final).norm()

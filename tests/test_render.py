@@ -101,3 +101,9 @@ def test_srt(tmp_path):
     write_srt([Segment(0, "one", 0.0, 1.5), Segment(1, "zwei", 61.25, 3725.0)], p)
     assert p.read_text() == ("1\n00:00:00,000 --> 00:00:01,500\none\n\n"
                              "2\n00:01:01,250 --> 01:02:05,000\nzwei\n")
+
+
+def test_faststart_puts_the_index_first(tiny_models, tmp_path):
+    _, out, _ = _render(tiny_models, tmp_path, 24, 1.0)
+    head = out.read_bytes()
+    assert 0 <= head.find(b"moov") < head.find(b"mdat")

@@ -103,3 +103,14 @@ def test_plain_lyrics_are_aligned_automatically(tmp_path, sample):
     starts = [s["start"] for s in data["timing"]["segments"]]
     truth = [l["start"] for l in sample["truth"]["lines"]]
     assert max(abs(a - b) for a, b in zip(starts, truth)) < 0.3
+
+
+def test_models_list_and_fetch_offline(tmp_path):
+    env = {"MUSIVID_CACHE": str(tmp_path / "cache")}
+    r = run_cli("models", "list", env=env)
+    assert r.returncode == 0
+    assert "ViT-B-32/openai" in r.stdout and "biggan-deep-256" in r.stdout and str(tmp_path / "cache") in r.stdout
+    r = run_cli("models", "fetch", "--offline", "biggan-deep-256", env=env)
+    assert r.returncode == 2 and "offline" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("models", "fetch", "no-such-model", env=env)
+    assert r.returncode == 2 and "unknown model" in r.stderr
