@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	# openai-whisper (second ASR backend) without triton (~1 GB, GPU-only kernels): tests use a
 	# tiny random model on the CPU
-	$(BIN)/python -m pip install -q -c constraints.txt --no-deps openai-whisper==20250625
 	$(BIN)/python -m pip install -q -c constraints.txt tiktoken more-itertools
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps openai-whisper==20250625
 	touch $(STAMP)
 
 install: $(STAMP)
