@@ -40,9 +40,17 @@ def default_dir(out: Path) -> Path:
     return out.with_name(out.stem + ".musivid")
 
 
+def default_mode() -> int:
+    """What a plainly created file gets (0o666 less the umask); mkstemp would leave 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.fchmod(fd, default_mode())
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -53,6 +53,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
     path = Path(path)
     check_writable(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + ".part")
+    from .project import default_mode
+
+    os.fchmod(fd, default_mode())
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -107,3 +107,17 @@ def test_faststart_puts_the_index_first(tiny_models, tmp_path):
     _, out, _ = _render(tiny_models, tmp_path, 24, 1.0)
     head = out.read_bytes()
     assert 0 <= head.find(b"moov") < head.find(b"mdat")
+
+
+def test_outputs_get_normal_file_permissions(tiny_models, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        _, out, _ = _render(tiny_models, tmp_path, 24, 0.5)
+        p = tmp_path / "a.srt"
+        write_srt([Segment(0, "x", 0, 1)], p)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644 and stat.S_IMODE(p.stat().st_mode) == 0o644
