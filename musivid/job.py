@@ -236,6 +236,8 @@ def render_job(job: Job, out: Path):
     except MusividError as e:
         job.reporter.warn(f"storyboard not written: {e}")
     scores = [c[1]["score"] for c in chosen]
+    job.project.data["chosen"] = [{"segment": k.segment, "text": job.segments[k.segment].text, "variant": c[0],
+                                   "score": round(float(c[1]["score"]), 6)} for k, c in zip(job.keyframes, chosen)]
     job.project.data["outputs"] = {"video": str(out.resolve()), "srt": str(srt.resolve())}
     job.project.save()
     return VideoResult(out, srt, job.project.root, job.segments, job.keyframes, scores,

@@ -160,8 +160,9 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
         state = init_state(seeds, generator.z_dim, generator.num_classes, cfg, generator.n_z_rows, device)
     else:
         state = state.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda":  # convs (BigGAN, CLIP's patch embedding) run faster channels-last
         generator.model.to(memory_format=torch.channels_last)
+        clip.model.to(memory_format=torch.channels_last)
     text_emb = _text_embeddings(clip, texts)  # (N, D), computed once
     z = state.z.detach().clone().requires_grad_(True)
     cls = state.cls.detach().clone().requires_grad_(True)

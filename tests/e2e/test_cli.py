@@ -114,3 +114,13 @@ def test_models_list_and_fetch_offline(tmp_path):
     assert r.returncode == 2 and "offline" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("models", "fetch", "no-such-model", env=env)
     assert r.returncode == 2 and "unknown model" in r.stderr
+
+
+def test_no_lyrics_transcribes_the_song(tmp_path):
+    out = tmp_path / "nl.mp4"
+    r = run_cli(str(SAMPLES / "demo.mp3"), "-o", str(out), *[a for a in FAST if a not in ("--asr", "none")])
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "nl.musivid" / "project.json").read_text())
+    assert data["timing"]["method"] == "transcribed"
+    assert "fox" in data["timing"]["segments"][0]["text"].lower()
+    assert len(data["chosen"]) == len(data["timing"]["segments"])
