@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 5])
     a = ap.parse_args(argv)
     rows = [measure(m, a.fps, a.size) for m in a.minutes]
-    print(f"| song | frames | render s | frames/s | peak RSS MB | RSS before render MB |")
+    print("| song | frames | render s | frames/s | peak RSS MB | RSS before render MB |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['minutes']:g} min | {r['frames']} | {r['seconds']:.1f} | {r['fps']:.1f} | "

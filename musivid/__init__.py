@@ -8,7 +8,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .config import ModelConfig, OptimizeConfig, RenderConfig  # noqa: E402  (light: no torch)
+from .config import ModelConfig, OptimizeConfig, RenderConfig  # light: no torch
+
+__all__ = ["make_video", "RunSettings", "ModelConfig", "OptimizeConfig", "RenderConfig", "load_clip",
+           "load_biggan", "__version__"]
 
 
 def make_video(*args, **kwargs):
@@ -22,4 +25,8 @@ def __getattr__(name):
         from .pipeline import RunSettings
 
         return RunSettings
+    if name in ("load_clip", "load_biggan"):
+        from .models import load
+
+        return getattr(load, name)
     raise AttributeError(name)

@@ -111,7 +111,6 @@ def _model_config(clip, biggan, offline, untrained):
 def make_cmd(audio, lyrics, output, steps, variants, cutouts, fps, size, seed, device, project_dir, asr,
              whisper_model, captions, reactivity, pulse, clip, biggan, offline, untrained, quiet, verbose):
     """Render AUDIO (+ LYRICS) to a music video."""
-    import dataclasses
 
     from .config import OptimizeConfig, RenderConfig, ScheduleConfig
     from .pipeline import RunSettings, make_video
@@ -201,10 +200,8 @@ def variants_cmd(project, line, count, device, quiet):
     job = open_job(project, _reporter(quiet), progress=not quiet, device=device)
     new = add_variants(job, line, count)
     write_storyboard(job, job.project.root / "storyboard.png")
-    scores = job.project.data["latents"]
     click.echo(f"line {line}: new variants {', '.join(map(str, new))}; see {job.project.root / 'storyboard.png'}"
                f" (pick one with `musivid pick {project} --line {line} --variant V`)")
-    del scores
 
 
 @cli.command("pick")

@@ -6,7 +6,6 @@ Reporter (the CLI prints; tests collect) and never prints itself.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -93,4 +92,4 @@ def make_video(audio_path: str | Path, lyrics_path: str | Path | None, out_path:
 
 
 # the stages live in musivid/job.py; re-exported here as the public pipeline API
-from .job import Job, add_variants, default_dir, optimize_pending, prepare, render_job  # noqa: E402
+from .job import default_dir, optimize_pending, prepare, render_job  # noqa: E402

@@ -76,13 +76,6 @@ def _bigrams(w: str) -> set[str]:
     return {w[i:i + 2] for i in range(len(w) - 1)}
 
 
-def similarity(a: str, b: str, cache: dict | None = None) -> float:
-    if a == b:
-        return 1.0
-    ba, bb = _bigrams(a), _bigrams(b)
-    return 2 * len(ba & bb) / (len(ba) + len(bb))
-
-
 def expected_duration(word: str) -> float:
     """Rough sung/spoken length of a word (s): used only to catch stretched stamps."""
     return 0.12 + 0.065 * len(word)

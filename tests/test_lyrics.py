@@ -1,7 +1,7 @@
 import pytest
 
 from musivid.errors import InputError
-from musivid.lyrics import MAX_LINE_CHARS, Lyrics, check_times, clip_text, load, parse_lrc, parse_plain
+from musivid.lyrics import MAX_LINE_CHARS, check_times, clip_text, load, parse_lrc, parse_plain
 
 
 def test_plain_skips_blank_lines_and_normalises_space(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from musivid.config import ModelConfig
-from musivid.errors import ChecksumError, ModelUnavailableError, WeightsMismatchError
+from musivid.errors import ModelUnavailableError, WeightsMismatchError
 from musivid.models import registry as reg
 from musivid.models.load import load_biggan, load_clip
 

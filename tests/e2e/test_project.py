@@ -1,7 +1,6 @@
 """Project directory: resume after SIGINT, invalidation after editing one line, variants / pick /
 render, and the bad-input table (one clear line, exit code 2, no partial output)."""
 import json
-import os
 import signal
 import subprocess
 import sys
