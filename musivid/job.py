@@ -34,24 +34,38 @@ class Job:
     device: torch.device
     amp: torch.dtype | None
     timings: dict[str, float] = field(default_factory=dict)
-    _models: tuple | None = None
+    _clip: object = None
+    _gen: object = None
 
     @property
     def lkey(self) -> dict:
+        """The settings that key this run's latents (see project.latent_key)."""
         return proj.latent_settings(self.settings.optimize, self.settings.models)
 
     def models(self):
-        if self._models is None:
-            from .models.load import load_biggan, load_clip
+        """(CLIP, generator), each loaded once, when first needed."""
+        return self.clip(), self.generator()
+
+    def clip(self):
+        if self._clip is None:
+            from .models.load import load_clip
 
             t = time.monotonic()
-            m = self.settings.models
-            warn = self.reporter.warn
-            clip = load_clip(m, self.device, progress=self.settings.progress, on_warning=warn)
-            gen = load_biggan(m, self.device, progress=self.settings.progress, on_warning=warn)
-            self._models = (clip, gen)
-            self.timings["load_models_s"] = time.monotonic() - t
-        return self._models
+            self._clip = load_clip(self.settings.models, self.device, progress=self.settings.progress,
+                                   on_warning=self.reporter.warn)
+            self.timings["load_clip_s"] = time.monotonic() - t
+        return self._clip
+
+    def generator(self):
+        """BigGAN alone: rendering and the storyboard need no CLIP."""
+        if self._gen is None:
+            from .models.load import load_biggan
+
+            t = time.monotonic()
+            self._gen = load_biggan(self.settings.models, self.device, progress=self.settings.progress,
+                                    on_warning=self.reporter.warn)
+            self.timings["load_biggan_s"] = time.monotonic() - t
+        return self._gen
 
     def clip_texts(self) -> list[str]:
         return [clip_text(s.text)[0] for s in self.segments]
@@ -220,7 +234,7 @@ def render_job(job: Job, out: Path):
     kc = torch.sigmoid(torch.stack([c[1]["cls"] for c in chosen]).float())
     n = frame_count(job.audio.duration, s.render.fps)
     fplan = plan(job.keyframes, n, s.render.fps, job.rhythm.envelope, s.schedule.reactivity)
-    _, gen = job.models()
+    gen = job.generator()
     meta = {"title": f"musivid: {job.audio.path.stem}", "comment": "made with musivid"}
     if s.models.untrained:
         meta = {"title": f"{UNTRAINED_NOTE} [{job.audio.path.stem}]", "comment": UNTRAINED_NOTE}

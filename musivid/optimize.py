@@ -42,7 +42,9 @@ class OptimState:
     adam: dict = field(default_factory=dict)  # torch.optim.Adam state_dict()
 
     def to(self, device: torch.device | str) -> "OptimState":
-        mv = {k: getattr(self, k).to(device) for k in ("seeds", "z", "cls", "best_z", "best_cls", "best_score")}
+        """A copy on `device` (always a copy: optimizing it never changes this state)."""
+        mv = {k: getattr(self, k).to(device, copy=True)
+              for k in ("seeds", "z", "cls", "best_z", "best_cls", "best_score")}
         return OptimState(**mv, step=self.step, adam=self.adam)
 
     def select(self, idx: Sequence[int]) -> "OptimState":

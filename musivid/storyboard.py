@@ -27,7 +27,7 @@ def write_storyboard(job, path: Path, max_variants: int = 8) -> Path:
         lat = [(v, job.project.data["latents"][proj.latent_key(lkey, text, v)]["score"],
                 job.project.load_latent(proj.latent_key(lkey, text, v))) for v in have]
         rows.append((seg, lat, chosen))
-    _, gen = job.models()
+    gen = job.generator()
     flat = [l for _, lat, _ in rows for l in lat]
     z = torch.stack([l[2]["z"] for l in flat]).float()
     c = torch.sigmoid(torch.stack([l[2]["cls"] for l in flat]).float())

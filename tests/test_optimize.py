@@ -145,3 +145,11 @@ def test_ema_mode_averages_latents(tiny_models):
     # the EMA lags the trajectory: closer to the final latents than the initial ones are
     init = opt_mod.init_state(_seeds(TEXTS), gen.z_dim, gen.num_classes, CFG).z
     assert (res.state.best_z - final).norm() < (init - final).norm()
+
+
+def test_resuming_does_not_mutate_the_given_state(tiny_models):
+    clip, gen = tiny_models
+    half = optimize(gen, clip, TEXTS, _seeds(TEXTS), dataclasses.replace(CFG, steps=3))
+    before = half.state.best_z.clone(), half.state.z.clone()
+    optimize(gen, clip, TEXTS, _seeds(TEXTS), CFG, state=half.state)
+    assert torch.equal(half.state.best_z, before[0]) and torch.equal(half.state.z, before[1])
