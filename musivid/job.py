@@ -132,28 +132,47 @@ def wanted(job: Job) -> list[tuple[str, int]]:
 
 
 def optimize_pending(job: Job, extra: list[tuple[str, int]] | None = None) -> int:
-    """Optimize every wanted (text, variant) without finished latents; returns how many."""
-    from .optimize import optimize, snapshot
+    """Bring every wanted (text, variant) to the configured number of steps: new ones from
+    scratch, ones finished with fewer steps from their saved state, an interrupted batch from
+    its checkpoint. Returns how many latents were optimized."""
+    from .optimize import OptimState
     from .rng import seed_for
 
     p, s = job.project, job.settings
-    lkey = job.lkey
-    todo = [(t, v) for t, v in (wanted(job) + (extra or [])) if not p.has_latent(proj.latent_key(lkey, t, v))]
-    todo = list(dict.fromkeys(todo))
-    if not todo:
+    lkey, steps = job.lkey, s.optimize.steps
+    groups: dict[int, list] = {}  # start step -> [(text, variant, key, state | None)]
+    for t, v in dict.fromkeys(wanted(job) + (extra or [])):
+        key = proj.latent_key(lkey, t, v)
+        done = p.data["latents"][key]["steps"] if p.has_latent(key) else None
+        if done == steps:
+            continue
+        state = p.latent_state(key) if done is not None and done < steps else None
+        groups.setdefault(state.step if state is not None else 0, []).append((t, v, key, state))
+    if not groups:
         p.clear_checkpoint()
         job.reporter.info("all lines already optimized: nothing to do")
         return 0
-    keys = [proj.latent_key(lkey, t, v) for t, v in todo]
-    seeds = [seed_for(s.optimize.seed, t, v) for t, v in todo]
-    state = None
     ck = p.load_checkpoint()
-    if ck is not None:
-        ck_keys, ck_state = ck
-        if set(keys) <= set(ck_keys):
-            state = ck_state.select([ck_keys.index(k) for k in keys])
-            state.adam = _select_adam(ck_state.adam, [ck_keys.index(k) for k in keys])
-            job.reporter.info(f"resuming from checkpoint at step {state.step}/{s.optimize.steps}")
+    total = 0
+    for start, items in sorted(groups.items()):
+        keys = [k for _, _, k, _ in items]
+        state = OptimState.stack([st for *_, st in items]) if start > 0 else None
+        if ck is not None and set(keys) <= set(ck[0]) and ck[1].step > start:
+            state = ck[1].select([ck[0].index(k) for k in keys])
+            job.reporter.info(f"resuming from checkpoint at step {state.step}/{steps}")
+        elif start > 0:
+            job.reporter.info(f"continuing {len(items)} latent(s) from step {start}/{steps}")
+        seeds = [seed_for(s.optimize.seed, t, v) for t, v, _, _ in items]
+        _run_group(job, [(t, v) for t, v, _, _ in items], keys, seeds, state)
+        total += len(items)
+    p.clear_checkpoint()
+    return total
+
+
+def _run_group(job: Job, todo, keys, seeds, state) -> None:
+    from .optimize import optimize, snapshot
+
+    p, s = job.project, job.settings
     clip, gen = job.models()
     job.reporter.info(f"optimizing {len(todo)} latent(s) ({len({t for t, _ in todo})} line(s)) "
                       f"for {s.optimize.steps} steps on {job.device}")
@@ -172,23 +191,11 @@ def optimize_pending(job: Job, extra: list[tuple[str, int]] | None = None) -> in
         if "info" in last:
             p.save_checkpoint(keys, snapshot(last["info"].state))
         raise
-    job.timings["optimize_s"] = time.monotonic() - t
-    job.timings["optimize_steps_run"] = res.steps_run
+    job.timings["optimize_s"] = job.timings.get("optimize_s", 0.0) + time.monotonic() - t
+    job.timings["optimize_steps_run"] = job.timings.get("optimize_steps_run", 0) + res.steps_run
     for i, ((text, v), key) in enumerate(zip(todo, keys)):
-        p.save_latent(key, text, v, seeds[i], res.state.best_z[i], res.state.best_cls[i],
-                      float(res.scores[i]), s.optimize.steps)
+        p.save_latent(key, text, v, res.state.select([i]), s.optimize.steps)
     p.save()
-    p.clear_checkpoint()
-    return len(todo)
-
-
-def _select_adam(adam: dict, idx: list[int]) -> dict:
-    if not adam or not adam.get("state"):
-        return {}
-    i = torch.as_tensor(idx, dtype=torch.long)
-    st = {k: {kk: (vv[i] if torch.is_tensor(vv) and vv.dim() > 0 else vv) for kk, vv in v.items()}
-          for k, v in adam["state"].items()}
-    return {"state": st, "param_groups": adam["param_groups"]}
 
 
 def chosen_variant(job: Job, text: str) -> tuple[int, dict]:

@@ -30,7 +30,12 @@ _STREAM_CUT = 1_000  # + step
 
 @dataclass
 class OptimState:
-    """Everything needed to continue an optimization exactly where it stopped."""
+    """Everything needed to continue an optimization exactly where it stopped.
+
+    Row i of every tensor belongs to latent i, so a state can be split by latent (`select`) and
+    put back together from per-latent pieces (`stack`): finished lines keep their state, and a
+    later run with more steps continues them.
+    """
 
     seeds: torch.Tensor  # (N,) int64
     z: torch.Tensor  # (N, z_dim) or (N, rows, z_dim)
@@ -39,19 +44,34 @@ class OptimState:
     best_cls: torch.Tensor
     best_score: torch.Tensor  # (N,) best mean CLIP cosine seen so far (-inf before the first step)
     step: int = 0
-    adam: dict = field(default_factory=dict)  # torch.optim.Adam state_dict()
+    # Adam's moments per parameter [z, cls]: {"exp_avg": [mz, mc], "exp_avg_sq": [vz, vc]}
+    # (rows per latent, like the tensors above); the step count is `step`. Empty before step 1.
+    adam: dict = field(default_factory=dict)
+
+    _ROWS = ("seeds", "z", "cls", "best_z", "best_cls", "best_score")
 
     def to(self, device: torch.device | str) -> "OptimState":
         """A copy on `device` (always a copy: optimizing it never changes this state)."""
-        mv = {k: getattr(self, k).to(device, copy=True)
-              for k in ("seeds", "z", "cls", "best_z", "best_cls", "best_score")}
-        return OptimState(**mv, step=self.step, adam=self.adam)
+        mv = {k: getattr(self, k).to(device, copy=True) for k in self._ROWS}
+        adam = {k: [t.to(device, copy=True) for t in v] for k, v in self.adam.items()}
+        return OptimState(**mv, step=self.step, adam=adam)
 
     def select(self, idx: Sequence[int]) -> "OptimState":
-        """The sub-state of some latents (used to split finished from unfinished work)."""
+        """The sub-state of some latents."""
         i = torch.as_tensor(list(idx), dtype=torch.long, device=self.z.device)
-        return OptimState(self.seeds[i], self.z[i], self.cls[i], self.best_z[i], self.best_cls[i],
-                          self.best_score[i], self.step, {})
+        adam = {k: [t[i] for t in v] for k, v in self.adam.items()}
+        return OptimState(*(getattr(self, k)[i] for k in self._ROWS), step=self.step, adam=adam)
+
+    @staticmethod
+    def stack(parts: Sequence["OptimState"]) -> "OptimState":
+        """Latents optimized for the same number of steps, put back into one batch."""
+        if len({p.step for p in parts}) != 1:
+            raise ValueError("states to stack must be at the same step")
+        rows = {k: torch.cat([getattr(p, k) for p in parts]) for k in OptimState._ROWS}
+        adam = {}
+        if all(p.adam for p in parts):
+            adam = {k: [torch.cat([p.adam[k][j] for p in parts]) for j in range(2)] for k in parts[0].adam}
+        return OptimState(**rows, step=parts[0].step, adam=adam)
 
 
 @dataclass(frozen=True)
@@ -168,8 +188,11 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     z = state.z.detach().clone().requires_grad_(True)
     cls = state.cls.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z, cls], lr=cfg.lr, **_adam_kwargs(device))
-    if state.adam:
-        opt.load_state_dict(state.adam)
+    if state.adam and state.step > 0:
+        for j, p in enumerate((z, cls)):
+            opt.state[p] = {"step": torch.tensor(float(state.step), dtype=torch.float32, device=device),
+                            "exp_avg": state.adam["exp_avg"][j].to(device, copy=True),
+                            "exp_avg_sq": state.adam["exp_avg_sq"][j].to(device, copy=True)}
     objective = Objective(generator, clip, cfg, loss_kind, amp_dtype)
     step_fn = torch.compile(objective) if cfg.compile and device.type == "cuda" else objective
     live = OptimState(state.seeds, z, cls, state.best_z, state.best_cls, state.best_score, state.step)
@@ -222,11 +245,11 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                 due = now - last_ckpt >= cfg.checkpoint_every_s
                 if due:
                     last_ckpt = now
-                live.adam = opt.state_dict()
+                live.adam = _moments(opt, z, cls)
                 callback(StepInfo(live.step, cfg.steps, live, step_loss, due))
     finally:
         bar.close()
-        live.adam = opt.state_dict()
+        live.adam = _moments(opt, z, cls)
     final = snapshot(live)
     return OptimizeResult(final.best_z.float(), torch.sigmoid(final.best_cls.float()),
                           final.best_score.float(), live.step - start, final)
@@ -241,14 +264,20 @@ def _ema_update(live: OptimState, z, cls, score, decay: float) -> None:
     live.best_score.copy_(torch.where(first, score, live.best_score * (1 - w) + score * w))
 
 
+def _moments(opt: torch.optim.Adam, z: torch.Tensor, cls: torch.Tensor) -> dict:
+    """References (no copy, no sync) to Adam's per-element moments of z and cls."""
+    if z not in opt.state:
+        return {}
+    return {k: [opt.state[z][k], opt.state[cls][k]] for k in ("exp_avg", "exp_avg_sq")}
+
+
 def snapshot(live: OptimState) -> OptimState:
     """A detached CPU copy of a (live) state, safe to save while optimization goes on."""
-    adam = {"state": {k: {kk: (vv.detach().cpu().clone() if torch.is_tensor(vv) else vv)
-                          for kk, vv in v.items()} for k, v in live.adam.get("state", {}).items()},
-            "param_groups": live.adam.get("param_groups", [])} if live.adam else {}
-    return OptimState(live.seeds.cpu().clone(), live.z.detach().cpu().clone(), live.cls.detach().cpu().clone(),
-                      live.best_z.detach().cpu().clone(), live.best_cls.detach().cpu().clone(),
-                      live.best_score.detach().cpu().clone(), live.step, adam)
+    def cpu(t):
+        return t.detach().to("cpu", copy=True)
+
+    adam = {k: [cpu(t) for t in v] for k, v in live.adam.items()}
+    return OptimState(*(cpu(getattr(live, k)) for k in OptimState._ROWS), step=live.step, adam=adam)
 
 
 def _text_embeddings(clip, texts: Sequence[str]) -> torch.Tensor:

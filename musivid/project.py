@@ -32,8 +32,10 @@ from .errors import InputError, MusividError
 log = logging.getLogger(__name__)
 
 VERSION = 1
-# OptimizeConfig fields that do not change the latents a run produces
-_NOT_LATENT = {"variants", "micro_batch", "compile", "checkpoint_every_s"}
+# OptimizeConfig fields that do not key a latent: they do not change it (variants, micro_batch,
+# compile, checkpointing), or, for steps, a finished latent keeps its optimizer state and a run
+# with more steps continues it (see job.optimize_pending)
+_NOT_LATENT = {"variants", "micro_batch", "compile", "checkpoint_every_s", "steps"}
 
 
 def default_dir(out: Path) -> Path:
@@ -147,13 +149,19 @@ class Project:
     def has_latent(self, key: str) -> bool:
         return key in self.data["latents"] and self.latent_file(key).is_file()
 
-    def save_latent(self, key: str, text: str, variant: int, seed: int, z: torch.Tensor,
-                    cls_logits: torch.Tensor, score: float, steps: int) -> None:
-        atomic_torch_save({"z": z.detach().cpu().clone(), "cls": cls_logits.detach().cpu().clone(),
-                           "score": float(score), "seed": int(seed), "steps": int(steps)},
-                          self.latent_file(key))
-        self.data["latents"][key] = {"text": text, "variant": int(variant), "seed": int(seed),
-                                     "score": round(float(score), 6), "steps": int(steps)}
+    def save_latent(self, key: str, text: str, variant: int, state, steps: int) -> None:
+        """Save one latent: its best z / class logits / score, and its whole one-row optimizer
+        state (so a later run with more steps continues it)."""
+        atomic_torch_save({"z": state.best_z[0].clone(), "cls": state.best_cls[0].clone(),
+                           "score": float(state.best_score[0]), "seed": int(state.seeds[0]),
+                           "steps": int(steps), "state": _state_dict(state)}, self.latent_file(key))
+        self.data["latents"][key] = {"text": text, "variant": int(variant), "seed": int(state.seeds[0]),
+                                     "score": round(float(state.best_score[0]), 6), "steps": int(steps)}
+
+    def latent_state(self, key: str):
+        """The one-row OptimState saved with a latent (None if the file predates it)."""
+        blob = self.load_latent(key)
+        return _state_from(blob["state"]) if "state" in blob else None
 
     def load_latent(self, key: str) -> dict:
         path = self.latent_file(key)
@@ -178,16 +186,14 @@ class Project:
         return self.root / "checkpoint.pt"
 
     def save_checkpoint(self, keys: list[str], state) -> None:
-        atomic_torch_save({"keys": list(keys), "state": dataclasses.asdict(state)}, self.checkpoint_file)
+        atomic_torch_save({"keys": list(keys), "state": _state_dict(state)}, self.checkpoint_file)
 
     def load_checkpoint(self):
-        from .optimize import OptimState
-
         if not self.checkpoint_file.is_file():
             return None
         try:
             blob = torch.load(self.checkpoint_file, map_location="cpu", weights_only=True)
-            return blob["keys"], OptimState(**blob["state"])
+            return blob["keys"], _state_from(blob["state"])
         except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs its progress
             log.warning("ignoring unreadable checkpoint %s (%s)", self.checkpoint_file, e)
             return None
@@ -195,3 +201,13 @@ class Project:
     def clear_checkpoint(self) -> None:
         if self.checkpoint_file.exists():
             self.checkpoint_file.unlink()
+
+
+def _state_dict(state) -> dict:
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+
+
+def _state_from(d: dict):
+    from .optimize import OptimState
+
+    return OptimState(**d)

@@ -193,3 +193,21 @@ def test_video_file_as_audio_uses_its_audio_track(tmp_path):
     r = run_cli(str(first), str(SAMPLES / "demo.lrc"), "-o", str(tmp_path / "second.mp4"), *BASE, "--steps", "1")
     assert r.returncode == 0, r.stderr
     assert "31.2" in r.stderr  # the video's audio track, full length
+
+
+def test_more_steps_continue_finished_lines(tmp_path):
+    """Raising --steps continues every finished latent from its saved state: the result equals a
+    run made with the higher step count from the start."""
+    args = [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), *BASE]
+    r = run_cli(*args, "--steps", "6", "-o", str(tmp_path / "a.mp4"), "-q")
+    assert r.returncode == 0, r.stderr
+    r = run_cli(*args, "--steps", "10", "-o", str(tmp_path / "a.mp4"))
+    assert r.returncode == 0, r.stderr
+    assert "continuing 7 latent(s) from step 6/10" in r.stderr
+    r = run_cli(*args, "--steps", "10", "-o", str(tmp_path / "b.mp4"), "-q")
+    assert r.returncode == 0, r.stderr
+    a, b = latents(tmp_path / "a.musivid"), latents(tmp_path / "b.musivid")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k]["steps"] == b[k]["steps"] == 10
+        assert torch.allclose(a[k]["z"], b[k]["z"], atol=1e-5) and torch.allclose(a[k]["cls"], b[k]["cls"], atol=1e-5)
