@@ -47,25 +47,23 @@ class Job:
         return self.clip(), self.generator()
 
     def clip(self):
-        if self._clip is None:
-            from .models.load import load_clip
-
-            t = time.monotonic()
-            self._clip = load_clip(self.settings.models, self.device, progress=self.settings.progress,
-                                   on_warning=self.reporter.warn)
-            self.timings["load_clip_s"] = time.monotonic() - t
-        return self._clip
+        return self._load("_clip", "load_clip")
 
     def generator(self):
         """BigGAN alone: rendering and the storyboard need no CLIP."""
-        if self._gen is None:
-            from .models.load import load_biggan
+        return self._load("_gen", "load_biggan")
+
+    def _load(self, attr: str, loader: str):
+        """Load a model once (models.load.<loader>) and record how long it took."""
+        if getattr(self, attr) is None:
+            from .models import load
 
             t = time.monotonic()
-            self._gen = load_biggan(self.settings.models, self.device, progress=self.settings.progress,
-                                    on_warning=self.reporter.warn)
-            self.timings["load_biggan_s"] = time.monotonic() - t
-        return self._gen
+            model = getattr(load, loader)(self.settings.models, self.device, progress=self.settings.progress,
+                                          on_warning=self.reporter.warn)
+            setattr(self, attr, model)
+            self.timings[f"{loader}_s"] = time.monotonic() - t
+        return getattr(self, attr)
 
     def clip_texts(self) -> list[str]:
         return [clip_text(s.text)[0] for s in self.segments]
