@@ -24,6 +24,12 @@ TEXTS = ["a red fox runs through the snow", "waves crash on a golden beach", "th
          "an old train in the station", "a small boat on a quiet lake"]
 
 
+# card sizes (GiB) for which the report names the best batch; a run must leave this much of the
+# card free for the CUDA context, cuDNN/cuBLAS workspaces and fragmentation
+CARDS_GIB = (24, 80)
+CARD_HEADROOM_GIB = 1.5
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     device: str = "auto"
@@ -35,7 +41,7 @@ class BenchConfig:
     batches: tuple[int, ...] = (1, 4, 16)
     steps: int = 10
     warmup: int = 2
-    compile: bool = False
+    compile: bool = False  # also measure the torch.compile'd step (CUDA), in the same run
 
 
 @dataclass
@@ -45,7 +51,10 @@ class BenchRow:
     latent_steps_per_s: float
     tflops: float | None = None
     roofline_fraction: float | None = None
-    peak_mem_gb: float | None = None
+    peak_mem_gb: float | None = None  # GiB allocated by tensors at the peak
+    peak_reserved_gb: float | None = None  # GiB the caching allocator held: what the card must have
+    micro_batch: int | None = None  # < batch when OOM halving split the batch
+    compiled: bool = False
 
 
 @dataclass
@@ -56,17 +65,40 @@ class BenchReport:
     flops_per_latent_step: float
     rows: list[BenchRow] = field(default_factory=list)
     reference: BenchRow | None = None
-    peak_flops: float | None = None
+    peak_flops: float | None = None  # measured bf16 matrix-product FLOP/s (the roofline ceiling)
+    spec_flops: float | None = None  # the data sheet's dense bf16 peak, for reference
     note: str = ""
 
-    def best(self) -> BenchRow:
-        return max(self.rows, key=lambda r: r.latent_steps_per_s)
+    def ceiling(self) -> float | None:
+        """Roofline ceiling in latent-steps/s."""
+        return self.peak_flops / self.flops_per_latent_step if self.peak_flops else None
+
+    def best(self, compiled: bool | None = None) -> BenchRow:
+        rows = [r for r in self.rows if compiled is None or r.compiled == compiled]
+        return max(rows, key=lambda r: r.latent_steps_per_s)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self) | {"ratio": self.ratio()}
+        return dataclasses.asdict(self) | {"ratio": self.ratio(), "cards": {
+            f"{g}GiB": (dataclasses.asdict(r) if r else None) for g, r in self.card_fits().items()}}
 
     def ratio(self) -> float:
         return self.best().latent_steps_per_s / self.reference.latent_steps_per_s if self.reference else float("nan")
+
+    def compile_gain(self) -> float | None:
+        """Best compiled throughput / best eager throughput, both from this run."""
+        if not any(r.compiled for r in self.rows) or all(r.compiled for r in self.rows):
+            return None
+        return self.best(True).latent_steps_per_s / self.best(False).latent_steps_per_s
+
+    def card_fits(self, cards: tuple[int, ...] = CARDS_GIB) -> dict[int, BenchRow | None]:
+        """For each card size (GiB): the fastest measured row that ran whole (no OOM split) with
+        its reserved peak at most card - CARD_HEADROOM_GIB; None if none fits or memory is unknown."""
+        out = {}
+        for g in cards:
+            ok = [r for r in self.rows if r.peak_reserved_gb is not None and r.micro_batch == r.batch
+                  and r.peak_reserved_gb <= g - CARD_HEADROOM_GIB]
+            out[g] = max(ok, key=lambda r: r.latent_steps_per_s) if ok else None
+        return out
 
 
 def _load_reference():
@@ -131,53 +163,97 @@ def _peak(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
+def matmul_peak(device: torch.device, n: int = 8192, reps: int = 10) -> float:
+    """FLOP/s of a large bf16 matrix product on this device, measured now: the attainable ceiling
+    (DESIGN.md's ~1,100 latent-steps/s comes from it, not from the data-sheet peak)."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        a @ b
+    end.record()
+    torch.cuda.synchronize(device)
+    return 2 * n**3 * reps / (start.elapsed_time(end) / 1e3)
+
+
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> BenchReport:
-    from .optimize import optimize
     from .pipeline import resolve_device
-    from .rng import seed_for
 
     device, amp = resolve_device(cfg.device)
     ref_mod = _load_reference()
     clip, gen, raw, label = build_models(cfg, device)
-    ocfg = OptimizeConfig(cutouts=cfg.cutouts, steps=cfg.steps, compile=cfg.compile)
+    ocfg = OptimizeConfig(cutouts=cfg.cutouts, steps=cfg.steps)
     flops = flops_per_latent_step(gen, clip, dataclasses.replace(ocfg, steps=1), device)
     devname = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    rep = BenchReport(devname, label, cfg.cutouts, flops, peak_flops=_peak(device))
+    rep = BenchReport(devname, label, cfg.cutouts, flops, spec_flops=_peak(device))
+    if device.type == "cuda":
+        rep.peak_flops = matmul_peak(device)
+        log(f"bf16 matrix product: {rep.peak_flops / 1e12:.0f} TFLOP/s (the roofline's ceiling)")
     if raw is not None:
         log(f"reference loop: 1 prompt, fp32, unfrozen weights, per-cutout loop, {cfg.steps} steps")
         ref_mod.reference_optimize(raw, clip, TEXTS[0], 1, ocfg, steps=1, device=device)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         _, _, secs = ref_mod.reference_optimize(raw, clip, TEXTS[0], 1, ocfg, steps=cfg.steps, device=device)
         raw.requires_grad_(False)
-        rep.reference = BenchRow("reference (one prompt, fp32)", 1, cfg.steps / secs,
-                                 tflops=None, peak_mem_gb=None)
-    for n in cfg.batches:
-        texts = [TEXTS[i % len(TEXTS)] for i in range(n)]
-        seeds = [seed_for(0, t, i) for i, t in enumerate(texts)]
-        try:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            warm = optimize(gen, clip, texts, seeds, dataclasses.replace(ocfg, steps=cfg.warmup),
-                            device=device, amp_dtype=amp)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t = time.perf_counter()
-            optimize(gen, clip, texts, seeds, dataclasses.replace(ocfg, steps=cfg.warmup + cfg.steps),
-                     state=warm.state, device=device, amp_dtype=amp)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            secs = time.perf_counter() - t
-        except MusividError as e:
-            log(f"batch {n}: {e}")
-            continue
-        lps = n * cfg.steps / secs
-        tf = lps * flops / 1e12
-        mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-        rep.rows.append(BenchRow("musivid batched" + (" bf16" if amp else " fp32"), n, lps, tf,
-                                 (lps * flops / rep.peak_flops) if rep.peak_flops else None, mem))
-        log(f"batch {n}: {lps:.2f} latent-steps/s")
+        rep.reference = BenchRow("reference (one prompt, fp32)", 1, cfg.steps / secs)
+        if device.type == "cuda":
+            rep.reference.peak_mem_gb = torch.cuda.max_memory_allocated(device) / 2**30
+            rep.reference.peak_reserved_gb = torch.cuda.max_memory_reserved(device) / 2**30
+            raw.cpu()  # its memory is not the batched optimizer's
+            torch.cuda.empty_cache()
+    modes = [False, True] if cfg.compile and device.type == "cuda" else [False]
+    if cfg.compile and device.type != "cuda":
+        log("--compile: torch.compile is used on CUDA only; measuring eager")
+    for compiled in modes:
+        for n in cfg.batches:
+            row = _measure(gen, clip, n, dataclasses.replace(ocfg, compile=compiled), cfg, device, amp, log)
+            if row is None:
+                continue
+            row.tflops = row.latent_steps_per_s * flops / 1e12
+            row.roofline_fraction = row.latent_steps_per_s * flops / rep.peak_flops if rep.peak_flops else None
+            rep.rows.append(row)
     if cfg.untrained or cfg.full_size:
         rep.note = "random weights: throughput only (it does not depend on weight values)"
     return rep
+
+
+def _measure(gen, clip, n: int, ocfg: OptimizeConfig, cfg: BenchConfig, device, amp, log) -> BenchRow | None:
+    """Latent-steps/s of `cfg.steps` timed steps at batch n, after `cfg.warmup` untimed ones."""
+    from .optimize import optimize
+    from .rng import seed_for
+
+    texts = [TEXTS[i % len(TEXTS)] for i in range(n)]
+    seeds = [seed_for(0, t, i) for i, t in enumerate(texts)]
+    cuda = device.type == "cuda"
+    try:
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        warm = optimize(gen, clip, texts, seeds, dataclasses.replace(ocfg, steps=cfg.warmup),
+                        device=device, amp_dtype=amp)
+        if cuda:
+            torch.cuda.synchronize(device)
+        t = time.perf_counter()
+        res = optimize(gen, clip, texts, seeds, dataclasses.replace(ocfg, steps=cfg.warmup + cfg.steps,
+                                                                    micro_batch=warm.micro_batch),
+                       state=warm.state, device=device, amp_dtype=amp)
+        if cuda:
+            torch.cuda.synchronize(device)
+        secs = time.perf_counter() - t
+    except MusividError as e:
+        log(f"batch {n}: {e}")
+        return None
+    lps = n * cfg.steps / secs
+    name = "musivid batched" + (" bf16" if amp else " fp32") + (" compiled" if ocfg.compile else "")
+    log(f"{name}, batch {n}: {lps:.2f} latent-steps/s"
+        + (f" (OOM: micro-batches of {res.micro_batch})" if res.micro_batch < n else ""))
+    return BenchRow(name, n, lps, micro_batch=res.micro_batch, compiled=ocfg.compile,
+                    peak_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+                    peak_reserved_gb=torch.cuda.max_memory_reserved(device) / 2**30 if cuda else None)
 
 
 def format_report(r: BenchReport) -> str:
@@ -185,14 +261,54 @@ def format_report(r: BenchReport) -> str:
              f"FLOPs per latent-step (counted, fwd + input-grad bwd): {r.flops_per_latent_step / 1e9:.3f} GFLOP"]
     if r.note:
         lines.append(f"note: {r.note}")
-    lines.append(f"{'run':32s} {'batch':>5s} {'latent-steps/s':>15s} {'TFLOP/s':>9s} {'roofline':>9s} {'peak GB':>8s}")
+    if r.peak_flops:
+        spec = f" (data sheet: {r.spec_flops / 1e12:.0f})" if r.spec_flops else ""
+        lines.append(f"roofline: bf16 matrix product {r.peak_flops / 1e12:.0f} TFLOP/s measured{spec} "
+                     f"-> ceiling {r.ceiling():.0f} latent-steps/s")
+    lines.append(f"{'run':34s} {'batch':>5s} {'latent-steps/s':>15s} {'TFLOP/s':>9s} {'roofline':>9s} "
+                 f"{'peak GiB':>9s} {'reserved':>9s}")
     rows = ([r.reference] if r.reference else []) + r.rows
     for row in rows:
         tf = f"{row.tflops:9.3f}" if row.tflops is not None else f"{'':>9s}"
         rf = f"{row.roofline_fraction:9.1%}" if row.roofline_fraction is not None else f"{'n/a':>9s}"
-        mem = f"{row.peak_mem_gb:8.2f}" if row.peak_mem_gb is not None else f"{'':>8s}"
-        lines.append(f"{row.name:32s} {row.batch:5d} {row.latent_steps_per_s:15.2f} {tf} {rf} {mem}")
+        mem = f"{row.peak_mem_gb:9.2f}" if row.peak_mem_gb is not None else f"{'':>9s}"
+        res = f"{row.peak_reserved_gb:9.2f}" if row.peak_reserved_gb is not None else f"{'':>9s}"
+        split = f"  (OOM: micro-batches of {row.micro_batch})" if row.micro_batch and row.micro_batch < row.batch else ""
+        lines.append(f"{row.name:34s} {row.batch:5d} {row.latent_steps_per_s:15.2f} {tf} {rf} {mem} {res}{split}")
     if r.reference and r.rows:
         b = r.best()
-        lines.append(f"speed-up at best batch ({b.batch}): {r.ratio():.1f}x the reference loop")
+        lines.append(f"speed-up at best batch ({b.batch}{', compiled' if b.compiled else ''}): "
+                     f"{r.ratio():.1f}x the reference loop")
+    gain = r.compile_gain()
+    if gain is not None:
+        lines.append(f"torch.compile: {gain:.2f}x eager at the best batch of each")
+    for g, row in r.card_fits().items():
+        if any(x.peak_reserved_gb is not None for x in r.rows):
+            lines.append(f"best batch for a {g} GiB card: " + (
+                f"{row.batch}{' compiled' if row.compiled else ''} ({row.latent_steps_per_s:.1f} latent-steps/s, "
+                f"{row.peak_reserved_gb:.1f} GiB reserved)" if row else f"none measured fits in {g - CARD_HEADROOM_GIB:g} GiB"))
+    return "\n".join(lines)
+
+
+def format_markdown(r: BenchReport) -> str:
+    """The report as a Markdown table for benchmarks/RESULTS.md."""
+    lines = [f"- Device: {r.device}", f"- Models: {r.models}; {r.cutouts} cutouts; "
+             f"{r.flops_per_latent_step / 1e9:.1f} GFLOP per latent-step (counted)"]
+    if r.note:
+        lines.append(f"- Note: {r.note}")
+    if r.peak_flops:
+        lines.append(f"- Roofline: bf16 matrix product measured at {r.peak_flops / 1e12:.0f} TFLOP/s in this run "
+                     f"-> ceiling {r.ceiling():.0f} latent-steps/s")
+    lines += ["", "| run | batch | latent-steps/s | TFLOP/s | roofline | peak GiB | reserved GiB |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+
+    def f(v, fmt):
+        return format(v, fmt) if v is not None else ""
+
+    for row in ([r.reference] if r.reference else []) + r.rows:
+        split = f" (OOM: micro {row.micro_batch})" if row.micro_batch and row.micro_batch < row.batch else ""
+        lines.append(f"| {row.name}{split} | {row.batch} | {row.latent_steps_per_s:.2f} | {f(row.tflops, '.1f')} | "
+                     f"{f(row.roofline_fraction, '.1%')} | {f(row.peak_mem_gb, '.2f')} | {f(row.peak_reserved_gb, '.2f')} |")
+    rest = format_report(r).split("\n")
+    lines += [""] + [f"- {x}" for x in rest if x.startswith(("speed-up", "torch.compile", "best batch"))]
     return "\n".join(lines)

@@ -296,11 +296,14 @@ def align_cmd(audio, lyrics, output, srt, asr, whisper_model, quiet):
 @click.option("--cutouts", type=int, default=32, show_default=True)
 @click.option("--batch", type=str, default="1,4,16", show_default=True, help="Comma-separated batch sizes.")
 @click.option("--steps", type=int, default=10, show_default=True, help="Timed steps per measurement.")
-@click.option("--compile", "use_compile", is_flag=True, help="Also measure torch.compile (CUDA).")
+@click.option("--compile", "use_compile", is_flag=True,
+              help="Also measure the torch.compile'd step, in the same run (CUDA).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
-def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batch, steps, use_compile, json_out):
+@click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None,
+              help="Write results as a Markdown block for benchmarks/RESULTS.md.")
+def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batch, steps, use_compile, json_out, md_out):
     """Latent-steps/s of musivid's batched optimizer against the one-prompt reference loop."""
-    from .bench import BenchConfig, format_report, run_bench
+    from .bench import BenchConfig, format_markdown, format_report, run_bench
 
     sizes = tuple(int(b) for b in batch.split(",") if b.strip())
     cfg = BenchConfig(device=device, untrained=untrained, full_size=full_size, clip=clip, biggan=biggan,
@@ -311,6 +314,8 @@ def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batch, steps,
         import json
 
         json_out.write_text(json.dumps(report.to_json(), indent=1))
+    if md_out:
+        md_out.write_text(format_markdown(report) + "\n")
 
 
 def main() -> None:

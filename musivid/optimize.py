@@ -90,6 +90,7 @@ class OptimizeResult:
     scores: torch.Tensor  # (N,) best mean CLIP cosine per latent
     steps_run: int  # steps executed in this call
     state: OptimState  # final state (CPU), for checkpoints and resuming
+    micro_batch: int = 0  # latents per forward/backward at the end (< N after OOM halving)
 
 
 def init_state(seeds: Sequence[int], z_dim: int, num_classes: int, cfg: OptimizeConfig,
@@ -194,7 +195,8 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                             "exp_avg": state.adam["exp_avg"][j].to(device, copy=True),
                             "exp_avg_sq": state.adam["exp_avg_sq"][j].to(device, copy=True)}
     objective = Objective(generator, clip, cfg, loss_kind, amp_dtype)
-    step_fn = torch.compile(objective) if cfg.compile and device.type == "cuda" else objective
+    # static shapes: one graph per (micro-)batch size, no dynamic-shape kernels
+    step_fn = torch.compile(objective, dynamic=False) if cfg.compile and device.type == "cuda" else objective
     live = OptimState(state.seeds, z, cls, state.best_z, state.best_cls, state.best_score, state.step)
     micro = cfg.micro_batch or n
     start = state.step
@@ -252,7 +254,7 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
         live.adam = _moments(opt, z, cls)
     final = snapshot(live)
     return OptimizeResult(final.best_z.float(), torch.sigmoid(final.best_cls.float()),
-                          final.best_score.float(), live.step - start, final)
+                          final.best_score.float(), live.step - start, final, micro)
 
 
 def _ema_update(live: OptimState, z, cls, score, decay: float) -> None:

@@ -153,3 +153,21 @@ def test_resuming_does_not_mutate_the_given_state(tiny_models):
     before = half.state.best_z.clone(), half.state.z.clone()
     optimize(gen, clip, TEXTS, _seeds(TEXTS), CFG, state=half.state)
     assert torch.equal(half.state.best_z, before[0]) and torch.equal(half.state.z, before[1])
+
+
+def test_the_step_traces_into_one_graph_for_torch_compile(tiny_models):
+    """The CUDA path compiles the objective; a graph break would split it and lose the point.
+    dynamo's trace (no code generation) runs on the CPU in a few seconds."""
+    import torch._dynamo
+
+    clip, gen = tiny_models
+    cfg = OptimizeConfig(steps=1, cutouts=4)
+    texts = ["a red fox", "a quiet lake"]
+    st = opt_mod.init_state(_seeds(texts), gen.z_dim, gen.num_classes, cfg, gen.n_z_rows)
+    objective = opt_mod.Objective(gen, clip, cfg)
+    torch._dynamo.reset()
+    info = torch._dynamo.explain(objective)(st.z, st.cls, opt_mod._text_embeddings(clip, texts), st.seeds,
+                                             torch.tensor(0))
+    torch._dynamo.reset()
+    assert info.graph_break_count == 0, info.break_reasons
+    assert info.graph_count == 1
