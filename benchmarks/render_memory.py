@@ -5,6 +5,10 @@ render stage alone (frames generated in batches, encoded as they come, audio dec
 alongside). Usage:
 
     python benchmarks/render_memory.py [--fps 24] [--size 256] [--minutes 1 5]
+                                       [--device cuda --full-size] [--batch 16]
+
+--full-size renders with BigGAN-deep-256's architecture and random weights (bf16 autocast on CUDA):
+the render speed on a GPU, which does not depend on weight values.
 
 Prints a Markdown table (paste it into benchmarks/RESULTS.md) and the 5-min/1-min RSS ratio.
 """
@@ -34,16 +38,24 @@ dur = minutes * 60.0
 t = np.arange(int(dur * sr)) / sr
 audio = write_audio(tmp / f"song{{minutes}}.m4a", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
 del t
-gen = load_biggan(ModelConfig(untrained=True))
+device = torch.device({device!r})
+if {full_size!r}:
+    from musivid.models import biggan as bg
+    torch.manual_seed(0)
+    gen = bg.Generator(bg.prepare(bg.new_model(bg.full_config(256))).to(device), "biggan-deep-256 (random weights)", True)
+else:
+    gen = load_biggan(ModelConfig(untrained=True), device)
+amp = torch.bfloat16 if device.type == "cuda" else None
 torch.manual_seed(0)
-k = int(dur // 4)  # a keyframe every 4 s
+k = max(2, int(dur // 4))  # a keyframe every 4 s
 kfs = [Keyframe(i, i * 4.0, False) for i in range(k)]
 kz, kc = torch.randn(k, gen.z_dim), torch.sigmoid(torch.randn(k, 1000))
 n = frame_count(dur, fps)
 p = plan(kfs, n, fps, np.zeros(n), reactivity=0.0)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-res = render(gen, p, kz, kc, audio, tmp / f"v{{minutes}}.mp4", RenderConfig(fps=fps, size=size, batch=16))
+res = render(gen, p, kz, kc, audio, tmp / f"v{{minutes}}.mp4", RenderConfig(fps=fps, size=size, batch={batch}),
+             device=device, amp_dtype=amp)
 secs = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"minutes": minutes, "frames": res.frames, "seconds": secs, "fps": res.frames / secs,
@@ -51,11 +63,15 @@ print(json.dumps({{"minutes": minutes, "frames": res.frames, "seconds": secs, "f
 """
 
 
-def measure(minutes: float, fps: float, size: int) -> dict:
+def measure(minutes: float, fps: float, size: int, device: str = "cpu", full_size: bool = False,
+            batch: int = 16) -> dict:
     tests = str(Path(__file__).resolve().parents[1] / "tests")
     with tempfile.TemporaryDirectory() as tmp:
-        code = CHILD.format(tests=tests, minutes=minutes, fps=fps, size=size, tmp=tmp)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        code = CHILD.format(tests=tests, minutes=minutes, fps=fps, size=size, tmp=tmp, device=device,
+                            full_size=full_size, batch=batch)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"render_memory: the {minutes:g}-minute run failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -64,8 +80,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--fps", type=float, default=24)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 5])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--full-size", action="store_true", help="BigGAN-deep-256 architecture, random weights")
+    ap.add_argument("--batch", type=int, default=16, help="frames generated per batch")
     a = ap.parse_args(argv)
-    rows = [measure(m, a.fps, a.size) for m in a.minutes]
+    rows = [measure(m, a.fps, a.size, a.device, a.full_size, a.batch) for m in a.minutes]
+    model = "BigGAN-deep-256 architecture, random weights" if a.full_size else "tiny random BigGAN (64 px)"
+    print(f"device {a.device}, {model}, {a.size} px, {a.fps:g} fps, batch {a.batch}")
     print("| song | frames | render s | frames/s | peak RSS MB | RSS before render MB |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
