@@ -275,18 +275,7 @@ def format_report(r: BenchReport) -> str:
         res = f"{row.peak_reserved_gb:9.2f}" if row.peak_reserved_gb is not None else f"{'':>9s}"
         split = f"  (OOM: micro-batches of {row.micro_batch})" if row.micro_batch and row.micro_batch < row.batch else ""
         lines.append(f"{row.name:34s} {row.batch:5d} {row.latent_steps_per_s:15.2f} {tf} {rf} {mem} {res}{split}")
-    if r.reference and r.rows:
-        b = r.best()
-        lines.append(f"speed-up at best batch ({b.batch}{', compiled' if b.compiled else ''}): "
-                     f"{r.ratio():.1f}x the reference loop")
-    gain = r.compile_gain()
-    if gain is not None:
-        lines.append(f"torch.compile: {gain:.2f}x eager at the best batch of each")
-    for g, row in r.card_fits().items():
-        if any(x.peak_reserved_gb is not None for x in r.rows):
-            lines.append(f"best batch for a {g} GiB card: " + (
-                f"{row.batch}{' compiled' if row.compiled else ''} ({row.latent_steps_per_s:.1f} latent-steps/s, "
-                f"{row.peak_reserved_gb:.1f} GiB reserved)" if row else f"none measured fits in {g - CARD_HEADROOM_GIB:g} GiB"))
+    lines += _summary(r)
     return "\n".join(lines)
 
 
@@ -309,6 +298,23 @@ def format_markdown(r: BenchReport) -> str:
         split = f" (OOM: micro {row.micro_batch})" if row.micro_batch and row.micro_batch < row.batch else ""
         lines.append(f"| {row.name}{split} | {row.batch} | {row.latent_steps_per_s:.2f} | {f(row.tflops, '.1f')} | "
                      f"{f(row.roofline_fraction, '.1%')} | {f(row.peak_mem_gb, '.2f')} | {f(row.peak_reserved_gb, '.2f')} |")
-    rest = format_report(r).split("\n")
-    lines += [""] + [f"- {x}" for x in rest if x.startswith(("speed-up", "torch.compile", "best batch"))]
+    lines += [""] + [f"- {x}" for x in _summary(r)]
     return "\n".join(lines)
+
+
+def _summary(r: BenchReport) -> list[str]:
+    """The conclusions: speed-up, whether compile pays, the best batch per card size."""
+    out = []
+    if r.reference and r.rows:
+        b = r.best()
+        out.append(f"speed-up at best batch ({b.batch}{', compiled' if b.compiled else ''}): "
+                   f"{r.ratio():.1f}x the reference loop")
+    gain = r.compile_gain()
+    if gain is not None:
+        out.append(f"torch.compile: {gain:.2f}x eager at the best batch of each")
+    if any(x.peak_reserved_gb is not None for x in r.rows):
+        for g, row in r.card_fits().items():
+            out.append(f"best batch for a {g} GiB card: " + (
+                f"{row.batch}{' compiled' if row.compiled else ''} ({row.latent_steps_per_s:.1f} latent-steps/s, "
+                f"{row.peak_reserved_gb:.1f} GiB reserved)" if row else f"none measured fits in {g - CARD_HEADROOM_GIB:g} GiB"))
+    return out
