@@ -1,15 +1,29 @@
-"""Frozen configuration dataclasses: every default lives here, once.
+"""Frozen configuration dataclasses: every default lives here, once, and is validated here.
 
-The CLI builds these from its options and the project directory stores them as JSON, so a
-resumed run knows exactly which settings produced which latents.
+The CLI and the Python API build these; the project directory stores them as JSON
+(`RunSettings.to_json` / `from_json`), so a resumed run knows exactly which settings produced which
+latents. Nothing here imports torch at module level (`musivid --help` stays instant).
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .errors import InputError
+
 T = TypeVar("T")
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+ASR_CHOICES = ("auto", "faster-whisper", "openai-whisper", "none")
+DEFAULT_WHISPER = "small"  # the Whisper model used when none is given (downloaded by name)
+
+
+def _need(ok: bool, what: str, value: Any, fix: str) -> None:
+    """One-line validation error: the setting, its rule, the value given and how to fix it."""
+    if not ok:
+        raise InputError(f"{what}, got {value!r}: {fix}")
 
 
 @dataclass(frozen=True)
@@ -39,20 +53,20 @@ class OptimizeConfig:
     checkpoint_every_s: float = 10.0  # how often the callback is asked to checkpoint
 
     def __post_init__(self) -> None:
-        from .errors import InputError
-
-        if self.steps < 0:
-            raise InputError(f"steps must be >= 0, got {self.steps}: pass --steps 0 or more")
-        if self.variants < 1:
-            raise InputError(f"variants must be >= 1, got {self.variants}: pass --variants 1 or more")
-        if self.cutouts < 1:
-            raise InputError(f"cutouts must be >= 1, got {self.cutouts}")
-        if not 0.0 < self.cutout_min <= self.cutout_max <= 1.0:
-            raise InputError("cutout sizes must satisfy 0 < cutout_min <= cutout_max <= 1")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0.0 < self.truncation <= 1.0:
-            raise InputError(f"truncation must be in (0, 1], got {self.truncation}")
+        _need(0 <= self.steps <= 100_000, "steps must be from 0 to 100000", self.steps, "pass e.g. --steps 200")
+        _need(1 <= self.variants <= 64, "variants must be from 1 to 64", self.variants, "pass e.g. --variants 2")
+        _need(1 <= self.cutouts <= 1024, "cutouts must be from 1 to 1024", self.cutouts, "pass e.g. --cutouts 32")
+        _need(0.0 < self.cutout_min <= self.cutout_max <= 1.0, "cutout sizes must satisfy "
+              "0 < cutout_min <= cutout_max <= 1", (self.cutout_min, self.cutout_max), "fix the config")
+        _need(0.0 < self.lr <= 10.0, "lr must be in (0, 10]", self.lr, "use e.g. 0.07")
+        _need(0.0 < self.truncation <= 1.0, "truncation must be in (0, 1]", self.truncation, "use e.g. 1.0")
+        _need(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)", self.ema_decay, "use 0 or e.g. 0.9")
+        _need(self.class_init_std >= 0 and self.class_sparsity >= 0 and self.latent_reg >= 0,
+              "class_init_std, class_sparsity and latent_reg must be >= 0",
+              (self.class_init_std, self.class_sparsity, self.latent_reg), "fix the config")
+        _need(0 <= self.seed < 2**63, "seed must be from 0 to 2^63-1", self.seed, "pass e.g. --seed 0")
+        _need(self.micro_batch >= 0, "micro_batch must be >= 0", self.micro_batch, "use 0 for all at once")
+        _need(self.checkpoint_every_s > 0, "checkpoint_every_s must be > 0", self.checkpoint_every_s, "use e.g. 10")
 
 
 @dataclass(frozen=True)
@@ -63,14 +77,27 @@ class RhythmConfig:
     hop_length: int = 512
     start_bpm: float = 120.0  # librosa's prior; refined by the onset-based correction
 
+    def __post_init__(self) -> None:
+        _need(8000 <= self.sample_rate <= 96000, "rhythm sample_rate must be from 8000 to 96000",
+              self.sample_rate, "use e.g. 22050")
+        _need(32 <= self.hop_length <= 8192, "hop_length must be from 32 to 8192", self.hop_length, "use e.g. 512")
+        _need(20.0 <= self.start_bpm <= 400.0, "start_bpm must be from 20 to 400", self.start_bpm, "use e.g. 120")
+
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Keyframes and how motion moves between them (musivid/schedule.py)."""
+    """Keyframes and how motion moves between them (musivid/schedule.py, interpolate.py)."""
 
     snap_window_s: float = 0.35  # a keyframe moves to the nearest beat within this distance
     reactivity: float = 0.5  # 0: linear glide between keyframes; 1: fully driven by percussion
     pulse: float = 0.0  # noise nudge on onsets (0 = off)
+
+    def __post_init__(self) -> None:
+        _need(0.0 <= self.snap_window_s <= 5.0, "snap_window_s must be from 0 to 5", self.snap_window_s,
+              "use e.g. 0.35")
+        _need(0.0 <= self.reactivity <= 1.0, "reactivity must be from 0 to 1", self.reactivity,
+              "pass --reactivity between 0 (even glide) and 1 (motion only on hits)")
+        _need(0.0 <= self.pulse <= 5.0, "pulse must be from 0 to 5", self.pulse, "pass e.g. --pulse 0.3 (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -80,22 +107,18 @@ class RenderConfig:
     fps: float = 24.0
     size: int = 256  # output side in pixels: BigGAN's native 128/256/512, or upscaled from it
     batch: int = 8  # frames generated per forward pass
-    crf: int = 20  # x264 quality
+    crf: int = 20  # x264 quality: 0 lossless .. 51 worst; 18-23 is visually good
     audio_bitrate: int = 192_000
     captions: bool = False  # burn the current lyric line into the picture
 
     def __post_init__(self) -> None:
-        from .errors import InputError
-
-        if not self.fps > 0 or self.fps > 240:
-            raise InputError(f"fps must be in (0, 240], got {self.fps}: pass e.g. --fps 24")
-        if self.size < 32 or self.size > 2048 or self.size % 2:
-            raise InputError(
-                f"size must be an even number of pixels from 32 to 2048, got {self.size}: "
-                "pass e.g. --size 256"
-            )
-        if self.batch < 1:
-            raise InputError(f"render batch must be >= 1, got {self.batch}")
+        _need(0 < self.fps <= 240, "fps must be in (0, 240]", self.fps, "pass e.g. --fps 24")
+        _need(32 <= self.size <= 2048 and self.size % 2 == 0, "size must be an even number of pixels from 32 "
+              "to 2048", self.size, "pass e.g. --size 256")
+        _need(1 <= self.batch <= 4096, "render batch must be from 1 to 4096", self.batch, "use e.g. 8")
+        _need(0 <= self.crf <= 51, "crf must be from 0 to 51", self.crf, "pass e.g. --crf 20 (lower is better)")
+        _need(16_000 <= self.audio_bitrate <= 1_024_000, "audio_bitrate must be from 16000 to 1024000",
+              self.audio_bitrate, "use e.g. 192000")
 
 
 @dataclass(frozen=True)
@@ -107,8 +130,79 @@ class ModelConfig:
     clip_path: str | None = None  # explicit local weight file (overrides the registry)
     biggan_path: str | None = None
     untrained: bool = False  # tiny random-init models of the same classes (tests, previews)
-    offline: bool = False  # never touch the network
+    offline: bool = False  # never touch the network (weights and speech recognition)
     cache_dir: str | None = None  # default: $MUSIVID_CACHE or ~/.cache/musivid
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """Lyric timing for plain lyrics or none (musivid/timing.py). LRC lyrics are used as given."""
+
+    asr: str = "auto"  # auto | faster-whisper | openai-whisper | none
+    whisper_model: str | None = None  # name or local CTranslate2 directory; None: the default
+
+    def __post_init__(self) -> None:
+        _need(self.asr in ASR_CHOICES, f"asr must be one of {', '.join(ASR_CHOICES)}", self.asr,
+              "pass e.g. --asr faster-whisper")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run is made with. Stored in the project as JSON."""
+
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    models: ModelConfig = field(default_factory=ModelConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    rhythm: RhythmConfig = field(default_factory=RhythmConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        _need(bool(DEVICE_PATTERN.match(self.device)), "device must be auto, cpu, cuda or cuda:N", self.device,
+              "pass e.g. --device auto")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunSettings":
+        """Settings from a project's JSON. Unknown keys (from a newer version) are ignored; a
+        project written before `timing` existed keeps its `asr`/`whisper_model`."""
+        kinds = {"optimize": OptimizeConfig, "render": RenderConfig, "models": ModelConfig,
+                 "schedule": ScheduleConfig, "rhythm": RhythmConfig, "timing": TimingConfig}
+        timing = data.get("timing") or {k: data[k] for k in ("asr", "whisper_model") if k in data}
+        kw = {name: from_dict(kind, (timing if name == "timing" else data.get(name)) or {})
+              for name, kind in kinds.items()}
+        return cls(**kw, device=data.get("device", "auto"))
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """`musivid bench` (musivid/bench.py)."""
+
+    device: str = "auto"
+    untrained: bool = False  # tiny random models
+    full_size: bool = False  # full-size architectures, random weights (throughput only)
+    clip: str = "ViT-B-32/openai"
+    biggan: str = "biggan-deep-256"
+    cutouts: int = 32
+    batches: tuple[int, ...] = (1, 4, 16)
+    steps: int = 10  # timed steps per measurement
+    warmup: int = 2  # untimed steps before each measurement
+    compile: bool = False  # also measure the torch.compile'd step (CUDA), in the same run
+
+    def __post_init__(self) -> None:
+        _need(bool(DEVICE_PATTERN.match(self.device)), "device must be auto, cpu, cuda or cuda:N", self.device,
+              "pass e.g. --device cuda")
+        _need(1 <= self.cutouts <= 1024, "cutouts must be from 1 to 1024", self.cutouts, "pass e.g. --cutouts 32")
+        _need(len(self.batches) > 0 and all(1 <= b <= 4096 for b in self.batches),
+              "batch sizes must be whole numbers from 1 to 4096", ",".join(map(str, self.batches)),
+              "pass e.g. --batch 1,4,16")
+        _need(1 <= self.steps <= 100_000, "steps must be from 1 to 100000", self.steps, "pass e.g. --steps 10")
+        _need(0 <= self.warmup <= 1000, "warmup must be from 0 to 1000", self.warmup, "use e.g. 2")
+        _need(not (self.untrained and self.full_size), "--untrained and --full-size exclude each other",
+              "both", "pick one")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -119,3 +213,23 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Build a config from JSON data, ignoring unknown keys (written by a newer version)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def resolve_device(name: str):
+    """'auto' → CUDA when present. Returns (torch.device, autocast dtype): bf16 on CUDA, None
+    (the models' own fp32) on the CPU."""
+    import torch
+
+    _need(bool(DEVICE_PATTERN.match(name)), "device must be auto, cpu, cuda or cuda:N", name,
+          "pass e.g. --device auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: no CUDA GPU is available here: use --device cpu or auto")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s): "
+                             f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    dev = torch.device(name)
+    return dev, (torch.bfloat16 if dev.type == "cuda" else None)

@@ -38,8 +38,11 @@ def uniform(seeds: torch.Tensor, stream: int | torch.Tensor, count: int) -> torc
     return (h.to(torch.float64) + 0.5).div(2.0**32).to(torch.float32)
 
 
+def box_muller(u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
+    """Standard normals from two tensors of uniforms in (0, 1) (the cosine branch)."""
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+
+
 def normal(seeds: torch.Tensor, stream: int, count: int) -> torch.Tensor:
     """(N, count) standard normals (Box-Muller on two uniform streams)."""
-    u1 = uniform(seeds, 2 * stream + 1_000_003, count)
-    u2 = uniform(seeds, 2 * stream + 1_000_004, count)
-    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+    return box_muller(uniform(seeds, 2 * stream + 1_000_003, count), uniform(seeds, 2 * stream + 1_000_004, count))

@@ -1,0 +1,57 @@
+"""Progress of long loops, the same way everywhere: a tqdm bar on an interactive terminal; where
+stderr is not a terminal (logs, CI, pipes), one summary line through `logging` when the loop ends,
+instead of a stream of carriage-return updates."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+log = logging.getLogger("musivid.progress")
+
+
+class Bar:
+    """`with Bar(total, "optimizing", "step", enabled=progress) as bar: ... bar.update(1)`."""
+
+    def __init__(self, total: int | None, desc: str, unit: str, enabled: bool = True, initial: int = 0,
+                 unit_scale: bool = False):
+        self.total, self.desc, self.unit, self.n = total, desc, unit, initial
+        self.enabled, self.unit_scale = enabled, unit_scale
+        self._start = time.monotonic()
+        self._initial = initial
+        self._tqdm = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._tqdm = tqdm(total=total, initial=initial, desc=desc, unit=unit, unit_scale=unit_scale,
+                              leave=True, dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self._tqdm is not None:
+            self._tqdm.update(n)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+            self._tqdm = None
+        elif self.enabled:
+            self.enabled = False  # one line, even if closed twice
+            secs = time.monotonic() - self._start
+            done = self.n - self._initial
+            if self.unit_scale:  # bytes and the like: 234MB in 3.1 s, 75.2MB/s
+                from tqdm import tqdm
+
+                size = tqdm.format_sizeof
+                rate = f", {size(done / secs)}{self.unit}/s" if secs > 0 and done else ""
+                log.info("%s: %s%s in %.1f s%s", self.desc, size(self.n), self.unit, secs, rate)
+                return
+            rate = f", {done / secs:.1f} {self.unit}/s" if secs > 0 and done else ""
+            total = f"/{self.total}" if self.total else ""
+            log.info("%s: %d%s %ss in %.1f s%s", self.desc, self.n, total, self.unit, secs, rate)
+
+    def __enter__(self) -> "Bar":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
