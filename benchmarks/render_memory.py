@@ -55,7 +55,7 @@ p = plan(kfs, n, fps, np.zeros(n), reactivity=0.0)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 res = render(gen, p, kz, kc, audio, tmp / f"v{{minutes}}.mp4", RenderConfig(fps=fps, size=size, batch={batch}),
-             device=device, amp_dtype=amp)
+             amp_dtype=amp)
 secs = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"minutes": minutes, "frames": res.frames, "seconds": secs, "fps": res.frames / secs,

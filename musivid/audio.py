@@ -1,7 +1,6 @@
 """Decode any audio (or a video's audio track) to float32 mono with PyAV, in-process."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +18,6 @@ class Audio:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def decode(path: str | Path, sample_rate: int = 22050) -> Audio:

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
+import logging
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import torch
 
-from .config import ModelConfig, OptimizeConfig
+from .config import BenchConfig, ModelConfig, OptimizeConfig, resolve_device
 from .errors import MusividError
+from .reference import reference_optimize
+
+log = logging.getLogger(__name__)
 
 # dense bf16 tensor-core peaks (FLOP/s) for the roofline; other devices report no fraction
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "RTX 4090": 165e12}
@@ -28,20 +29,6 @@ TEXTS = ["a red fox runs through the snow", "waves crash on a golden beach", "th
 # card free for the CUDA context, cuDNN/cuBLAS workspaces and fragmentation
 CARDS_GIB = (24, 80)
 CARD_HEADROOM_GIB = 1.5
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    device: str = "auto"
-    untrained: bool = False  # tiny random models
-    full_size: bool = False  # full-size architectures, random weights (throughput only)
-    clip: str = "ViT-B-32/openai"
-    biggan: str = "biggan-deep-256"
-    cutouts: int = 32
-    batches: tuple[int, ...] = (1, 4, 16)
-    steps: int = 10
-    warmup: int = 2
-    compile: bool = False  # also measure the torch.compile'd step (CUDA), in the same run
 
 
 @dataclass
@@ -99,16 +86,6 @@ class BenchReport:
                   and r.peak_reserved_gb <= g - CARD_HEADROOM_GIB]
             out[g] = max(ok, key=lambda r: r.latent_steps_per_s) if ok else None
         return out
-
-
-def _load_reference():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_loop.py"
-    if not path.is_file():
-        raise MusividError(f"{path}: the reference loop is missing: `musivid bench` runs from a source checkout")
-    spec = importlib.util.spec_from_file_location("musivid_reference_loop", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def build_models(cfg: BenchConfig, device: torch.device):
@@ -179,11 +156,10 @@ def matmul_peak(device: torch.device, n: int = 8192, reps: int = 10) -> float:
     return 2 * n**3 * reps / (start.elapsed_time(end) / 1e3)
 
 
-def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> BenchReport:
-    from .pipeline import resolve_device
-
+def run_bench(cfg: BenchConfig) -> BenchReport:
+    """Measure the reference loop and the batched optimizer at every batch size, in one run.
+    Progress goes to the `musivid.bench` logger."""
     device, amp = resolve_device(cfg.device)
-    ref_mod = _load_reference()
     clip, gen, raw, label = build_models(cfg, device)
     ocfg = OptimizeConfig(cutouts=cfg.cutouts, steps=cfg.steps)
     flops = flops_per_latent_step(gen, clip, dataclasses.replace(ocfg, steps=1), device)
@@ -191,14 +167,13 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
     rep = BenchReport(devname, label, cfg.cutouts, flops, spec_flops=_peak(device))
     if device.type == "cuda":
         rep.peak_flops = matmul_peak(device)
-        log(f"bf16 matrix product: {rep.peak_flops / 1e12:.0f} TFLOP/s (the roofline's ceiling)")
+        log.info(f"bf16 matrix product: {rep.peak_flops / 1e12:.0f} TFLOP/s (the roofline's ceiling)")
     if raw is not None:
-        log(f"reference loop: 1 prompt, fp32, unfrozen weights, per-cutout loop, {cfg.steps} steps")
-        ref_mod.reference_optimize(raw, clip, TEXTS[0], 1, ocfg, steps=1, device=device)  # warm-up
+        log.info(f"reference loop: 1 prompt, fp32, unfrozen weights, per-cutout loop, {cfg.steps} steps")
+        reference_optimize(raw, clip, TEXTS[0], 1, ocfg, steps=1, device=device)  # warm-up
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        _, _, secs = ref_mod.reference_optimize(raw, clip, TEXTS[0], 1, ocfg, steps=cfg.steps, device=device)
-        raw.requires_grad_(False)
+        _, _, secs = reference_optimize(raw, clip, TEXTS[0], 1, ocfg, steps=cfg.steps, device=device)
         rep.reference = BenchRow("reference (one prompt, fp32)", 1, cfg.steps / secs)
         if device.type == "cuda":
             rep.reference.peak_mem_gb = torch.cuda.max_memory_allocated(device) / 2**30
@@ -207,10 +182,10 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
             torch.cuda.empty_cache()
     modes = [False, True] if cfg.compile and device.type == "cuda" else [False]
     if cfg.compile and device.type != "cuda":
-        log("--compile: torch.compile is used on CUDA only; measuring eager")
+        log.info("--compile: torch.compile is used on CUDA only; measuring eager")
     for compiled in modes:
         for n in cfg.batches:
-            row = _measure(gen, clip, n, dataclasses.replace(ocfg, compile=compiled), cfg, device, amp, log)
+            row = _measure(gen, clip, n, dataclasses.replace(ocfg, compile=compiled), cfg, device, amp)
             if row is None:
                 continue
             row.tflops = row.latent_steps_per_s * flops / 1e12
@@ -221,7 +196,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda m: None) -> 
     return rep
 
 
-def _measure(gen, clip, n: int, ocfg: OptimizeConfig, cfg: BenchConfig, device, amp, log) -> BenchRow | None:
+def _measure(gen, clip, n: int, ocfg: OptimizeConfig, cfg: BenchConfig, device, amp) -> BenchRow | None:
     """Latent-steps/s of `cfg.steps` timed steps at batch n, after `cfg.warmup` untimed ones."""
     from .optimize import optimize
     from .rng import seed_for
@@ -245,11 +220,11 @@ def _measure(gen, clip, n: int, ocfg: OptimizeConfig, cfg: BenchConfig, device, 
             torch.cuda.synchronize(device)
         secs = time.perf_counter() - t
     except MusividError as e:
-        log(f"batch {n}: {e}")
+        log.info(f"batch {n}: {e}")
         return None
     lps = n * cfg.steps / secs
     name = "musivid batched" + (" bf16" if amp else " fp32") + (" compiled" if ocfg.compile else "")
-    log(f"{name}, batch {n}: {lps:.2f} latent-steps/s"
+    log.info(f"{name}, batch {n}: {lps:.2f} latent-steps/s"
         + (f" (OOM: micro-batches of {res.micro_batch})" if res.micro_batch < n else ""))
     return BenchRow(name, n, lps, micro_batch=res.micro_batch, compiled=ocfg.compile,
                     peak_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,

@@ -23,8 +23,7 @@ def sample_boxes(seeds: torch.Tensor, step: int | torch.Tensor, cutouts: int, *,
     (as the reference tools' integer crops do).
     """
     u = rng.uniform(seeds, step, cutouts * 5).view(-1, cutouts, 5)  # (N, C, 5)
-    # normal(size_mean, size_std) by Box-Muller from two of the uniforms
-    n = torch.sqrt(-2.0 * torch.log(u[..., 0])) * torch.cos(2.0 * torch.pi * u[..., 1])
+    n = rng.box_muller(u[..., 0], u[..., 1])  # normal(size_mean, size_std) from two of the uniforms
     side = (size_mean + size_std * n).clamp(size_min, size_max)
     if resolution:
         side = torch.round(side * resolution).clamp_min(1) / resolution

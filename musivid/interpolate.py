@@ -11,11 +11,27 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import InputError
 from .schedule import Keyframe, warp
 
 
 def frame_count(duration: float, fps: float) -> int:
     return max(1, int(round(duration * fps)))
+
+
+def frame_range(duration: float, fps: float, start: float = 0.0, length: float | None = None
+                ) -> tuple[int, int] | None:
+    """Frames [first, last) of the excerpt [start, start + length) of a song; None: the whole song."""
+    if start == 0.0 and length is None:
+        return None
+    if not 0.0 <= start < duration:
+        raise InputError(f"--start {start:g}: must be from 0 to the song's length ({duration:.2f} s)")
+    if length is not None and length <= 0:
+        raise InputError(f"--duration {length:g}: must be more than 0 seconds")
+    n = frame_count(duration, fps)
+    first = min(n - 1, round(start * fps))
+    last = n if length is None else min(n, max(first + 1, round((start + length) * fps)))
+    return first, last
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -53,6 +69,11 @@ class FramePlan:
 
     def __len__(self) -> int:
         return len(self.u)
+
+    def keyframes_used(self, frames: tuple[int, int] | None = None) -> set[int]:
+        """Indices of the keyframes whose images the frames [first, last) (all: None) are made of."""
+        first, last = frames or (0, len(self))
+        return set(self.left[first:last].tolist()) | set(self.right[first:last].tolist())
 
 
 def plan(keyframes: list[Keyframe], n_frames: int, fps: float, envelope: np.ndarray,

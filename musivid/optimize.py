@@ -19,13 +19,14 @@ from . import cutouts as cut
 from . import rng
 from .config import OptimizeConfig
 from .errors import MusividError
+from .progress import Bar
 
 log = logging.getLogger(__name__)
 
 # streams of the counter-based RNG (each a separate sequence per latent seed)
-_STREAM_Z = 1
-_STREAM_CLS = 2
-_STREAM_CUT = 1_000  # + step
+STREAM_Z = 1
+STREAM_CLS = 2
+STREAM_CUT = 1_000  # + step
 
 
 @dataclass
@@ -99,9 +100,9 @@ def init_state(seeds: Sequence[int], z_dim: int, num_classes: int, cfg: Optimize
     s = torch.as_tensor(list(seeds), dtype=torch.long, device=device)
     n = len(s)
     rows = z_rows if cfg.per_layer_z else 1
-    z = rng.normal(s, _STREAM_Z, rows * z_dim).view(n, rows, z_dim)
+    z = rng.normal(s, STREAM_Z, rows * z_dim).view(n, rows, z_dim)
     z = z[:, 0] if not cfg.per_layer_z else z
-    cls = cfg.class_init_mean + cfg.class_init_std * rng.normal(s, _STREAM_CLS, num_classes)
+    cls = cfg.class_init_mean + cfg.class_init_std * rng.normal(s, STREAM_CLS, num_classes)
     return OptimState(s, z.contiguous(), cls.contiguous(), z.clone(), cls.clone(),
                       torch.full((n,), -float("inf"), device=device), 0, {})
 
@@ -122,38 +123,33 @@ def latent_loss(z: torch.Tensor, cls_logits: torch.Tensor, cfg: OptimizeConfig) 
     return cfg.latent_reg * lat + cls
 
 
-def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, kind: str = "spherical") -> tuple[torch.Tensor, torch.Tensor]:
+def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """image_emb (N, C, D), text_emb (N, D), unit norm → (loss (N,), mean cosine (N,)).
 
-    spherical: 2·arcsin(|a-b|/2)², the VQGAN/BigGAN+CLIP notebooks' distance, ×75 so that its
+    The spherical distance 2·arcsin(|a-b|/2)² of the VQGAN/BigGAN+CLIP notebooks, ×75 so that its
     gradient matches big-sleep's -100·cos at a typical cosine of 0.3.
     """
     cos = (image_emb * text_emb[:, None]).sum(-1)  # (N, C)
-    if kind == "cosine":
-        loss = -100.0 * cos.mean(1)
-    else:
-        d = (image_emb - text_emb[:, None]).norm(dim=-1).div(2).clamp(max=1.0).arcsin().pow(2).mul(2)
-        loss = 75.0 * d.mean(1)
-    return loss, cos.mean(1)
+    d = (image_emb - text_emb[:, None]).norm(dim=-1).div(2).clamp(max=1.0).arcsin().pow(2).mul(2)
+    return 75.0 * d.mean(1), cos.mean(1)
 
 
 class Objective:
     """One micro-batch's loss: generator → cutouts → CLIP → per-latent loss. Pure given inputs."""
 
-    def __init__(self, generator, clip, cfg: OptimizeConfig, loss_kind: str = "spherical",
-                 amp_dtype: torch.dtype | None = None):
-        self.g, self.clip, self.cfg, self.kind, self.amp = generator, clip, cfg, loss_kind, amp_dtype
+    def __init__(self, generator, clip, cfg: OptimizeConfig, amp_dtype: torch.dtype | None = None):
+        self.g, self.clip, self.cfg, self.amp = generator, clip, cfg, amp_dtype
 
     def __call__(self, z, cls_logits, text_emb, seeds, step) -> tuple[torch.Tensor, torch.Tensor]:
         dev = z.device.type
         with torch.autocast(dev, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
             images = self.g(z, torch.sigmoid(cls_logits), self.cfg.truncation)  # (n, 3, R, R)
-            boxes = cut.sample_boxes(seeds, step + _STREAM_CUT, self.cfg.cutouts,
+            boxes = cut.sample_boxes(seeds, step + STREAM_CUT, self.cfg.cutouts,
                                      size_min=self.cfg.cutout_min, size_max=self.cfg.cutout_max,
                                      resolution=images.shape[-1])
             pieces = cut.make_cutouts(images, boxes, self.clip.image_size)  # (n·C, 3, S, S)
             emb = self.clip.encode_image(pieces).view(z.shape[0], self.cfg.cutouts, -1)
-        loss, score = clip_loss(emb.float(), text_emb, self.kind)
+        loss, score = clip_loss(emb.float(), text_emb)
         return loss + latent_loss(z.float(), cls_logits.float(), self.cfg), score
 
 
@@ -163,8 +159,7 @@ def _is_oom(e: BaseException) -> bool:
 
 def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: OptimizeConfig, *,
              state: OptimState | None = None, device: str | torch.device = "cpu",
-             amp_dtype: torch.dtype | None = None, loss_kind: str = "spherical",
-             progress: bool = False, callback: Callable[[StepInfo], None] | None = None
+             amp_dtype: torch.dtype | None = None, progress: bool = False, callback: Callable[[StepInfo], None] | None = None
              ) -> OptimizeResult:
     """Optimize N = len(texts) latents (one per (segment, variant); texts may repeat) for
     cfg.steps steps in total, continuing from `state` if given (resume).
@@ -172,8 +167,6 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     `amp_dtype` (e.g. torch.bfloat16 on CUDA) enables autocast; None runs in the models' dtype.
     `callback` is called after every step with a StepInfo.
     """
-    from tqdm import tqdm
-
     device = torch.device(device)
     n = len(texts)
     if n != len(seeds):
@@ -185,16 +178,16 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     if device.type == "cuda":  # convs (BigGAN, CLIP's patch embedding) run faster channels-last
         generator.model.to(memory_format=torch.channels_last)
         clip.model.to(memory_format=torch.channels_last)
-    text_emb = _text_embeddings(clip, texts)  # (N, D), computed once
+    text_emb = text_embeddings(clip, texts)  # (N, D), computed once
     z = state.z.detach().clone().requires_grad_(True)
     cls = state.cls.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([z, cls], lr=cfg.lr, **_adam_kwargs(device))
+    opt = torch.optim.Adam([z, cls], lr=cfg.lr, fused=True)  # fused: no .item() on the step count
     if state.adam and state.step > 0:
         for j, p in enumerate((z, cls)):
             opt.state[p] = {"step": torch.tensor(float(state.step), dtype=torch.float32, device=device),
                             "exp_avg": state.adam["exp_avg"][j].to(device, copy=True),
                             "exp_avg_sq": state.adam["exp_avg_sq"][j].to(device, copy=True)}
-    objective = Objective(generator, clip, cfg, loss_kind, amp_dtype)
+    objective = Objective(generator, clip, cfg, amp_dtype)
     # static shapes: one graph per (micro-)batch size, no dynamic-shape kernels
     step_fn = torch.compile(objective, dynamic=False) if cfg.compile and device.type == "cuda" else objective
     live = OptimState(state.seeds, z, cls, state.best_z, state.best_cls, state.best_score, state.step)
@@ -203,7 +196,7 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     last_ckpt = time.monotonic()
     score = torch.empty(n, device=device)
     step_loss = torch.empty(n, device=device)
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, unit="step", desc="optimizing")
+    bar = Bar(cfg.steps, "optimizing", "step", enabled=progress, initial=start)
     step_t = torch.tensor(live.step, device=device)  # on the device: no host copy per step
     try:
         while live.step < cfg.steps:
@@ -223,8 +216,9 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                                 "out of GPU memory even with one latent per batch: use a smaller "
                                 "--cutouts, --size or a smaller model, or --device cpu") from None
                         raise
-                    micro = (micro + 1) // 2
-                    log.warning("out of memory: retrying with micro-batches of %d latents", micro)
+                    old, micro = micro, (micro + 1) // 2
+                    log.warning("out of GPU memory with %d latents per batch: retrying with micro-batches of %d "
+                                "(slower; a smaller --cutouts or --size needs less memory)", old, micro)
                     opt.zero_grad(set_to_none=True)
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
@@ -282,14 +276,8 @@ def snapshot(live: OptimState) -> OptimState:
     return OptimState(*(cpu(getattr(live, k)) for k in OptimState._ROWS), step=live.step, adam=adam)
 
 
-def _text_embeddings(clip, texts: Sequence[str]) -> torch.Tensor:
+def text_embeddings(clip, texts: Sequence[str]) -> torch.Tensor:
     uniq = list(dict.fromkeys(texts))
     emb = clip.encode_text(uniq)
     index = torch.tensor([uniq.index(t) for t in texts], device=emb.device)
     return emb[index].float()
-
-
-def _adam_kwargs(device: torch.device) -> dict:
-    if device.type == "cuda":
-        return {"fused": True}
-    return {"fused": True}  # CPU too: same code path, and no .item() on the step count

@@ -7,6 +7,7 @@ the beat grid is extended backwards/forwards while onsets confirm it.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,18 +18,33 @@ from .config import RhythmConfig
 
 @dataclass(frozen=True)
 class Rhythm:
+    """The beat analysis of a song; independent of the video frame rate."""
+
     tempo: float  # BPM
     beats: np.ndarray  # (B,) beat times in seconds
     onsets: np.ndarray  # (O,) onset times in seconds
-    envelope: np.ndarray  # (F,) percussive onset strength per video frame, in [0, 1]
-    fps: float
+    strength: np.ndarray  # (T,) percussive onset strength (librosa units)
+    strength_t: np.ndarray  # (T,) the times of `strength`, in seconds
 
-    def to_json(self) -> dict:
-        return {"tempo": self.tempo, "beats": [round(float(b), 4) for b in self.beats],
-                "onsets": [round(float(o), 4) for o in self.onsets], "fps": self.fps}
+    def envelope(self, fps: float, n_frames: int) -> np.ndarray:
+        """(n_frames,) percussive strength at each video frame time (frame i at i / fps), in [0, 1]."""
+        per_frame = np.interp(np.arange(n_frames) / fps, self.strength_t, self.strength, left=0.0, right=0.0)
+        peak = float(per_frame.max()) if len(per_frame) else 0.0
+        return (per_frame / peak if peak > 0 else per_frame).astype(np.float32)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, tempo=np.float64(self.tempo), beats=self.beats, onsets=self.onsets, strength=self.strength,
+                 strength_t=self.strength_t)
+        return buf.getvalue()
+
+    @classmethod
+    def load(cls, path) -> "Rhythm":
+        with np.load(path, allow_pickle=False) as d:
+            return cls(float(d["tempo"]), d["beats"], d["onsets"], d["strength"], d["strength_t"])
 
 
-def analyze(audio: Audio, fps: float, n_frames: int, cfg: RhythmConfig = RhythmConfig()) -> Rhythm:
+def analyze(audio: Audio, cfg: RhythmConfig = RhythmConfig()) -> Rhythm:
     import librosa
 
     y = audio.samples
@@ -51,12 +67,7 @@ def analyze(audio: Audio, fps: float, n_frames: int, cfg: RhythmConfig = RhythmC
         tempo_v = 60.0 / float(beats[1] - beats[0])
     else:
         tempo_v = float(np.atleast_1d(tempo)[0])
-    # percussive strength at each video frame time, normalised to [0, 1]
-    frame_t = np.arange(n_frames) / fps
-    per_frame = np.interp(frame_t, env_t, env, left=0.0, right=0.0)
-    peak = float(per_frame.max()) if len(per_frame) else 0.0
-    per_frame = per_frame / peak if peak > 0 else per_frame
-    return Rhythm(tempo_v, beats, onsets, per_frame.astype(np.float32), fps)
+    return Rhythm(tempo_v, beats, onsets, env.astype(np.float32), env_t.astype(np.float64))
 
 
 def grid_period(beats: np.ndarray) -> float:
@@ -111,21 +122,3 @@ def refine_beats(beats: np.ndarray, onsets: np.ndarray, env_t: np.ndarray, env: 
         t = hit + period
     out = np.concatenate([np.array(head[::-1]), beats, np.array(tail)])
     return np.unique(np.round(out, 4))
-
-
-def f_measure(detected: np.ndarray, truth: np.ndarray, window: float = 0.07) -> float:
-    """Beat F-measure (mir_eval's definition: ±70 ms window, one-to-one matching)."""
-    detected, truth = np.sort(np.asarray(detected)), np.sort(np.asarray(truth))
-    if not len(detected) or not len(truth):
-        return 0.0
-    used = np.zeros(len(detected), bool)
-    hits = 0
-    for t in truth:
-        d = np.abs(detected - t)
-        d[used] = np.inf
-        j = int(np.argmin(d))
-        if d[j] <= window:
-            used[j] = True
-            hits += 1
-    p, r = hits / len(detected), hits / len(truth)
-    return 0.0 if hits == 0 else 2 * p * r / (p + r)

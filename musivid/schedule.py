@@ -50,6 +50,12 @@ def from_times(texts: list[str], starts: list[float], duration: float) -> list[S
     return segs
 
 
+def excerpt(segments: list[Segment], t0: float, t1: float) -> list[Segment]:
+    """The segments heard in [t0, t1), timed from t0 (for an excerpt's captions)."""
+    return [Segment(s.index, s.text, max(0.0, s.start - t0), min(s.end, t1) - t0) for s in segments
+            if s.end > t0 and s.start < t1]
+
+
 def keyframes(segments: list[Segment], beats: np.ndarray, cfg: ScheduleConfig = ScheduleConfig(),
               fps: float | None = None) -> list[Keyframe]:
     """Each segment's keyframe at its start, moved to the nearest beat within cfg.snap_window_s.

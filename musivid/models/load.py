@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -58,13 +57,12 @@ def load_strict(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path)
     model.load_state_dict(sd, strict=True)
 
 
-def _opts(cfg: ModelConfig, progress: bool, on_warning: Callable[[str], None] | None) -> FetchOptions:
-    return FetchOptions(offline=cfg.offline or offline_from_env(), progress=progress,
-                        on_warning=on_warning)
+def _opts(cfg: ModelConfig, progress: bool) -> FetchOptions:
+    return FetchOptions(offline=cfg.offline or offline_from_env(), progress=progress)
 
 
 def load_clip(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-              progress: bool = False, on_warning: Callable[[str], None] | None = None) -> clip_mod.Clip:
+              progress: bool = False) -> clip_mod.Clip:
     if cfg.untrained:
         torch.manual_seed(0)
         model, tok, size = clip_mod.build(None, untrained=True)
@@ -84,15 +82,14 @@ def load_clip(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch
         if not path.is_file():
             raise ModelUnavailableError(f"{path}: no such CLIP weight file (--clip): check the path")
     else:
-        path = resolve_file(entry.weights, cache_dir(cfg.cache_dir), _opts(cfg, progress, on_warning))
+        path = resolve_file(entry.weights, cache_dir(cfg.cache_dir), _opts(cfg, progress))
     model, tok, size = clip_mod.build(entry.arch, untrained=False, quick_gelu=entry.quick_gelu)
     load_strict(model, read_state_dict(path), path)
     return clip_mod.Clip(model.to(device, dtype), tok, size, entry.name, False)
 
 
 def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                progress: bool = False, on_warning: Callable[[str], None] | None = None
-                ) -> biggan_mod.Generator:
+                progress: bool = False) -> biggan_mod.Generator:
     if cfg.untrained:
         torch.manual_seed(0)
         model = biggan_mod.new_model(biggan_mod.tiny_config())
@@ -109,7 +106,7 @@ def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: tor
         if not weights.is_file():
             raise ModelUnavailableError(f"{weights}: no such BigGAN weight file (--biggan): check the path")
     else:
-        weights, cfg_file = resolve(entry, cache_dir(cfg.cache_dir), _opts(cfg, progress, on_warning))
+        weights, cfg_file = resolve(entry, cache_dir(cfg.cache_dir), _opts(cfg, progress))
     if cfg_file is not None and cfg_file.is_file():
         from pytorch_pretrained_biggan import BigGANConfig
 
@@ -127,13 +124,12 @@ def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: tor
     return biggan_mod.Generator(model.to(device, dtype), entry.name, False)
 
 
-def ensure_weights(cfg: ModelConfig, progress: bool = False,
-                   on_warning: Callable[[str], None] | None = None) -> None:
+def ensure_weights(cfg: ModelConfig, progress: bool = False) -> None:
     """Make sure every weight file the run needs is local and verified (downloading if allowed),
     before any slow work starts: a missing model fails in a second, not after the audio analysis."""
     if cfg.untrained:
         return
-    opts = _opts(cfg, progress, on_warning)
+    opts = _opts(cfg, progress)
     cache = cache_dir(cfg.cache_dir)
     if not cfg.clip_path:
         resolve_file(get_entry(cfg.clip).weights, cache, opts)

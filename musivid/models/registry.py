@@ -16,7 +16,6 @@ import hashlib
 import logging
 import os
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ChecksumError, ModelUnavailableError
+from ..files import sha256_file, temp_beside
+from ..progress import Bar
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +142,6 @@ def offline_from_env() -> bool:
     return os.environ.get("MUSIVID_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _pin_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
@@ -169,9 +162,10 @@ def cached_ok(wf: WeightFile, cache: Path) -> Path | None:
     if not path.is_file():
         return None
     want = expected_sha(wf, path)
-    got = sha256_of(path)
+    got = sha256_file(path)
     if want is not None and got != want:
-        log.warning("cached %s fails its checksum (%s, want %s): removing it", path, got[:12], want[:12])
+        log.warning("cached %s fails its checksum (sha256 %s..., want %s...): deleted it; it will be fetched "
+                    "again", path, got[:12], want[:12])
         path.unlink()
         return None
     return path
@@ -182,7 +176,6 @@ class FetchOptions:
     offline: bool = False
     timeout_s: float = 30.0  # per connection/read; bounds a hanging server
     progress: bool = False
-    on_warning: Callable[[str], None] | None = None
     opener: Callable[..., object] = field(default=urllib.request.urlopen)
 
 
@@ -220,16 +213,13 @@ def resolve_file(wf: WeightFile, cache: Path, opts: FetchOptions) -> Path:
 def _download(url: str, target: Path, wf: WeightFile, opts: FetchOptions) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     req = urllib.request.Request(url, headers={"User-Agent": "musivid"})
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{wf.filename}.", suffix=".part")
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(target)
     try:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, opts.opener(req, timeout=opts.timeout_s) as resp:
+        with open(tmp_path, "wb") as out, opts.opener(req, timeout=opts.timeout_s) as resp:
             total = resp.headers.get("Content-Length")
-            from tqdm import tqdm
-
-            with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
-                      desc=wf.filename, disable=not opts.progress, leave=False) as bar:
+            with Bar(int(total) if total else None, f"downloading {wf.filename}", "B", enabled=opts.progress,
+                     unit_scale=True) as bar:
                 while block := resp.read(1 << 20):
                     out.write(block)
                     h.update(block)
@@ -240,11 +230,8 @@ def _download(url: str, target: Path, wf: WeightFile, opts: FetchOptions) -> Non
         os.replace(tmp_path, target)
         if not wf.sha256:
             _pin_path(target).write_text(f"{got}  {wf.filename}  (recorded at first download from {url})\n")
-            msg = (f"{wf.filename}: the registry pins no checksum for this file; recorded "
-                   f"sha256 {got[:16]}... at first download and will verify against it from now on")
-            log.warning(msg)
-            if opts.on_warning:
-                opts.on_warning(msg)
+            log.warning("%s: the registry pins no checksum for this file; recorded sha256 %s... at first "
+                        "download and will verify against it from now on", wf.filename, got[:16])
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
