@@ -1,73 +1,236 @@
 """Command line: the only module that prints or exits.
 
-    musivid AUDIO [LYRICS] [-o OUT.mp4] [--untrained] [--steps N] [--variants N] [--fps N]
-            [--size N] [--seed N] [--device auto|cpu|cuda] ...
-    musivid models list | fetch NAME... | check
-    musivid align AUDIO [LYRICS] -o out.lrc [--srt]
-    musivid variants PROJECT --line N [--count K]
-    musivid pick PROJECT --line N --variant V
-    musivid render PROJECT [-o OUT.mp4]
-    musivid bench [--device] [--clip] [--biggan] [--cutouts] [--batch ...]
+    musivid AUDIO [LYRICS] [OPTIONS]               render a music video (see `musivid --help`)
+    musivid variants PROJECT --line N [--count K]  re-roll a line
+    musivid pick PROJECT --line N --variant V      choose the variant a line shows
+    musivid render PROJECT [-o OUT.mp4]            render again without optimizing
+    musivid align AUDIO [LYRICS] -o out.lrc        time the lyrics, to check and correct
+    musivid models list | fetch [NAME...] | check  pretrained weights
+    musivid bench                                  optimizer throughput
 
+Exit codes: 0 done, 1 the run failed, 2 bad usage or input, 130 interrupted (work is kept).
 Heavy modules (torch, av, librosa) are imported inside the commands so `--help` is instant.
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 from pathlib import Path
 
 import click
 
+from .config import ASR_CHOICES, DEFAULT_WHISPER, OptimizeConfig, RenderConfig, ScheduleConfig
 from .errors import MusividError
 
-EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
-class _DefaultGroup(click.Group):
-    """`musivid AUDIO ...` runs the `make` command; named subcommands work as usual."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["make", *args]
-        return super().parse_args(ctx, args)
-
+# ---- messages ---------------------------------------------------------------------------------------
 
 def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def _reporter(quiet: bool):
-    from .pipeline import Reporter
+class _Handler(logging.Handler):
+    """The library's log records as `musivid: ...` lines on stderr; each warning once per run."""
 
-    return Reporter(info=(lambda m: None) if quiet else (lambda m: _say(f"musivid: {m}")),
-                    warn=lambda m: _say(f"musivid: warning: {m}"))
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            if msg in self.seen:
+                return
+            self.seen.add(msg)
+            _say(f"musivid: warning: {msg}")
+        elif record.levelno >= logging.INFO:
+            _say(f"musivid: {msg}")
+        else:
+            _say(f"musivid: debug: {record.name}: {msg}")
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
-                        format="musivid: %(levelname)s: %(name)s: %(message)s", stream=sys.stderr)
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    _reset_logging()
+    logger = logging.getLogger("musivid")
+    logger.addHandler(_Handler())
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False  # a library that calls logging.basicConfig() must not print them twice
 
 
-@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _reset_logging() -> None:
+    logger = logging.getLogger("musivid")
+    for h in [h for h in logger.handlers if isinstance(h, _Handler)]:
+        logger.removeHandler(h)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+
+
+def _verbosity(f):
+    f = click.option("-v", "--verbose", is_flag=True, help="Also diagnostics and the time of every stage.")(f)
+    return click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")(f)
+
+
+class DeviceChoice(click.Choice):
+    """auto, cpu, cuda, or cuda:N."""
+
+    def __init__(self) -> None:
+        super().__init__(["auto", "cpu", "cuda", "cuda:N"])
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit():
+            return value
+        if value == "cuda:N":
+            self.fail("give a GPU number, e.g. cuda:0", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _device(default: str | None = "auto"):
+    text = "Where to run: auto (a GPU if there is one), cpu, cuda or cuda:N."
+    if default is None:
+        text += " Default: the project's."
+    return click.option("--device", type=DeviceChoice(), default=default, show_default=default is not None, help=text)
+
+
+_offline = click.option("--offline", is_flag=True, help="Never touch the network (also MUSIVID_OFFLINE=1).")
+_overwrite = click.option("-y", "--overwrite", is_flag=True,
+                          help="Replace an existing output file (this project's own last video is replaced anyway).")
+_excerpt = [click.option("--start", type=click.FloatRange(min=0), default=0.0, help="Render from this time (s): a preview."),
+            click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+                         help="Render this many seconds (with --start: a quick preview excerpt).")]
+
+
+def _options(*decorators):
+    def apply(f):
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return apply
+
+
+# ---- the group ----------------------------------------------------------------------------------------
+
+# sections of `musivid --help`, in order: (title, option names)
+HELP_SECTIONS = [
+    ("Output", ["output", "overwrite", "project_dir", "captions", "fps", "size", "crf", "start", "duration"]),
+    ("Images", ["steps", "variants", "cutouts", "seed", "device", "checkpoint_every"]),
+    ("Motion", ["reactivity", "pulse"]),
+    ("Lyric timing", ["asr", "whisper_model"]),
+    ("Models", ["clip", "biggan", "offline", "untrained"]),
+    ("Messages", ["quiet", "verbose"]),
+]
+
+
+class MainGroup(click.Group):
+    """`musivid AUDIO ...` runs the hidden `make` command; named subcommands work as usual; a word
+    that is neither a command nor an existing file is a mistyped command."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            first = args[0]
+            if first.startswith("-") or Path(first).exists() or Path(first).suffix or "/" in first:
+                args = ["make", *args]
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if name and name not in self.commands:
+            shown = [n for n, c in self.commands.items() if not c.hidden]
+            close = difflib.get_close_matches(name, shown, n=1, cutoff=0.5)
+            hint = f" Did you mean {close[0]!r}?" if close else f" Commands: {', '.join(shown)}."
+            ctx.fail(f"No such command {name!r}.{hint} (An AUDIO file is taken as such only if it exists.)")
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage("musivid", "AUDIO [LYRICS] [OPTIONS]")
+        formatter.write_usage("musivid", "COMMAND [ARGS]...", prefix="       ")
+
+    def format_options(self, ctx, formatter):
+        make = self.commands["make"]
+        mctx = click.Context(make, info_name="musivid", parent=ctx)
+        records = {p.name: p.get_help_record(mctx) for p in make.get_params(mctx)
+                   if isinstance(p, click.Option) and p.name != "help"}
+        for title, names in HELP_SECTIONS:
+            with formatter.section(title):
+                formatter.write_dl([records.pop(n) for n in names])
+        rest = list(records.values()) + [p.get_help_record(ctx) for p in self.get_params(ctx)]
+        with formatter.section("Other"):
+            formatter.write_dl([r for r in dict.fromkeys(rest) if r])
+        self.format_commands(ctx, formatter)
+
+
+@click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="musivid")
 def cli():
-    """Turn a song and its lyrics into a music video (BigGAN images found by CLIP, cut on the beat).
+    """Turn a song and its lyrics into a music video: a BigGAN image found by CLIP for every lyric
+    line, gliding from line to line on the beat, frame-exact with the audio.
 
     \b
-    musivid song.mp3 lyrics.txt          render song.mp4 (lyrics: .txt lines, .lrc, or none)
-    musivid song.mp3 lyrics.lrc --untrained   preview the pipeline with tiny random models
+    musivid song.mp3 lyrics.txt              -> song.mp4, song.srt and the project song.musivid/
+    musivid song.mp3 lyrics.lrc -o v.mp4     timed lyrics are used as given
+    musivid song.mp3                         no lyrics: Whisper transcribes the song
+    musivid song.mp3 lyrics.txt --untrained  a quick preview with tiny random-weight models
+    musivid song.mp3 lyrics.txt --start 30 --duration 10   a 10-second excerpt
     """
 
 
-def _model_options(f):
-    f = click.option("--clip", "clip", default=None, help="CLIP registry name or a local weight file.")(f)
-    f = click.option("--biggan", "biggan", default=None, help="BigGAN registry name, weight file or directory.")(f)
-    f = click.option("--offline", is_flag=True, help="Never touch the network (also MUSIVID_OFFLINE=1).")(f)
-    f = click.option("--untrained", is_flag=True,
-                     help="Tiny random-weight models of the same classes: a pipeline preview, not real images.")(f)
-    return f
+# ---- musivid AUDIO [LYRICS] ----------------------------------------------------------------------------
+
+@cli.command("make", hidden=True)
+@click.argument("audio", type=click.Path(path_type=Path))
+@click.argument("lyrics", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .mp4 (default: AUDIO's name + .mp4).")
+@_overwrite
+@click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
+              help="Project directory (default: OUTPUT's name + .musivid).")
+@click.option("--captions", is_flag=True, help="Burn the lyric line being sung into the picture.")
+@click.option("--fps", type=float, default=None, help=f"Video frame rate (default {RenderConfig.fps:g}).")
+@click.option("--size", type=int, default=None, help=f"Video side in pixels (default {RenderConfig.size}).")
+@click.option("--crf", type=int, default=None, help=f"H.264 quality, 0 (lossless) to 51 (worst) (default {RenderConfig.crf}).")
+@_options(*_excerpt)
+@click.option("--steps", type=int, default=None, help=f"Optimization steps per line (default {OptimizeConfig.steps}).")
+@click.option("--variants", type=int, default=None, help=f"Variants per lyric line (default {OptimizeConfig.variants}).")
+@click.option("--cutouts", type=int, default=None, help=f"CLIP cutouts per image and step (default {OptimizeConfig.cutouts}).")
+@click.option("--seed", type=int, default=None, help=f"Run seed (default {OptimizeConfig.seed}).")
+@click.option("--checkpoint-every", "checkpoint_every", type=float, default=None,
+              help=f"Save the running optimization every SECONDS (default {OptimizeConfig.checkpoint_every_s:g}).")
+@_device()
+@click.option("--reactivity", type=float, default=None, help=f"0: even glide .. 1: motion only on hits (default {ScheduleConfig.reactivity:g}).")
+@click.option("--pulse", type=float, default=None, help=f"Kick on onsets, 0 (off) to 5 (default {ScheduleConfig.pulse:g}).")
+@click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
+              help="Speech recogniser for plain or missing lyrics.")
+@click.option("--whisper-model", default=None,
+              help=f"Whisper model name or local CTranslate2 directory (default {DEFAULT_WHISPER}).")
+@click.option("--clip", "clip", default=None, help="CLIP registry name or a local weight file.")
+@click.option("--biggan", "biggan", default=None, help="BigGAN registry name, weight file or directory.")
+@_offline
+@click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
+@_verbosity
+def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, start, duration, steps,
+             variants, cutouts, seed, checkpoint_every, device, reactivity, pulse, asr, whisper_model, clip, biggan, offline,
+             untrained, quiet, verbose):
+    """Render AUDIO (+ LYRICS) to a music video."""
+    from .config import RunSettings, TimingConfig
+    from .pipeline import make_video
+
+    _setup_logging(quiet, verbose)
+
+    def given(**kw):
+        return {k: v for k, v in kw.items() if v is not None}
+
+    settings = RunSettings(
+        optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
+                                        checkpoint_every_s=checkpoint_every)),
+        render=RenderConfig(**given(fps=fps, size=size, crf=crf), captions=captions),
+        schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse)),
+        models=_model_config(clip, biggan, offline, untrained),
+        timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
+    res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
+                     duration=duration, progress=not quiet)
+    _done(res, quiet, verbose)
 
 
 def _model_config(clip, biggan, offline, untrained):
@@ -86,57 +249,101 @@ def _model_config(clip, biggan, offline, untrained):
     return ModelConfig(**kw)
 
 
-@cli.command("make", hidden=True)
-@click.argument("audio", type=click.Path(path_type=Path))
-@click.argument("lyrics", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .mp4 (default: AUDIO's name + .mp4).")
-@click.option("--steps", type=int, default=None, help="Optimization steps (default 200).")
-@click.option("--variants", type=int, default=None, help="Variants per lyric line (default 1).")
-@click.option("--cutouts", type=int, default=None, help="CLIP cutouts per image and step (default 32).")
-@click.option("--fps", type=float, default=None, help="Video frame rate (default 24).")
-@click.option("--size", type=int, default=None, help="Video side in pixels (default 256).")
-@click.option("--seed", type=int, default=None, help="Run seed (default 0).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
-              help="Project directory (default: OUT's name + .musivid).")
-@click.option("--asr", default="auto", show_default=True,
-              help="Speech recogniser for plain or missing lyrics: auto, faster-whisper, openai-whisper, none.")
-@click.option("--whisper-model", default=None, help="Whisper model name or local CTranslate2 directory.")
-@click.option("--captions", is_flag=True, help="Burn the current lyric line into the picture.")
-@click.option("--reactivity", type=float, default=None, help="0: even glide .. 1: motion only on hits (default 0.5).")
-@click.option("--pulse", type=float, default=None, help="Noise kick on onsets (default 0).")
-@_model_options
-@click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
-@click.option("-v", "--verbose", is_flag=True, help="Diagnostic logging.")
-def make_cmd(audio, lyrics, output, steps, variants, cutouts, fps, size, seed, device, project_dir, asr,
-             whisper_model, captions, reactivity, pulse, clip, biggan, offline, untrained, quiet, verbose):
-    """Render AUDIO (+ LYRICS) to a music video."""
-
-    from .config import OptimizeConfig, RenderConfig, ScheduleConfig
-    from .pipeline import RunSettings, make_video
-
-    _setup_logging(verbose)
-
-    def pick(**kw):
-        return {k: v for k, v in kw.items() if v is not None}
-
-    opt = OptimizeConfig(**pick(steps=steps, variants=variants, cutouts=cutouts, seed=seed))
-    ren = RenderConfig(**pick(fps=fps, size=size), captions=captions)
-    sch = ScheduleConfig(**pick(reactivity=reactivity, pulse=pulse))
-    settings = RunSettings(optimize=opt, render=ren, schedule=sch,
-                           models=_model_config(clip, biggan, offline, untrained), device=device,
-                           asr=asr, whisper_model=whisper_model, progress=not quiet)
-    rep = _reporter(quiet)
-    res = make_video(audio, lyrics, output, settings, project_dir=project_dir, reporter=rep)
-    _done(res, quiet)
-
-
-def _done(res, quiet: bool) -> None:
+def _done(res, quiet: bool, verbose: bool) -> None:
     note = " [UNTRAINED random weights: preview only]" if res.untrained else ""
     click.echo(f"wrote {res.video} ({res.frames} frames){note}")
     if not quiet:
         _say(f"musivid: captions {res.srt}; project {res.project} (storyboard.png inside)")
+    if verbose:
+        _say("musivid: timings: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" if k.endswith("_s") else f"{k} {v}"
+                                             for k, v in res.timings.items()))
 
+
+# ---- project commands ------------------------------------------------------------------------------
+
+@cli.command("variants")
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--line", type=click.IntRange(min=1), required=True, help="1-based lyric line number.")
+@click.option("--count", type=click.IntRange(1, 64), default=2, show_default=True, help="How many new variants.")
+@_device(None)
+@_offline
+@_verbosity
+def variants_cmd(project, line, count, device, offline, quiet, verbose):
+    """Optimize COUNT new variants of one line; every other line stays as it is."""
+    from .pipeline import add_variants
+
+    _setup_logging(quiet, verbose)
+    new = add_variants(project, line, count, device=device, offline=offline, progress=not quiet)
+    click.echo(f"line {line}: new variants {', '.join(map(str, new))}; see {Path(project) / 'storyboard.png'}"
+               f" (pick one with `musivid pick {project} --line {line} --variant V`)")
+
+
+@cli.command("pick")
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--line", type=click.IntRange(min=1), required=True, help="1-based lyric line number.")
+@click.option("--variant", type=click.IntRange(min=0), required=True, help="Variant number (see the storyboard).")
+@_verbosity
+def pick_cmd(project, line, variant, quiet, verbose):
+    """Choose which variant of a line the video shows (then `musivid render PROJECT`)."""
+    from .pipeline import pick_variant
+
+    _setup_logging(quiet, verbose)
+    pick_variant(project, line, variant)
+    click.echo(f"line {line}: variant {variant} picked; render with `musivid render {project}`")
+
+
+@cli.command("render")
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output .mp4 (default: the project's last output).")
+@_overwrite
+@click.option("--fps", type=float, default=None, help="Frame rate for this render (default: the project's).")
+@click.option("--size", type=int, default=None, help="Video side in pixels for this render.")
+@click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
+@click.option("--captions/--no-captions", default=None, help="Burn in the lyric lines (default: the project's).")
+@click.option("--reactivity", type=float, default=None, help="Motion for this render: 0 even glide .. 1 only on hits.")
+@click.option("--pulse", type=float, default=None, help="Kick on onsets for this render, 0 (off) to 5.")
+@_options(*_excerpt)
+@_device(None)
+@_offline
+@_verbosity
+def render_cmd(project, output, overwrite, fps, size, crf, captions, reactivity, pulse, start, duration, device,
+               offline, quiet, verbose):
+    """Render the video from a project without optimizing anything."""
+    from .pipeline import render_project
+
+    _setup_logging(quiet, verbose)
+    res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, reactivity=reactivity,
+                         pulse=pulse, device=device, offline=offline, overwrite=overwrite, start=start, duration=duration, progress=not quiet)
+    _done(res, quiet, verbose)
+
+
+# ---- align ------------------------------------------------------------------------------------------
+
+@cli.command("align")
+@click.argument("audio", type=click.Path(path_type=Path))
+@click.argument("lyrics", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Timed lyrics (.lrc).")
+@_overwrite
+@click.option("--srt", is_flag=True, help="Also write an .srt beside the .lrc.")
+@click.option("--asr", type=click.Choice([a for a in ASR_CHOICES if a not in ("auto", "none")]),
+              default="faster-whisper", show_default=True, help="Speech recogniser.")
+@click.option("--whisper-model", default=None,
+              help=f"Whisper model name or local CTranslate2 directory (default {DEFAULT_WHISPER}).")
+@_device()
+@_offline
+@_verbosity
+def align_cmd(audio, lyrics, output, overwrite, srt, asr, whisper_model, device, offline, quiet, verbose):
+    """Time the lyrics against the song (or transcribe it) and write an LRC to check and edit."""
+    from .pipeline import align_lyrics
+
+    _setup_logging(quiet, verbose)
+    res = align_lyrics(audio, lyrics, output, asr=asr, whisper_model=whisper_model, srt=srt, offline=offline,
+                       device=device, overwrite=overwrite)
+    click.echo(f"wrote {output} ({len(res.segments)} lines, {res.method})")
+
+
+# ---- models -------------------------------------------------------------------------------------------
 
 @cli.group()
 def models():
@@ -155,185 +362,108 @@ def models_list():
         state = "cached" if is_cached(e, cache) else "-"
         pin = "" if e.weights.sha256 else " (no pinned sha256: trust on first use)"
         click.echo(f"{e.name:48s} {e.kind:6s} {size:7.0f} MB  {state:6s}  {e.licence}{pin}")
+        click.echo(f"{'':48s} {e.about}")
 
 
 @models.command("fetch")
 @click.argument("names", nargs=-1)
-@click.option("--offline", is_flag=True, help="Only verify what is cached.")
-def models_fetch(names, offline):
+@_offline
+@_verbosity
+def models_fetch(names, offline, quiet, verbose):
     """Download and verify NAMES (default: the default CLIP and BigGAN)."""
     from .config import ModelConfig
     from .models.registry import FetchOptions, cache_dir, get_entry, offline_from_env, resolve
 
+    _setup_logging(quiet, verbose)
     names = names or (ModelConfig.clip, ModelConfig.biggan)
-    opts = FetchOptions(offline=offline or offline_from_env(), progress=True,
-                        on_warning=lambda m: _say(f"musivid: warning: {m}"))
+    opts = FetchOptions(offline=offline or offline_from_env(), progress=not quiet)
     for name in names:
         paths = resolve(get_entry(name), cache_dir(), opts)
         click.echo(f"{name}: ok ({', '.join(str(p) for p in paths)})")
 
 
 @models.command("check")
-@click.option("-q", "--quiet", is_flag=True)
-def models_check(quiet):
-    """Exit 0 if the default models are cached and verify (no network), else 2."""
+@_verbosity
+def models_check(quiet, verbose):
+    """Exit 0 if the default models are cached and verify (no network), else 1."""
     from .config import ModelConfig
     from .models.registry import FetchOptions, cache_dir, get_entry, resolve
 
+    _setup_logging(quiet, verbose)
     for name in (ModelConfig.clip, ModelConfig.biggan):
         resolve(get_entry(name), cache_dir(), FetchOptions(offline=True))
     if not quiet:
         click.echo("default models are cached and verified")
 
 
-@cli.command("variants")
-@click.argument("project", type=click.Path(path_type=Path))
-@click.option("--line", type=int, required=True, help="1-based lyric line number.")
-@click.option("--count", type=int, default=2, show_default=True, help="How many new variants.")
-@click.option("--device", default=None, help="Override the project's device.")
-@click.option("-q", "--quiet", is_flag=True)
-def variants_cmd(project, line, count, device, quiet):
-    """Optimize COUNT new variants of one line; every other line stays as it is."""
-    from .job import add_variants, open_job
-    from .storyboard import write_storyboard
+# ---- bench --------------------------------------------------------------------------------------------
 
-    job = open_job(project, _reporter(quiet), progress=not quiet, device=device)
-    new = add_variants(job, line, count)
-    write_storyboard(job, job.project.root / "storyboard.png")
-    click.echo(f"line {line}: new variants {', '.join(map(str, new))}; see {job.project.root / 'storyboard.png'}"
-               f" (pick one with `musivid pick {project} --line {line} --variant V`)")
-
-
-@cli.command("pick")
-@click.argument("project", type=click.Path(path_type=Path))
-@click.option("--line", type=int, required=True, help="1-based lyric line number.")
-@click.option("--variant", type=int, required=True, help="Variant number (see the storyboard).")
-def pick_cmd(project, line, variant):
-    """Choose which variant of a line the video shows (then `musivid render PROJECT`)."""
-    from . import project as proj
-    from .errors import InputError
-    from .lyrics import clip_text
-
-    p = proj.Project.open(project, must_exist=True)
-    segs = p.data.get("timing", {}).get("segments", [])
-    if not 1 <= line <= len(segs):
-        raise InputError(f"--line {line}: the project has lines 1 to {len(segs)}")
-    text = clip_text(segs[line - 1]["text"])[0]
-    s = proj.settings_from_json(p.data["settings"])
-    have = p.variants_of(text, proj.latent_settings(s.optimize, s.models))
-    if variant not in have:
-        raise InputError(f"--variant {variant}: line {line} has variants {have}: "
-                         f"make more with `musivid variants {project} --line {line}`")
-    p.data["picked"][text] = variant
-    p.save()
-    click.echo(f"line {line}: variant {variant} picked; render with `musivid render {project}`")
-
-
-@cli.command("render")
-@click.argument("project", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output .mp4 (default: the project's last output).")
-@click.option("--fps", type=float, default=None)
-@click.option("--size", type=int, default=None)
-@click.option("--captions/--no-captions", default=None)
-@click.option("--device", default=None)
-@click.option("-q", "--quiet", is_flag=True)
-def render_cmd(project, output, fps, size, captions, device, quiet):
-    """Render the video from a project without optimizing anything."""
-    import dataclasses
-
-    from . import project as proj
-    from .errors import InputError
-    from .job import open_job, render_job
-    from .render import check_writable
-
-    p = proj.Project.open(project, must_exist=True)
-    out = output or Path(p.data.get("outputs", {}).get("video", Path(project).with_suffix(".mp4")))
-    if out.suffix.lower() != ".mp4":
-        raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
-    check_writable(out)
-    s = proj.settings_from_json(p.data["settings"])
-    ren = dataclasses.replace(s.render, **{k: v for k, v in dict(fps=fps, size=size, captions=captions).items()
-                                          if v is not None})
-    job = open_job(project, _reporter(quiet), progress=not quiet, render=ren, device=device)
-    _done(render_job(job, out), quiet)
-
-
-@cli.command("align")
-@click.argument("audio", type=click.Path(path_type=Path))
-@click.argument("lyrics", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Timed lyrics (.lrc).")
-@click.option("--srt", is_flag=True, help="Also write an .srt beside the .lrc.")
-@click.option("--asr", default="faster-whisper", show_default=True, help="faster-whisper or openai-whisper.")
-@click.option("--whisper-model", default=None, help="Whisper model name or local model directory.")
-@click.option("-q", "--quiet", is_flag=True)
-def align_cmd(audio, lyrics, output, srt, asr, whisper_model, quiet):
-    """Time the lyrics against the song (or transcribe it) and write an LRC to check and edit."""
-    from . import timing as al
-    from .audio import decode
-    from .lyrics import check_times, load
-    from .render import write_srt
-
-    rep = _reporter(quiet)
-    a = decode(audio, 16000)
-    lyr = check_times(load(lyrics), a.duration) if lyrics else None
-    fn = None if lyr is not None and lyr.timed else al.aligner(asr, whisper_model, rep, required=True)
-    res = al.segments_for(lyr, a, align=fn)
-    for w in res.warnings:
-        rep.warn(w)
-    al.write_lrc(res.segments, output)
-    if srt:
-        write_srt(res.segments, output.with_suffix(".srt"))
-    click.echo(f"wrote {output} ({len(res.segments)} lines, {res.method})")
+def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(b) for b in value.split(",") if b.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give comma-separated whole numbers, e.g. 1,4,16") from None
+    if not sizes or any(b < 1 for b in sizes):
+        raise click.BadParameter(f"{value!r}: batch sizes must be 1 or more, e.g. 1,4,16")
+    return sizes
 
 
 @cli.command("bench")
-@click.option("--device", default="auto", show_default=True)
+@_device()
 @click.option("--untrained", is_flag=True, help="Tiny random models (CPU-sized).")
 @click.option("--full-size", is_flag=True, help="Full-size architectures with random weights (GPU throughput).")
 @click.option("--clip", default="ViT-B-32/openai", show_default=True)
 @click.option("--biggan", default="biggan-deep-256", show_default=True)
-@click.option("--cutouts", type=int, default=32, show_default=True)
-@click.option("--batch", type=str, default="1,4,16", show_default=True, help="Comma-separated batch sizes.")
-@click.option("--steps", type=int, default=10, show_default=True, help="Timed steps per measurement.")
+@click.option("--cutouts", type=click.IntRange(1, 1024), default=32, show_default=True)
+@click.option("--batch", "batches", default="1,4,16", show_default=True, callback=_batch_sizes,
+              help="Comma-separated batch sizes.")
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps per measurement.")
 @click.option("--compile", "use_compile", is_flag=True,
               help="Also measure the torch.compile'd step, in the same run (CUDA).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
 @click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None,
               help="Write results as a Markdown block for benchmarks/RESULTS.md.")
-def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batch, steps, use_compile, json_out, md_out):
+@_verbosity
+def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, steps, use_compile, json_out, md_out,
+              quiet, verbose):
     """Latent-steps/s of musivid's batched optimizer against the one-prompt reference loop."""
-    from .bench import BenchConfig, format_markdown, format_report, run_bench
+    import json
 
-    sizes = tuple(int(b) for b in batch.split(",") if b.strip())
+    from .bench import format_markdown, format_report, run_bench
+    from .config import BenchConfig
+    from .files import atomic_write_text
+
+    _setup_logging(quiet, verbose)
     cfg = BenchConfig(device=device, untrained=untrained, full_size=full_size, clip=clip, biggan=biggan,
-                      cutouts=cutouts, batches=sizes, steps=steps, compile=use_compile)
-    report = run_bench(cfg, log=lambda m: _say(f"musivid: {m}"))
+                      cutouts=cutouts, batches=batches, steps=steps, compile=use_compile)
+    report = run_bench(cfg)
     click.echo(format_report(report))
     if json_out:
-        import json
-
-        json_out.write_text(json.dumps(report.to_json(), indent=1))
+        atomic_write_text(json_out, json.dumps(report.to_json(), indent=1))
     if md_out:
-        md_out.write_text(format_markdown(report) + "\n")
+        atomic_write_text(md_out, format_markdown(report) + "\n")
+
+
+# ---- entry point --------------------------------------------------------------------------------------
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line in this process; returns the exit code (tests call this)."""
+    try:
+        rv = cli.main(args=argv, standalone_mode=False, prog_name="musivid")
+        return rv if isinstance(rv, int) else 0
+    except MusividError as e:
+        _say(f"musivid: error: {e}")
+        return e.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _say("musivid: interrupted: finished work is kept in the project directory; "
+             "run the same command again to resume")
+        return EXIT_INTERRUPTED
+    except click.exceptions.ClickException as e:
+        e.show()
+        return e.exit_code
+    finally:
+        _reset_logging()
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False, prog_name="musivid")
-    except MusividError as e:
-        _say(f"musivid: error: {e}")
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        _say("musivid: interrupted: finished work is kept in the project directory; "
-             "run the same command again to resume")
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        _say("musivid: interrupted: finished work is kept in the project directory; "
-             "run the same command again to resume")
-        sys.exit(EXIT_INTERRUPTED)
-    except click.exceptions.ClickException as e:
-        e.show()
-        sys.exit(EXIT_BAD_INPUT)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+    sys.exit(run())

@@ -1,95 +1,566 @@
-"""The whole run: audio + lyrics → segments → keyframes → optimized latents → video.
+"""Runs a project: audio + lyrics → segments → keyframes → optimized latents → video.
 
-`make_video` is the library entry point behind `musivid AUDIO [LYRICS]`. It reports through a
-Reporter (the CLI prints; tests collect) and never prints itself.
+The only module that knows the order of the stages. Entry points (also the Python API):
+
+    make_video(audio, lyrics, output, settings)   everything `musivid AUDIO [LYRICS]` does
+    add_variants(project_dir, line, count)        `musivid variants`
+    pick_variant(project_dir, line, variant)      `musivid pick`
+    render_project(project_dir, output, ...)      `musivid render`
+
+Messages for the user go to the `musivid` logger (INFO: what is happening, WARNING: what the user
+should know); long loops show a bar when `progress` is on; `on_progress(stage, done, total)` is
+called as work advances (the studio shows it). Nothing here prints.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
-import torch
-
-from .config import ModelConfig, OptimizeConfig, RenderConfig, RhythmConfig, ScheduleConfig
-from .errors import InputError
+from . import project as proj
+from .config import ModelConfig, RenderConfig, RunSettings, ScheduleConfig, TimingConfig, resolve_device
+from .errors import InputError, MusividError
+from .files import check_writable
+from .project import Chosen, Project
 
 log = logging.getLogger(__name__)
 
 UNTRAINED_NOTE = ("UNTRAINED: tiny random-weight models (--untrained); this video is a pipeline "
                   "preview, not a real result")
 
-
-@dataclass(frozen=True)
-class RunSettings:
-    optimize: OptimizeConfig = OptimizeConfig()
-    render: RenderConfig = RenderConfig()
-    models: ModelConfig = ModelConfig()
-    schedule: ScheduleConfig = ScheduleConfig()
-    rhythm: RhythmConfig = RhythmConfig()
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    asr: str = "auto"  # auto | none | faster-whisper | openai-whisper (plain lyrics / no lyrics)
-    whisper_model: str | None = None  # name or local directory
-    progress: bool = False
-
-
-@dataclass
-class Reporter:
-    """Where the library's user-facing messages go (the CLI prints them)."""
-
-    info: Callable[[str], None] = lambda m: log.info(m)
-    warn: Callable[[str], None] = lambda m: log.warning(m)
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(frozen=True)
 class VideoResult:
     video: Path
     srt: Path
-    project: Path | None
-    segments: list
-    keyframes: list
-    scores: list[float]  # chosen variant's CLIP score per segment
+    project: Path
+    segments: list  # [Segment]
+    keyframes: list  # [Keyframe]
+    scores: list[float]  # the shown variant's CLIP score per rendered keyframe
     untrained: bool
     frames: int
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+@dataclass
+class Job:
+    """An open project with its inputs analysed: what optimizing and rendering work from."""
+
+    project: Project
+    settings: RunSettings
+    audio: Any  # audio.Audio
+    segments: list  # [Segment]
+    rhythm: Any  # rhythm.Rhythm
+    keyframes: list  # [Keyframe]
+    device: Any  # torch.device
+    amp: Any  # torch.dtype | None: autocast dtype
+    progress: bool = False
+    on_progress: ProgressFn | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    _models: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lkey(self) -> dict:
+        """The settings that key this run's latents (see project.latent_key)."""
+        return proj.latent_settings(self.settings.optimize, self.settings.models)
+
+    def clip_texts(self) -> list[str]:
+        from .lyrics import clip_text
+
+        return [clip_text(s.text)[0] for s in self.segments]
+
+    def model(self, kind: str):
+        """"clip" or "biggan", loaded once, when first needed."""
+        if kind not in self._models:
+            from .models import load
+
+            loader = {"clip": load.load_clip, "biggan": load.load_biggan}[kind]
+            m = self.settings.models
+            name = "(tiny, untrained)" if m.untrained else {"clip": m.clip_path or m.clip,
+                                                          "biggan": m.biggan_path or m.biggan}[kind]
+            with self.stage(f"load_{kind}", f"loading {'CLIP' if kind == 'clip' else 'BigGAN'} {name}"):
+                self._models[kind] = loader(self.settings.models, self.device, progress=self.progress)
+        return self._models[kind]
+
+    @contextmanager
+    def stage(self, name: str, message: str | None = None) -> Iterator[None]:
+        with _stage(self.timings, name, message, self.on_progress):
+            yield
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(stage, done, total)
 
 
-def resolve_device(name: str) -> tuple[torch.device, torch.dtype | None]:
-    """'auto' → CUDA when present. Returns the device and the autocast dtype (bf16 on CUDA)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is available here: use --device cpu or auto")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise InputError(f"--device {name}: unknown device: use auto, cpu or cuda")
-    dev = torch.device(name)
-    return dev, (torch.bfloat16 if dev.type == "cuda" else None)
+@contextmanager
+def _stage(timings: dict[str, float], name: str, message: str | None, on_progress: ProgressFn | None):
+    """A step of the run: said when it starts (INFO), timed, reported to `on_progress`."""
+    if message:
+        log.info(message)
+    if on_progress is not None:
+        on_progress(name, 0, 1)
+    t = time.monotonic()
+    yield
+    timings[f"{name}_s"] = timings.get(f"{name}_s", 0.0) + time.monotonic() - t
+    if on_progress is not None:
+        on_progress(name, 1, 1)
 
+
+# ---- inputs ---------------------------------------------------------------------------------------
 
 def default_output(audio: Path) -> Path:
-    return audio.with_suffix(".mp4")
+    """AUDIO's name with .mp4; when that is AUDIO itself (a video as the audio source), NAME.video.mp4."""
+    out = audio.with_suffix(".mp4")
+    if out.resolve() == audio.resolve():
+        out = audio.with_name(audio.stem + ".video.mp4")
+        log.info("the default output %s would replace the input: writing %s", audio.name, out.name)
+    return out
 
 
-def make_video(audio_path: str | Path, lyrics_path: str | Path | None, out_path: str | Path | None,
-               settings: RunSettings = RunSettings(), *, project_dir: str | Path | None = None,
-               reporter: Reporter | None = None) -> VideoResult:
-    """Everything `musivid AUDIO [LYRICS]` does: resumes from the project directory if any."""
-    from .render import check_writable
-
-    audio_path = Path(audio_path)
-    out = Path(out_path) if out_path else default_output(audio_path)
-    if out.suffix.lower() != ".mp4":
-        raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
+def check_output(out: Path, inputs: list[Path | None], project: Project | None = None, overwrite: bool = False,
+                 side: tuple[str, ...] = (".srt",)) -> None:
+    """Before any slow work: the output (.mp4, or .lrc for `align`) and its side files (NAME.srt)
+    go to a writable place, replace none of the inputs, and replace an existing file only if it is
+    this project's own last output (or with `overwrite`)."""
+    kind = "video" if out.suffix.lower() == ".mp4" else "lrc"
+    targets = [(out, kind)] + [(out.with_suffix(ext), ext[1:]) for ext in side]
+    for target, what in targets:
+        for src in inputs:
+            if src is not None and target.resolve() == src.resolve():
+                raise InputError(f"{target}: is an input of this run and would be overwritten: choose another -o")
+        ours = project is not None and project.output(what) == target.resolve()
+        if target.exists() and not overwrite and not ours:
+            raise InputError(f"{target}: exists{'' if project is None else ' and is not from this project'}: pass "
+                             "-y/--overwrite to replace it, or choose another -o")
     check_writable(out)
+
+
+def _check_inputs(audio: Path, lyrics: Path | None):
+    """The cheap checks, before any weight is fetched: the files exist, the lyrics parse."""
+    from .lyrics import load
+
+    if not audio.exists():
+        raise InputError(f"{audio}: no such file: check the audio path")
+    if audio.is_dir():
+        raise InputError(f"{audio}: is a directory, not an audio file")
+    return load(lyrics) if lyrics is not None else None
+
+
+def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, settings: RunSettings, *,
+            persist: bool = True, progress: bool = False, on_progress: ProgressFn | None = None) -> Job:
+    """Open (or create) the project and analyse the inputs: decode the audio, time the lyrics,
+    find the beats, place the keyframes. Timing and beats are cached in the project. With
+    `persist` the settings and keyframes become the project's; without, they are this run's only."""
+    from .audio import decode
+    from .lyrics import check_times, clip_text
+    from .schedule import keyframes as make_keyframes
+
+    timings: dict[str, float] = {}
+    device, amp = resolve_device(settings.device)
+    lyrics = _check_inputs(audio_path, lyrics_path)
+    with _stage(timings, "decode", f"reading {audio_path.name}", on_progress):
+        audio = decode(audio_path, settings.rhythm.sample_rate)
+    if lyrics is not None:
+        lyrics = check_times(lyrics, audio.duration)
+    p = Project.open(project_dir)
+    audio_in = proj.InputFile.of(audio_path)
+    lyrics_in = proj.InputFile.of(lyrics_path) if lyrics_path else None
+    t = settings.timing
+    timing_key = {"inputs": [audio_in.sha256, lyrics_in and lyrics_in.sha256], "asr": t.asr,
+                  "whisper_model": t.whisper_model}
+    cached = p.cached_timing(timing_key)
+    if cached is not None:
+        segments, method = cached
+    else:
+        res = _time_lyrics(lyrics, audio, settings.timing, settings.models, device, timings, on_progress)
+        segments, method = res.segments, res.method
+        p.set_timing(timing_key, method, segments)
+    for s in segments:
+        text, cut = clip_text(s.text)
+        if cut:
+            log.warning("line %d is longer than CLIP can read: cut to its first %d characters for the image "
+                        "(captions keep it whole)", s.index + 1, len(text))
+    rhythm_key = {"audio": audio_in.sha256, "rhythm": dataclasses.asdict(settings.rhythm)}
+    rhythm = p.cached_rhythm(rhythm_key)
+    if rhythm is None:
+        from .rhythm import analyze
+
+        with _stage(timings, "rhythm", f"analysing the beat of {audio_path.name}", on_progress):
+            rhythm = analyze(audio, settings.rhythm)
+        p.set_rhythm(rhythm_key, rhythm)
+    kfs = make_keyframes(segments, rhythm.beats, settings.schedule, settings.render.fps)
+    if persist:
+        p.set_inputs(audio_in, lyrics_in)
+        p.set_settings(settings)
+        p.set_keyframes(kfs)
+    p.save()
+    if settings.models.untrained:
+        log.warning(UNTRAINED_NOTE)
+    log.info("%s: %.2f s, %d lines (%s), %.1f BPM, %d beats", audio_path.name, audio.duration, len(segments),
+             method, rhythm.tempo, len(rhythm.beats))
+    return Job(p, settings, audio, segments, rhythm, kfs, device, amp, progress, on_progress, timings)
+
+
+def _time_lyrics(lyrics, audio, t: TimingConfig, models: ModelConfig, device, timings: dict,
+                 on_progress: ProgressFn | None, required: bool = False):
+    """Segments for the lyrics (LRC: as given; plain: aligned with Whisper; none: transcribed).
+    Returns the timing.TimingResult."""
+    from . import timing
+    from .models.registry import cache_dir, offline_from_env
+
+    for w in (lyrics.warnings if lyrics is not None else ()):
+        log.warning(w)
+    align = None
+    if (lyrics is None or not lyrics.timed) and t.asr != "none":
+        with _stage(timings, "load_whisper", None, on_progress):
+            align = timing.aligner(t.asr, t.whisper_model, offline=models.offline or offline_from_env(),
+                                   device=device.type, cache=cache_dir(models.cache_dir) / "whisper",
+                                   required=required or lyrics is None)
+    msg = None
+    if align is not None:
+        what = "transcribing the song" if lyrics is None else f"aligning {len(lyrics.lines)} lyric lines to the song"
+        msg = f"{what} with Whisper {align.model_name}"
+    with _stage(timings, "timing", msg, on_progress):
+        res = timing.segments_for(lyrics, audio, align=align)
+    if lyrics is not None and not lyrics.timed and res.method == "even":
+        log.warning("plain lyrics without a speech recogniser: lines are spread evenly over the song")
+    return res
+
+
+# ---- optimizing -----------------------------------------------------------------------------------
+
+def wanted(job: Job, lines: set[int] | None = None) -> list[tuple[str, int]]:
+    """(clip text, variant) pairs the project should have: variants 0..V-1 of every line (or of the
+    segment indices in `lines`)."""
+    texts = [t for i, t in enumerate(job.clip_texts()) if lines is None or i in lines]
+    return [(t, v) for t in dict.fromkeys(texts) for v in range(job.settings.optimize.variants)]
+
+
+def optimize_pending(job: Job, extra: list[tuple[str, int]] | None = None, lines: set[int] | None = None) -> int:
+    """Bring every wanted (text, variant) to the configured number of steps: new ones from
+    scratch, ones finished with fewer steps from their saved state, an interrupted batch from
+    its checkpoint. Returns how many latents were optimized."""
+    from .optimize import OptimState
+    from .rng import seed_for
+
+    p, s = job.project, job.settings
+    lkey, steps = job.lkey, s.optimize.steps
+    groups: dict[int, list] = {}  # start step -> [(text, variant, key, state | None)]
+    for t, v in dict.fromkeys(wanted(job, lines) + (extra or [])):
+        key = proj.latent_key(lkey, t, v)
+        info = p.latent_info(key)
+        if info is not None and info.steps == steps:
+            continue
+        state = p.load_latent(key).state if info is not None and info.steps < steps else None
+        groups.setdefault(state.step if state is not None else 0, []).append((t, v, key, state))
+    if not groups:
+        p.clear_checkpoint()
+        log.info("all lines already optimized: nothing to do")
+        return 0
+    ck = p.load_checkpoint()
+    total = 0
+    for start, items in sorted(groups.items()):
+        keys = [k for _, _, k, _ in items]
+        state = OptimState.stack([st for *_, st in items]) if start > 0 else None
+        if ck is not None and set(keys) <= set(ck[0]) and ck[1].step > start:
+            state = ck[1].select([ck[0].index(k) for k in keys])
+            log.info("resuming from checkpoint at step %d/%d", state.step, steps)
+        elif start > 0:
+            log.info("continuing %d latent(s) from step %d/%d", len(items), start, steps)
+        seeds = [seed_for(s.optimize.seed, t, v) for t, v, _, _ in items]
+        _run_group(job, [(t, v) for t, v, _, _ in items], keys, seeds, state)
+        total += len(items)
+    p.clear_checkpoint()
+    return total
+
+
+def _run_group(job: Job, todo: list[tuple[str, int]], keys: list[str], seeds: list[int], state) -> None:
+    from .optimize import optimize, snapshot
+
+    p, s = job.project, job.settings
+    clip, gen = job.model("clip"), job.model("biggan")
+    log.info("optimizing %d latent(s) (%d line(s)) for %d steps on %s", len(todo), len({t for t, _ in todo}),
+             s.optimize.steps, job.device)
+    last = {}
+
+    def on_step(info):
+        last["info"] = info
+        if info.checkpoint_due:
+            p.save_checkpoint(keys, snapshot(info.state))
+        job.report("optimize", info.step, info.steps)
+
+    try:
+        with job.stage("optimize"):
+            res = optimize(gen, clip, [t for t, _ in todo], seeds, s.optimize, state=state, device=job.device,
+                           amp_dtype=job.amp, progress=job.progress, callback=on_step)
+    except BaseException:  # an interrupt (or a crash) keeps the steps done so far
+        if "info" in last:
+            p.save_checkpoint(keys, snapshot(last["info"].state))
+        raise
+    job.timings["optimize_steps"] = job.timings.get("optimize_steps", 0) + res.steps_run
+    for i, ((text, v), key) in enumerate(zip(todo, keys)):
+        p.save_latent(key, text, v, res.state.select([i]), s.optimize.steps)
+    p.save()
+
+
+def chosen_variant(job: Job, text: str) -> tuple[int, proj.SavedLatent]:
+    """The shown variant of a line and its latent."""
+    v = job.project.shown_variant(text, job.lkey)
+    if v is None:
+        raise MusividError(f"line {text[:40]!r} has no optimized latents: run the full command "
+                           "(without `render`) first")
+    return v, job.project.load_latent(proj.latent_key(job.lkey, text, v))
+
+
+def _line_text(job: Job, line: int) -> str:
+    if not 1 <= line <= len(job.segments):
+        raise InputError(f"--line {line}: the project has lines 1 to {len(job.segments)}")
+    return job.clip_texts()[line - 1]
+
+
+# ---- rendering ------------------------------------------------------------------------------------
+
+def _plan(job: Job):
+    from .interpolate import frame_count, plan
+
+    s = job.settings
+    n = frame_count(job.audio.duration, s.render.fps)
+    envelope = job.rhythm.envelope(s.render.fps, n)
+    return plan(job.keyframes, n, s.render.fps, envelope, s.schedule.reactivity), envelope
+
+
+def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> VideoResult:
+    """Render the video (or the excerpt `frames`) from the project's latents, with its .srt and
+    the storyboard."""
+    import torch
+
+    from .captions import write_srt
+    from .render import render
+    from .schedule import excerpt
+
+    s = job.settings
+    texts = job.clip_texts()
+    fplan, envelope = _plan(job)
+    chosen = {k: chosen_variant(job, texts[job.keyframes[k].segment]) for k in sorted(fplan.keyframes_used(frames))}
+    gen = job.model("biggan")
+    filler = next(iter(chosen.values()))[1]  # for keyframes no rendered frame uses (an excerpt)
+    lat = [chosen[k][1] if k in chosen else filler for k in range(len(job.keyframes))]
+    kz = torch.stack([x.z for x in lat]).float()
+    kc = torch.sigmoid(torch.stack([x.cls for x in lat]).float())
+    meta = {"title": f"musivid: {job.audio.path.stem}", "comment": "made with musivid"}
+    if s.models.untrained:
+        meta = {"title": f"{UNTRAINED_NOTE} [{job.audio.path.stem}]", "comment": UNTRAINED_NOTE}
+    n = (frames[1] - frames[0]) if frames else len(fplan)
+    log.info("rendering %d frames at %g fps, %d px%s", n, s.render.fps, s.render.size,
+             f" (excerpt {frames[0] / s.render.fps:.2f}-{frames[1] / s.render.fps:.2f} s)" if frames else "")
+    with job.stage("render"):
+        res = render(gen, fplan, kz, kc, job.audio.path, out, s.render, truncation=s.optimize.truncation,
+                     amp_dtype=job.amp, envelope=envelope, pulse=s.schedule.pulse,
+                     captions=[seg.text for seg in job.segments] if s.render.captions else None,
+                     metadata=meta, frames=frames, progress=job.progress,
+                     callback=lambda done, total: job.report("render", done, total))
+    srt = out.with_suffix(".srt")
+    write_srt(job.segments if frames is None else excerpt(job.segments, frames[0] / s.render.fps,
+                                                             frames[1] / s.render.fps), srt)
+    draw_storyboard(job)
+    shown = [Chosen(kf.segment, job.segments[kf.segment].text, chosen[k][0], float(chosen[k][1].score))
+             for k, kf in enumerate(job.keyframes) if k in chosen]
+    job.project.set_chosen(shown)
+    job.project.set_outputs(out, srt)
+    job.project.save()
+    return VideoResult(out, srt, job.project.root, job.segments, job.keyframes, [c.score for c in shown],
+                       s.models.untrained, res.frames, dict(job.timings))
+
+
+def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
+    """PROJECT/storyboard.png: every line's variants (thumbnails generated here) and scores."""
+    import torch
+
+    from .storyboard import THUMB, Row, Variant, write_storyboard
+
+    lkey, p = job.lkey, job.project
+    items = []  # (segment, variant, saved latent)
+    for seg, text in zip(job.segments, job.clip_texts()):
+        for v in p.variants_of(text, lkey)[:max_variants]:
+            items.append((seg.index, v, p.load_latent(proj.latent_key(lkey, text, v))))
+    gen = job.model("biggan")
+    images = []
+    with job.stage("storyboard"):
+        for lo in range(0, len(items), 16):
+            part = items[lo:lo + 16]
+            z = torch.stack([it[2].z for it in part]).float()
+            c = torch.sigmoid(torch.stack([it[2].cls for it in part]).float())
+            images += list(gen.images_uint8(z, c, job.settings.optimize.truncation, THUMB, job.amp))
+        rows = []
+        for seg, text in zip(job.segments, job.clip_texts()):
+            have = [Variant(v, lat.score, img) for (si, v, lat), img in zip(items, images) if si == seg.index]
+            rows.append(Row(seg.index + 1, seg.start, seg.text, have, p.shown_variant(text, lkey)))
+        return write_storyboard(rows, job.project.root / "storyboard.png", job.settings.models.untrained)
+
+
+# ---- entry points ---------------------------------------------------------------------------------
+
+def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str | Path | None = None,
+               settings: RunSettings | None = None, *, project_dir: str | Path | None = None,
+               overwrite: bool = False, start: float = 0.0, duration: float | None = None,
+               progress: bool = False, on_progress: ProgressFn | None = None) -> VideoResult:
+    """Render AUDIO (+ LYRICS) to a music video: what `musivid AUDIO [LYRICS]` does.
+
+    audio: any audio file, or a video whose sound track is used.
+    lyrics: .txt (one line per lyric line; aligned with Whisper), .lrc (timed, used as given), or
+        None (the song is transcribed).
+    output: the .mp4 to write (default: AUDIO's name with .mp4). An existing file is replaced only
+        if it is this project's own last video, or with overwrite=True; never an input.
+    settings: models, optimizer, render and timing settings (musivid.RunSettings; default: the
+        defaults of every setting).
+    project_dir: where the run's state lives (default: OUTPUT's name + .musivid). Running again
+        resumes: finished lines are not optimized again, an interrupted run continues.
+    start, duration: render only this excerpt of the song, in seconds (a quick preview); only the
+        lines it shows are optimized.
+    progress: show progress bars on stderr; on_progress(stage, done, total) is called as work
+        advances. Messages go to the `musivid` logger.
+
+    Returns a VideoResult (paths, segments, keyframes, scores, frame count, timings).
+    Raises InputError for bad input (nothing is written), ModelUnavailableError when weights cannot
+    be had, MusividError for other failures; KeyboardInterrupt keeps the finished work.
+    """
     from .models.load import ensure_weights
 
-    ensure_weights(settings.models, settings.progress, (reporter or Reporter()).warn)
-    pdir = Path(project_dir) if project_dir else default_dir(out)
-    job = prepare(pdir, audio_path, Path(lyrics_path) if lyrics_path else None, settings, reporter)
-    optimize_pending(job)
-    return render_job(job, out)
+    settings = settings or RunSettings()
+    audio_path = Path(audio)
+    lyrics_path = Path(lyrics) if lyrics is not None else None
+    out = Path(output) if output is not None else default_output(audio_path)
+    pdir = Path(project_dir) if project_dir is not None else proj.default_dir(out)
+    if out.suffix.lower() != ".mp4":
+        raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
+    _check_inputs(audio_path, lyrics_path)
+    existing = Project.open(pdir) if (pdir / "project.json").is_file() else None
+    check_output(out, [audio_path, lyrics_path], existing, overwrite)
+    timings: dict[str, float] = {}
+    with _stage(timings, "weights", None, on_progress):
+        ensure_weights(settings.models, progress)
+    job = prepare(pdir, audio_path, lyrics_path, settings, progress=progress, on_progress=on_progress)
+    job.timings.update(timings)
+    from .interpolate import frame_range
+
+    frames = frame_range(job.audio.duration, settings.render.fps, start, duration)
+    lines = {job.keyframes[k].segment for k in _plan(job)[0].keyframes_used(frames)} if frames else None
+    optimize_pending(job, lines=lines)
+    return render_job(job, out, frames)
 
 
-# the stages live in musivid/job.py; re-exported here as the public pipeline API
-from .job import default_dir, optimize_pending, prepare, render_job  # noqa: E402
+def align_lyrics(audio: str | Path, lyrics: str | Path | None, output: str | Path, *, asr: str = "faster-whisper",
+                 whisper_model: str | None = None, srt: bool = False, offline: bool = False, device: str = "auto",
+                 overwrite: bool = False):
+    """Time plain lyrics against the song (or transcribe it, without lyrics) and write them as
+    LRC to `output` (and an .srt beside it) for the user to check and correct. Returns the
+    timing.TimingResult."""
+    from . import timing
+    from .audio import decode
+    from .captions import write_lrc, write_srt
+    from .lyrics import check_times
+
+    audio, out = Path(audio), Path(output)
+    lyrics = Path(lyrics) if lyrics is not None else None
+    if out.suffix.lower() != ".lrc":
+        raise InputError(f"{out}: the output must be an .lrc file: pass -o NAME.lrc")
+    check_output(out, [audio, lyrics], None, overwrite, (".srt",) if srt else ())
+    lyr = _check_inputs(audio, lyrics)
+    dev, _ = resolve_device(device)
+    a = decode(audio, timing.SR)
+    lyr = check_times(lyr, a.duration) if lyr is not None else None
+    res = _time_lyrics(lyr, a, TimingConfig(asr=asr, whisper_model=whisper_model), ModelConfig(offline=offline), dev,
+                       {}, None, required=True)
+    write_lrc(res.segments, out)
+    if srt:
+        write_srt(res.segments, out.with_suffix(".srt"))
+    return res
+
+
+def open_project(project_dir: str | Path, *, device: str | None = None, render: RenderConfig | None = None,
+                 schedule: ScheduleConfig | None = None, offline: bool = False, progress: bool = False,
+                 on_progress: ProgressFn | None = None) -> Job:
+    """Re-open a project with the settings it was made with. A different device, render or motion
+    settings, and offline mode, apply to this session only; the project keeps its own settings.
+    Its inputs must still be where they were."""
+    p = Project.open(project_dir, must_exist=True)
+    settings = p.settings
+    changes = {k: v for k, v in (("device", device), ("render", render), ("schedule", schedule)) if v is not None}
+    settings = dataclasses.replace(settings, **changes)
+    if offline:
+        settings = dataclasses.replace(settings, models=dataclasses.replace(settings.models, offline=True))
+    audio, lyrics = p.input("audio"), p.input("lyrics")
+    if audio is None or not audio.path.is_file():
+        raise InputError(f"{audio.path if audio else project_dir}: the project's audio file is gone: put it back "
+                         "or start a new project")
+    if lyrics is not None and not lyrics.path.is_file():
+        raise InputError(f"{lyrics.path}: the project's lyrics file is gone: put it back or start a new project")
+    return prepare(Path(project_dir), audio.path, lyrics.path if lyrics else None, settings,
+                   persist=not changes and not offline,
+                   progress=progress, on_progress=on_progress)
+
+
+def add_variants(project_dir: str | Path, line: int, count: int, *, device: str | None = None,
+                 offline: bool = False, progress: bool = False, on_progress: ProgressFn | None = None) -> list[int]:
+    """Optimize `count` new variants of 1-based lyric line `line` (every other line stays as it is)
+    and redraw the storyboard. Returns the new variant numbers."""
+    if not 1 <= count <= 64:
+        raise InputError(f"--count {count}: must be from 1 to 64")
+    job = open_project(project_dir, device=device, offline=offline, progress=progress, on_progress=on_progress)
+    text = _line_text(job, line)
+    start = max(job.project.variants_of(text, job.lkey), default=-1) + 1
+    new = [(text, v) for v in range(start, start + count)]
+    optimize_pending(job, extra=new)
+    draw_storyboard(job)
+    return [v for _, v in new]
+
+
+def pick_variant(project_dir: str | Path, line: int, variant: int) -> str:
+    """Choose the variant the video shows for 1-based lyric line `line`. Returns the line's text."""
+    from .lyrics import clip_text
+
+    p = Project.open(project_dir, must_exist=True)
+    segs = p.segments()
+    if not 1 <= line <= len(segs):
+        raise InputError(f"--line {line}: the project has lines 1 to {len(segs)}")
+    text = clip_text(segs[line - 1].text)[0]
+    s = p.settings
+    have = p.variants_of(text, proj.latent_settings(s.optimize, s.models))
+    if variant not in have:
+        raise InputError(f"--variant {variant}: line {line} has variants {have}: "
+                         f"make more with `musivid variants {project_dir} --line {line}`")
+    p.pick(text, variant)
+    p.save()
+    return segs[line - 1].text
+
+
+def render_project(project_dir: str | Path, output: str | Path | None = None, *, fps: float | None = None,
+                   size: int | None = None, captions: bool | None = None, crf: int | None = None,
+                   reactivity: float | None = None, pulse: float | None = None,
+                   device: str | None = None, offline: bool = False, overwrite: bool = False, start: float = 0.0,
+                   duration: float | None = None, progress: bool = False,
+                   on_progress: ProgressFn | None = None) -> VideoResult:
+    """Render the video from a project without optimizing anything (missing latents are an error).
+    fps/size/captions/crf and reactivity/pulse override the project's settings for this render."""
+    from .interpolate import frame_range
+
+    p = Project.open(project_dir, must_exist=True)
+    out = Path(output) if output is not None else (p.output("video") or Path(project_dir).with_suffix(".mp4"))
+    if out.suffix.lower() != ".mp4":
+        raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
+    inputs = [f.path if f else None for f in (p.input("audio"), p.input("lyrics"))]
+    check_output(out, inputs, p, overwrite)
+    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf).items() if v is not None}
+    ren = dataclasses.replace(p.settings.render, **changes)
+    motion = {k: v for k, v in dict(reactivity=reactivity, pulse=pulse).items() if v is not None}
+    sch = dataclasses.replace(p.settings.schedule, **motion) if motion else None
+    job = open_project(project_dir, device=device, render=ren if changes else None, schedule=sch, offline=offline,
+                       progress=progress, on_progress=on_progress)
+
+    return render_job(job, out, frame_range(job.audio.duration, ren.fps, start, duration))

@@ -1,16 +1,19 @@
 """A run's state on disk, so that work is never done twice or lost.
 
     <song>.musivid/
-      project.json        inputs (with sha256), settings, segments, keyframes, latents index,
-                          scores, picked variants
-      latents/<key>.pt    one finished (line text, variant) latent: z, class logits, score
+      project.json        inputs (with sha256), settings, timing, keyframes, latents index,
+                          scores, picked variants, outputs
+      rhythm.npz          the beat analysis of the song (reused by every later command)
+      latents/<key>.pt    one finished (line text, variant) latent: z, class logits, score, and
+                          its optimizer state
       checkpoint.pt       the running optimization (OptimState), saved every few seconds and
                           on interrupt; removed when its latents are finished
       storyboard.png      contact sheet of every line's variants
 
 A latent's key hashes the line's text, the variant number and every setting that changes its
-optimization (models, seed, steps, lr, cutouts...), so editing one lyric line re-optimizes that
-line only, and render-only settings (fps, size) re-optimize nothing. All writes are atomic.
+optimization (models, seed, lr, cutouts...), so editing one lyric line re-optimizes that line only,
+and render-only settings (fps, size) re-optimize nothing. All writes are atomic. Callers use the
+accessors below; only this module knows the layout of project.json.
 """
 from __future__ import annotations
 
@@ -18,62 +21,31 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from . import config as C
-from .audio import file_sha256
 from .errors import InputError, MusividError
+from .files import atomic_torch_save, atomic_write_bytes, sha256_file
+from .schedule import Keyframe, Segment
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
 # OptimizeConfig fields that do not key a latent: they do not change it (variants, micro_batch,
 # compile, checkpointing), or, for steps, a finished latent keeps its optimizer state and a run
-# with more steps continues it (see job.optimize_pending)
-_NOT_LATENT = {"variants", "micro_batch", "compile", "checkpoint_every_s", "steps"}
+# with more steps continues it (see pipeline.optimize_pending)
+NOT_LATENT = frozenset({"variants", "micro_batch", "compile", "checkpoint_every_s", "steps"})
 
 
 def default_dir(out: Path) -> Path:
     return out.with_name(out.stem + ".musivid")
 
 
-def default_mode() -> int:
-    """What a plainly created file gets (0o666 less the umask); mkstemp would leave 0o600."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.fchmod(fd, default_mode())
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def latent_settings(opt: C.OptimizeConfig, models: C.ModelConfig) -> dict:
-    d = {k: v for k, v in C.to_dict(opt).items() if k not in _NOT_LATENT}
+    """The settings that key a run's latents (see latent_key)."""
+    d = {k: v for k, v in C.to_dict(opt).items() if k not in NOT_LATENT}
     d["clip"] = "untrained" if models.untrained else (models.clip_path or models.clip)
     d["biggan"] = "untrained" if models.untrained else (models.biggan_path or models.biggan)
     return d
@@ -84,31 +56,52 @@ def latent_key(settings: dict, text: str, variant: int) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
-def settings_to_json(s) -> dict:
-    return {
-        "optimize": C.to_dict(s.optimize), "render": C.to_dict(s.render), "models": C.to_dict(s.models),
-        "schedule": C.to_dict(s.schedule), "rhythm": C.to_dict(s.rhythm),
-        "device": s.device, "asr": s.asr, "whisper_model": s.whisper_model,
-    }
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> "InputFile":
+        return cls(path.resolve(), sha256_file(path))
 
 
-def settings_from_json(d: dict, progress: bool = False):
-    from .pipeline import RunSettings
+@dataclass(frozen=True)
+class LatentInfo:
+    """The index entry of one finished latent."""
 
-    return RunSettings(
-        optimize=C.from_dict(C.OptimizeConfig, d["optimize"]), render=C.from_dict(C.RenderConfig, d["render"]),
-        models=C.from_dict(C.ModelConfig, d["models"]), schedule=C.from_dict(C.ScheduleConfig, d["schedule"]),
-        rhythm=C.from_dict(C.RhythmConfig, d["rhythm"]), device=d.get("device", "auto"),
-        asr=d.get("asr", "auto"), whisper_model=d.get("whisper_model"), progress=progress,
-    )
+    key: str
+    text: str
+    variant: int
+    seed: int
+    score: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class SavedLatent:
+    z: Any  # torch.Tensor (z_dim,) or (rows, z_dim)
+    cls: Any  # torch.Tensor (num_classes,) class logits
+    score: float
+    state: Any  # the one-row OptimState it was optimized with (None in old files)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """What a render showed for one keyframe."""
+
+    segment: int
+    text: str
+    variant: int
+    score: float
 
 
 class Project:
-    """The project directory: a JSON index plus latent and checkpoint files."""
+    """The project directory: a JSON index plus latent, rhythm and checkpoint files."""
 
     def __init__(self, root: Path, data: dict):
         self.root = root
-        self.data = data
+        self._data = data
 
     @classmethod
     def open(cls, root: str | Path, *, must_exist: bool = False) -> "Project":
@@ -124,30 +117,91 @@ class Project:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InputError(f"{index}: unreadable project file ({e}): delete the project "
                              "directory to start over") from None
-        if data.get("version") != VERSION:
-            raise InputError(f"{index}: project version {data.get('version')} is not supported "
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            version = data.get("version") if isinstance(data, dict) else None
+            raise InputError(f"{index}: project version {version} is not supported "
                              f"(this musivid writes {VERSION}): start a new project with --project")
         data.setdefault("latents", {})
         data.setdefault("picked", {})
         return cls(root, data)
 
+    @property
+    def exists(self) -> bool:
+        return (self.root / "project.json").is_file()
+
     def save(self) -> None:
-        blob = json.dumps(self.data, indent=1, ensure_ascii=False).encode("utf-8")
+        blob = json.dumps(self._data, indent=1, ensure_ascii=False).encode("utf-8")
         atomic_write_bytes(self.root / "project.json", blob)
 
-    # ---- inputs -------------------------------------------------------------------------------
-    @staticmethod
-    def describe_input(path: Path | None) -> dict | None:
-        if path is None:
+    # ---- inputs and settings --------------------------------------------------------------------
+    def set_inputs(self, audio: InputFile, lyrics: InputFile | None) -> None:
+        self._data["inputs"] = {k: (None if f is None else {"path": str(f.path), "sha256": f.sha256})
+                                for k, f in (("audio", audio), ("lyrics", lyrics))}
+
+    def input(self, kind: str) -> InputFile | None:
+        """The recorded "audio" or "lyrics" input (None if none)."""
+        d = self._data.get("inputs", {}).get(kind)
+        return InputFile(Path(d["path"]), d["sha256"]) if d else None
+
+    @property
+    def settings(self) -> C.RunSettings:
+        if "settings" not in self._data:
+            raise InputError(f"{self.root}: the project has no settings yet: run the full command first")
+        return C.RunSettings.from_json(self._data["settings"])
+
+    def set_settings(self, s: C.RunSettings) -> None:
+        self._data["settings"] = s.to_json()
+        self._data["untrained"] = s.models.untrained  # for readers of project.json
+
+    # ---- timing, rhythm, keyframes --------------------------------------------------------------
+    def cached_timing(self, key: dict) -> tuple[list[Segment], str] | None:
+        t = self._data.get("timing")
+        if not t or t.get("key") != key:
             return None
-        return {"path": str(path.resolve()), "sha256": file_sha256(path)}
+        return [Segment(**s) for s in t["segments"]], t["method"]
+
+    def set_timing(self, key: dict, method: str, segments: list[Segment]) -> None:
+        self._data["timing"] = {"key": key, "method": method, "segments": [s.to_json() for s in segments]}
+
+    def segments(self) -> list[Segment]:
+        return [Segment(**s) for s in self._data.get("timing", {}).get("segments", [])]
+
+    @property
+    def rhythm_file(self) -> Path:
+        return self.root / "rhythm.npz"
+
+    def cached_rhythm(self, key: dict):
+        """The saved beat analysis if it was made from the same audio and settings, else None."""
+        from .rhythm import Rhythm
+
+        if self._data.get("rhythm_key") != key or not self.rhythm_file.is_file():
+            return None
+        try:
+            return Rhythm.load(self.rhythm_file)
+        except Exception as e:  # noqa: BLE001 - a damaged cache only costs the analysis
+            log.warning("%s is unreadable (%s): analysing the song again", self.rhythm_file, type(e).__name__)
+            return None
+
+    def set_rhythm(self, key: dict, rhythm) -> None:
+        atomic_write_bytes(self.rhythm_file, rhythm.to_bytes())
+        self._data["rhythm_key"] = key
+        self._data["tempo"] = round(rhythm.tempo, 3)
+
+    def set_keyframes(self, kfs: list[Keyframe]) -> None:
+        self._data["keyframes"] = [k.to_json() for k in kfs]
+
+    def keyframes(self) -> list[Keyframe]:
+        return [Keyframe(**k) for k in self._data.get("keyframes", [])]
 
     # ---- latents ------------------------------------------------------------------------------
     def latent_file(self, key: str) -> Path:
         return self.root / "latents" / f"{key}.pt"
 
-    def has_latent(self, key: str) -> bool:
-        return key in self.data["latents"] and self.latent_file(key).is_file()
+    def latent_info(self, key: str) -> LatentInfo | None:
+        m = self._data["latents"].get(key)
+        if m is None or not self.latent_file(key).is_file():
+            return None
+        return LatentInfo(key, m["text"], int(m["variant"]), int(m["seed"]), float(m["score"]), int(m["steps"]))
 
     def save_latent(self, key: str, text: str, variant: int, state, steps: int) -> None:
         """Save one latent: its best z / class logits / score, and its whole one-row optimizer
@@ -155,30 +209,60 @@ class Project:
         atomic_torch_save({"z": state.best_z[0].clone(), "cls": state.best_cls[0].clone(),
                            "score": float(state.best_score[0]), "seed": int(state.seeds[0]),
                            "steps": int(steps), "state": _state_dict(state)}, self.latent_file(key))
-        self.data["latents"][key] = {"text": text, "variant": int(variant), "seed": int(state.seeds[0]),
-                                     "score": round(float(state.best_score[0]), 6), "steps": int(steps)}
+        self._data["latents"][key] = {"text": text, "variant": int(variant), "seed": int(state.seeds[0]),
+                                      "score": round(float(state.best_score[0]), 6), "steps": int(steps)}
 
-    def latent_state(self, key: str):
-        """The one-row OptimState saved with a latent (None if the file predates it)."""
-        blob = self.load_latent(key)
-        return _state_from(blob["state"]) if "state" in blob else None
+    def load_latent(self, key: str) -> SavedLatent:
+        import torch
 
-    def load_latent(self, key: str) -> dict:
         path = self.latent_file(key)
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            state = _state_from(blob["state"]) if "state" in blob else None
+            return SavedLatent(blob["z"], blob["cls"], float(blob["score"]), state)
         except Exception as e:  # noqa: BLE001
             raise MusividError(f"{path}: unreadable latents ({type(e).__name__}): delete the file "
                                "and rerun to optimize that line again") from None
 
+    def shown_variant(self, text: str, settings_key: dict) -> int | None:
+        """The variant a line shows: the picked one, else the best-scoring; None if it has none."""
+        have = self.variants_of(text, settings_key)
+        if not have:
+            return None
+        v = self.picked(text)
+        if v is None or v not in have:
+            v = max(have, key=lambda vv: self.latent_info(latent_key(settings_key, text, vv)).score)
+        return v
+
     def variants_of(self, text: str, settings_key: dict) -> list[int]:
         """Finished variant numbers for a line text under the given latent settings."""
         out = []
-        for key, meta in self.data["latents"].items():
+        for key, meta in self._data["latents"].items():
             if meta["text"] == text and key == latent_key(settings_key, text, meta["variant"]):
                 if self.latent_file(key).is_file():
                     out.append(meta["variant"])
         return sorted(out)
+
+    # ---- choices and outputs --------------------------------------------------------------------
+    def picked(self, text: str) -> int | None:
+        return self._data["picked"].get(text)
+
+    def pick(self, text: str, variant: int) -> None:
+        self._data["picked"][text] = int(variant)
+
+    def set_chosen(self, chosen: list[Chosen]) -> None:
+        self._data["chosen"] = [dataclasses.asdict(c) | {"score": round(c.score, 6)} for c in chosen]
+
+    def chosen(self) -> list[Chosen]:
+        return [Chosen(**c) for c in self._data.get("chosen", [])]
+
+    def set_outputs(self, video: Path, srt: Path) -> None:
+        self._data["outputs"] = {"video": str(video.resolve()), "srt": str(srt.resolve())}
+
+    def output(self, kind: str = "video") -> Path | None:
+        """The last rendered "video" or "srt" (None before the first render)."""
+        p = self._data.get("outputs", {}).get(kind)
+        return Path(p) if p else None
 
     # ---- checkpoint ---------------------------------------------------------------------------
     @property
@@ -189,18 +273,21 @@ class Project:
         atomic_torch_save({"keys": list(keys), "state": _state_dict(state)}, self.checkpoint_file)
 
     def load_checkpoint(self):
+        """(keys, OptimState) of an interrupted optimization, or None."""
+        import torch
+
         if not self.checkpoint_file.is_file():
             return None
         try:
             blob = torch.load(self.checkpoint_file, map_location="cpu", weights_only=True)
             return blob["keys"], _state_from(blob["state"])
         except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs its progress
-            log.warning("ignoring unreadable checkpoint %s (%s)", self.checkpoint_file, e)
+            log.warning("%s is unreadable (%s): discarded it; the interrupted lines start over",
+                        self.checkpoint_file, type(e).__name__)
             return None
 
     def clear_checkpoint(self) -> None:
-        if self.checkpoint_file.exists():
-            self.checkpoint_file.unlink()
+        self.checkpoint_file.unlink(missing_ok=True)
 
 
 def _state_dict(state) -> dict:
