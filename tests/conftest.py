@@ -2,9 +2,12 @@
 helpers that write synthetic audio with PyAV."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -86,10 +89,47 @@ def click_track(bpm: float, duration: float, first: float = 0.5, sr: int = 22050
     return y.astype(np.float32), truth
 
 
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def musivid(*args) -> CliResult:
+    """The command line, run in this process (no fresh interpreter, torch and models stay imported)."""
+    from musivid.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run([str(a) for a in args])
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path | None = None):
+    """The command line in a fresh process: only where the process itself is under test (signals,
+    start-up time, the console entry point)."""
     import subprocess
 
     e = dict(os.environ)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "musivid", *args], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=cwd)
+
+
+def f_measure(detected: np.ndarray, truth: np.ndarray, window: float = 0.07) -> float:
+    """Beat F-measure (mir_eval's definition: ±70 ms window, one-to-one matching)."""
+    detected, truth = np.sort(np.asarray(detected)), np.sort(np.asarray(truth))
+    if not len(detected) or not len(truth):
+        return 0.0
+    used = np.zeros(len(detected), bool)
+    hits = 0
+    for t in truth:
+        d = np.abs(detected - t)
+        d[used] = np.inf
+        j = int(np.argmin(d))
+        if d[j] <= window:
+            used[j] = True
+            hits += 1
+    p, r = hits / len(detected), hits / len(truth)
+    return 0.0 if hits == 0 else 2 * p * r / (p + r)

@@ -2,13 +2,14 @@
 reference loop's per-prompt loss trajectory (same cutout boxes and seeds, tiny models, fp32, CPU)."""
 import copy
 
+import pytest
 import torch
 
-from conftest import run_cli
-from musivid.bench import _load_reference
+from conftest import musivid
 from musivid.config import OptimizeConfig
 from musivid.models import biggan as bg
 from musivid.optimize import optimize
+from musivid.reference import reference_optimize
 from musivid.rng import seed_for
 
 TEXTS = ["a red fox runs through the snow", "a lighthouse against the storm", "fireworks in the summer sky"]
@@ -24,11 +25,9 @@ def test_batched_optimizer_matches_reference_loop(tiny_models):
     batched = []
     optimize(gen, clip, TEXTS, seeds, cfg, callback=lambda i: batched.append(i.loss.clone()))
     batched = torch.stack(batched)  # (steps, N)
-    ref = _load_reference()
     worst = 0.0
     for i, (t, s) in enumerate(zip(TEXTS, seeds)):
-        losses, _, _ = ref.reference_optimize(raw, clip, t, s, cfg)
-        raw.requires_grad_(False)
+        losses, _, _ = reference_optimize(raw, clip, t, s, cfg)
         rel = (torch.tensor(losses) - batched[:, i]).abs() / torch.tensor(losses).abs()
         worst = max(worst, float(rel.max()))
         print(f"prompt {i}: reference {losses[0]:.4f} -> {losses[-1]:.4f}, "
@@ -38,9 +37,10 @@ def test_batched_optimizer_matches_reference_loop(tiny_models):
 
 def test_bench_cli_on_cpu_shows_the_ratio(tmp_path):
     md = tmp_path / "bench.md"
-    r = run_cli("bench", "--device", "cpu", "--untrained", "--steps", "3", "--batch", "1,8", "--cutouts", "8",
+    r = musivid("bench", "--device", "cpu", "--untrained", "--steps", "3", "--batch", "1,8", "--cutouts", "8",
                 "--markdown", str(md))
     assert r.returncode == 0, r.stderr
+    assert "reference loop" in r.stderr  # progress lines
     assert "reference (one prompt, fp32)" in r.stdout and "speed-up at best batch" in r.stdout
     assert "latent-steps/s" in r.stdout and "random weights" in r.stdout
     assert "| reference (one prompt, fp32) | 1 |" in md.read_text() and "speed-up" in md.read_text()
@@ -82,3 +82,12 @@ def test_optimize_reports_the_micro_batch_it_ended_with(tiny_models):
     res = optimize(gen, clip, TEXTS, [seed_for(0, t, 0) for t in TEXTS], cfg)
     assert res.micro_batch == 2
     assert optimize(gen, clip, TEXTS, [1, 2, 3], OptimizeConfig(steps=1, cutouts=2)).micro_batch == 3
+
+
+@pytest.mark.parametrize("args,expect", [(["--batch", "0"], "batch sizes must be 1 or more"),
+                                         (["--batch", "x"], "comma-separated whole numbers"),
+                                         (["--steps", "0"], "--steps"), (["--cutouts", "0"], "--cutouts"),
+                                         (["--untrained", "--full-size"], "exclude each other")])
+def test_bench_options_are_checked(args, expect):
+    r = musivid("bench", "--device", "cpu", *args)
+    assert r.returncode == 2 and expect in r.stderr and "Traceback" not in r.stderr

@@ -31,10 +31,12 @@ def test_no_sync_in_the_cuda_step(cuda_models):
                     amp_dtype=torch.bfloat16)
     seen = []
 
-    def cb(info):
+    def cb(info):  # steps 5..8 run with any host sync an error; the final copy to the host is allowed
         if info.step == 4:
             torch.cuda.set_sync_debug_mode("error")
             seen.append(info.step)
+        if info.step == CFG.steps:
+            torch.cuda.set_sync_debug_mode("default")
 
     try:
         optimize(gen, clip, TEXTS, _seeds(), CFG, state=warm.state, device="cuda", amp_dtype=torch.bfloat16,
@@ -44,11 +46,24 @@ def test_no_sync_in_the_cuda_step(cuda_models):
     assert seen == [4]
 
 
+def _losses(gen, clip, device, amp):
+    out = []
+    res = optimize(gen, clip, TEXTS, _seeds(), dataclasses.replace(CFG, steps=20), device=device, amp_dtype=amp,
+                   callback=lambda info: out.append(info.loss.float().cpu()))
+    return torch.stack(out), res
+
+
 def test_bf16_autocast_tracks_fp32(cuda_models, tiny_models):
+    """The CUDA bf16 path follows the CPU fp32 trajectory step by step: the tolerance of the CPU
+    bf16 test (tests/test_optimize.py, where a run with lr 0.09 instead of 0.07 is 1 % away), doubled
+    for the GPU's other summation order."""
     clip, gen = cuda_models
-    a = optimize(gen, clip, TEXTS, _seeds(), CFG, device="cuda", amp_dtype=torch.bfloat16)
-    b = optimize(*reversed(tiny_models), TEXTS, _seeds(), CFG)  # fp32 CPU
-    assert torch.allclose(a.scores, b.scores, atol=0.05)
+    a, ra = _losses(gen, clip, "cuda", torch.bfloat16)
+    b, rb = _losses(*reversed(tiny_models), "cpu", None)  # fp32 CPU
+    rel = ((a - b).abs() / b.abs()).max(dim=1).values
+    print(f"CUDA bf16 vs CPU fp32: max {rel.max():.2e}, mean {rel.mean():.2e}")
+    assert rel.max() < 1e-2 and rel.mean() < 5e-3
+    assert torch.allclose(ra.scores, rb.scores, atol=6e-3)
 
 
 def test_cuda_batch_equals_separate(cuda_models):

@@ -16,10 +16,19 @@ def test_slerp_endpoints_and_norm():
     assert torch.allclose(slerp(a, a, torch.full((3,), 0.3)), a, atol=1e-5)  # parallel: no NaN
 
 
-def test_class_mix_stays_in_range():
-    a, b = torch.rand(2, 1000), torch.rand(2, 1000)
-    m = mix_classes(a, b, torch.tensor([0.25, 0.75]))
-    assert torch.all(m >= 0) and torch.all(m <= 1)
+def test_class_mix_is_the_convex_mix_and_keeps_a_distribution():
+    a = torch.softmax(torch.randn(2, 1000), -1)
+    b = torch.softmax(torch.randn(2, 1000), -1)
+    u = torch.tensor([0.25, 0.75])
+    m = mix_classes(a, b, u)
+    assert torch.allclose(m, (1 - u[:, None]) * a + u[:, None] * b)
+    assert torch.allclose(m.sum(-1), torch.ones(2))  # probabilities still sum to 1
+    assert torch.equal(mix_classes(a, b, torch.zeros(2)), a) and torch.equal(mix_classes(a, b, torch.ones(2)), b)
+    # each class weight moves monotonically from a to b as u grows
+    us = torch.linspace(0, 1, 11)
+    path = torch.stack([mix_classes(a[:1], b[:1], x.view(1))[0] for x in us])  # (11, 1000)
+    d = path.diff(dim=0) * torch.sign(b[0] - a[0])
+    assert torch.all(d >= -1e-7)
 
 
 def test_frame_count_is_exact_for_the_whole_song():

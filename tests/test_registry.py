@@ -153,15 +153,18 @@ def test_tampered_everywhere_is_a_clear_error(server, registered, tmp_path):
     assert not (tmp_path / "cache" / "t-biggan.bin").exists()
 
 
-def test_corrupt_cached_file_is_refetched(server, registered, tmp_path):
+def test_corrupt_cached_file_is_refetched(server, registered, tmp_path, caplog):
     load_biggan(registered)
     n = len(server.hits)
     path = tmp_path / "cache" / "t-biggan.bin"
     data = bytearray(path.read_bytes())
     data[1000] ^= 0xFF
     path.write_bytes(bytes(data))
-    load_biggan(registered)
+    with caplog.at_level("WARNING", logger="musivid"):
+        load_biggan(registered)
     assert len(server.hits) == n + 1 and server.hits[-1].endswith("biggan.bin")
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("t-biggan.bin fails its checksum" in m and "deleted" in m for m in said), said  # the user is told
 
 
 def test_corrupt_cached_file_offline_is_reported(server, registered, tmp_path, monkeypatch):
@@ -216,13 +219,14 @@ def test_state_dict_with_a_missing_key_is_rejected(server, weight_files, monkeyp
         load_biggan(ModelConfig(biggan=gan.name))
 
 
-def test_unpinned_file_is_pinned_on_first_download(server, weight_files, monkeypatch, tmp_path):
+def test_unpinned_file_is_pinned_on_first_download(server, weight_files, monkeypatch, tmp_path, caplog):
     clip, gan = entries(server, weight_files, pinned=False)
     monkeypatch.setitem(reg.REGISTRY, clip.name, clip)
     monkeypatch.setenv("MUSIVID_CACHE", str(tmp_path / "c3"))
-    warnings = []
-    load_clip(ModelConfig(clip=clip.name), on_warning=warnings.append)
-    assert warnings and "pins no checksum" in warnings[0]
+    with caplog.at_level("WARNING", logger="musivid"):
+        load_clip(ModelConfig(clip=clip.name))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "pins no checksum" in warnings[0]
     pin = tmp_path / "c3" / "t-clip.safetensors.sha256"
     assert pin.read_text().split()[0] == sha(weight_files["clip.safetensors"])
     (tmp_path / "c3" / "t-clip.safetensors").write_bytes(b"changed")

@@ -8,8 +8,9 @@ import torch
 
 from conftest import write_audio
 from musivid.config import RenderConfig
-from musivid.interpolate import frame_count, plan
-from musivid.render import fps_fraction, render, write_srt
+from musivid.interpolate import frame_count, frame_latents, plan
+from musivid.captions import write_srt
+from musivid.render import fps_fraction, render
 from musivid.schedule import Keyframe, Segment
 
 
@@ -42,12 +43,13 @@ def _render(tiny_models, tmp_path, fps, duration, size=64, batch=8, **kw):
     out = tmp_path / "v.mp4"
     res = render(gen, p, kz, kc, audio, out, RenderConfig(fps=fps, size=size, batch=batch),
                  metadata={"title": "t"}, **kw)
-    return res, out, n
+    expected = gen.images_uint8(*frame_latents(p, slice(0, n), kz, kc), 1.0, size)  # (n, size, size, 3)
+    return res, out, n, expected
 
 
 @pytest.mark.parametrize("fps,duration", [(24, 3.37), (25, 2.01), (30, 1.93), (29.97, 3.337)])
 def test_exact_frame_count_and_av_sync(tiny_models, tmp_path, fps, duration):
-    res, out, n = _render(tiny_models, tmp_path, fps, duration)
+    res, out, n, _ = _render(tiny_models, tmp_path, fps, duration)
     meta = probe(out)
     print(fps, duration, meta)
     assert meta["frames"] == n == round(duration * fps)
@@ -66,14 +68,30 @@ def test_ntsc_rates_are_exact_fractions():
     assert fps_fraction(25) == 25
 
 
-def test_upscaled_size_and_frames_change(tiny_models, tmp_path):
-    res, out, n = _render(tiny_models, tmp_path, 24, 2.0, size=96)
+def test_frames_are_the_generated_images_and_they_glide(tiny_models, tmp_path):
+    """Every decoded frame is the generator's image of that frame's latents (up to H.264 at crf 20),
+    upscaled to the asked size, and the video follows the glide frame by frame: each frame is
+    nearest to its own generated image among all of them (within a frame or two), which encoder
+    noise on a still picture could not do. Compared on 4x4-pixel means (H.264 drops pixel noise)."""
+    res, out, n, expected = _render(tiny_models, tmp_path, 24, 2.0, size=96)
     meta = probe(out)
     assert (meta["width"], meta["height"]) == (96, 96)
     with av.open(str(out)) as c:
-        frames = [f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)]
-    diffs = [np.abs(frames[i + 1] - frames[i]).mean() for i in range(len(frames) - 1)]
-    assert max(diffs[: n // 2]) > 0  # frames glide between the keyframes
+        frames = np.stack([f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)])
+
+    def pool(x):
+        return x.reshape(len(x), 24, 4, 24, 4, 3).mean(axis=(2, 4))
+
+    got, want = pool(frames), pool(expected.astype(float))
+    dist = np.abs(got[:, None] - want[None]).mean(axis=(2, 3, 4))  # (decoded frame, generated frame)
+    err = dist[np.arange(n), np.arange(n)]
+    glide = range(2, n // 2 - 2)  # between the two keyframes, away from the eased ends
+    nearest = dist.argmin(axis=1)
+    print(f"error per frame: max {err.max():.2f}; span of the glide {dist[0, n // 2]:.2f}; "
+          f"nearest generated frame - own frame: {[int(nearest[i] - i) for i in glide]}")
+    assert err.max() < 2.0
+    assert dist[0, n // 2] > 3 * err.max()  # two different keyframe images
+    assert all(abs(nearest[i] - i) <= 2 for i in glide)
 
 
 def test_failed_render_leaves_no_file(tiny_models, tmp_path):
@@ -88,9 +106,9 @@ def test_failed_render_leaves_no_file(tiny_models, tmp_path):
 
 
 def test_captions_burned_in(tiny_models, tmp_path):
-    _, out_plain, _ = _render(tiny_models, tmp_path, 24, 1.0, size=128)
+    _, out_plain, _, _ = _render(tiny_models, tmp_path, 24, 1.0, size=128)
     plain = next(av.open(str(out_plain)).decode(video=0)).to_ndarray(format="rgb24")
-    _, out_cap, _ = _render(tiny_models, tmp_path, 24, 1.0, size=128, captions=["Hello 月亮", "two"])
+    _, out_cap, _, _ = _render(tiny_models, tmp_path, 24, 1.0, size=128, captions=["Hello 月亮", "two"])
     cap = next(av.open(str(out_cap)).decode(video=0)).to_ndarray(format="rgb24")
     diff = np.abs(cap.astype(int) - plain.astype(int)).sum(-1)
     assert diff[96:].mean() > 5 * diff[:64].mean() + 5  # text at the bottom; the top only moves by encoding noise
@@ -104,7 +122,7 @@ def test_srt(tmp_path):
 
 
 def test_faststart_puts_the_index_first(tiny_models, tmp_path):
-    _, out, _ = _render(tiny_models, tmp_path, 24, 1.0)
+    _, out, _, _ = _render(tiny_models, tmp_path, 24, 1.0)
     head = out.read_bytes()
     assert 0 <= head.find(b"moov") < head.find(b"mdat")
 
@@ -115,7 +133,7 @@ def test_outputs_get_normal_file_permissions(tiny_models, tmp_path):
 
     old = os.umask(0o022)
     try:
-        _, out, _ = _render(tiny_models, tmp_path, 24, 0.5)
+        _, out, _, _ = _render(tiny_models, tmp_path, 24, 0.5)
         p = tmp_path / "a.srt"
         write_srt([Segment(0, "x", 0, 1)], p)
     finally:

@@ -56,7 +56,7 @@ def test_keyframe_frames_fall_on_detected_beats_of_a_click_track():
 
     fps, dur = 24.0, 16.0
     y, truth = click_track(100, dur, first=0.6)
-    r = analyze(Audio(y, 22050, Path("c")), fps, frame_count(dur, fps))
+    r = analyze(Audio(y, 22050, Path("c")))
     segs = [Segment(i, f"l{i}", t, t + 2) for i, t in enumerate([1.25, 3.9, 7.05, 10.3, 13.1])]
     kf = keyframes(segs, r.beats, ScheduleConfig(snap_window_s=0.35), fps=fps)
     assert all(k.snapped for k in kf)
@@ -66,7 +66,7 @@ def test_keyframe_frames_fall_on_detected_beats_of_a_click_track():
         assert abs(frame - nearest_beat_frame) <= 1  # within one frame of a detected beat
         assert min(abs(truth - k.time)) < 0.05  # and that beat is a real click
     # the frame plan shows each keyframe's latent exactly at its frame
-    p = plan(kf, frame_count(dur, fps), fps, r.envelope, reactivity=0.5)
+    p = plan(kf, frame_count(dur, fps), fps, r.envelope(fps, frame_count(dur, fps)), reactivity=0.5)
     for i, k in enumerate(kf[:-1]):
         f = int(np.ceil(k.time * fps - 1e-9))
         assert p.left[f] == i and p.u[f] < 0.05

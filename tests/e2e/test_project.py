@@ -7,10 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import torch
 
-from conftest import SAMPLES, run_cli, write_audio
+from conftest import SAMPLES, musivid, write_audio
 
 BASE = ["--untrained", "--cutouts", "4", "--fps", "8", "--size", "64", "--asr", "none"]
 
@@ -21,39 +23,38 @@ def latents(pdir: Path) -> dict[str, dict]:
 
 
 def test_sigint_keeps_finished_work_and_resumes(tmp_path):
-    """Interrupt mid-optimization, rerun the same command: it resumes from the checkpoint (fewer
-    steps run) and ends with exactly the latents of an uninterrupted run."""
+    """Interrupt mid-optimization (once a checkpoint shows steps were done), rerun the same command:
+    it resumes from the checkpoint (fewer steps run) and ends with exactly the latents of an
+    uninterrupted run."""
     args = [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), *BASE, "--steps", "250"]
-    ref = run_cli(*args, "-o", str(tmp_path / "ref.mp4"), "-q")
+    ref = musivid(*args, "-o", tmp_path / "ref.mp4", "-q")
     assert ref.returncode == 0, ref.stderr
 
     out = tmp_path / "run.mp4"
-    cmd = [sys.executable, "-m", "musivid", *args, "-o", str(out)]
+    pdir = tmp_path / "run.musivid"
+    cmd = [sys.executable, "-m", "musivid", *args, "-o", str(out), "--checkpoint-every", "0.05"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    seen = ""
     deadline = time.time() + 120
-    while "optimizing" not in seen and time.time() < deadline:
-        seen += proc.stderr.readline()
-    time.sleep(2.0)  # let some steps run
+    while not (pdir / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)  # the event: the first checkpoint, so some steps are done
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    pdir = tmp_path / "run.musivid"
     ck = torch.load(pdir / "checkpoint.pt", weights_only=True)
     done = ck["state"]["step"]
     assert 0 < done < 250
     assert not out.exists()
 
-    again = run_cli(*args, "-o", str(out))
+    again = musivid(*args, "-o", out)
     assert again.returncode == 0, again.stderr
     assert f"resuming from checkpoint at step {done}/250" in again.stderr
     assert not (pdir / "checkpoint.pt").exists() and out.exists()
     a, b = latents(tmp_path / "ref.musivid"), latents(pdir)
     assert a.keys() == b.keys()
     for k in a:
-        assert torch.allclose(a[k]["z"], b[k]["z"], atol=1e-5), k
-        assert torch.allclose(a[k]["cls"], b[k]["cls"], atol=1e-5), k
+        assert torch.equal(a[k]["z"], b[k]["z"]), k  # bit-identical: same steps, same order
+        assert torch.equal(a[k]["cls"], b[k]["cls"]), k
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def project(tmp_path_factory):
     lrc = d / "song.lrc"
     lrc.write_text((SAMPLES / "demo.lrc").read_text())
     out = d / "song.mp4"
-    r = run_cli(str(SAMPLES / "demo.mp3"), str(lrc), "-o", str(out), *BASE, "--steps", "8", "--variants", "2")
+    r = musivid(str(SAMPLES / "demo.mp3"), str(lrc), "-o", str(out), *BASE, "--steps", "8", "--variants", "2")
     assert r.returncode == 0, r.stderr
     return d, lrc, out, d / "song.musivid"
 
@@ -72,14 +73,14 @@ def test_editing_one_line_reoptimizes_only_that_line(project, tmp_path):
     before = {p.name: p.read_bytes() for p in (pdir / "latents").iterdir()}
     text = lrc.read_text().replace("mountains rise above the clouds", "a volcano glows at dusk")
     lrc.write_text(text)
-    r = run_cli(str(SAMPLES / "demo.mp3"), str(lrc), "-o", str(out), *BASE, "--steps", "8", "--variants", "2")
+    r = musivid(str(SAMPLES / "demo.mp3"), str(lrc), "-o", str(out), *BASE, "--steps", "8", "--variants", "2")
     assert r.returncode == 0, r.stderr
     assert "optimizing 2 latent(s) (1 line(s))" in r.stderr  # one line, its two variants
     after = {p.name: p.read_bytes() for p in (pdir / "latents").iterdir()}
     assert all(after[k] == v for k, v in before.items())  # nothing else touched
     assert len(after) == len(before) + 2
     # a render-only setting (fps) optimizes nothing
-    r = run_cli(str(SAMPLES / "demo.mp3"), str(lrc), "-o", str(out), *[a if a != "8" else "12" for a in BASE],
+    r = musivid(str(SAMPLES / "demo.mp3"), str(lrc), "-o", str(out), *[a if a != "8" else "12" for a in BASE],
                 "--steps", "8", "--variants", "2")
     assert r.returncode == 0 and "nothing to do" in r.stderr
 
@@ -87,7 +88,7 @@ def test_editing_one_line_reoptimizes_only_that_line(project, tmp_path):
 def test_variants_pick_render(project):
     d, lrc, out, pdir = project
     before = {p.name: p.read_bytes() for p in (pdir / "latents").iterdir()}
-    r = run_cli("variants", str(pdir), "--line", "1", "--count", "2")
+    r = musivid("variants", str(pdir), "--line", "1", "--count", "2")
     assert r.returncode == 0, r.stderr
     assert "new variants 2, 3" in r.stdout
     after = {p.name: p.read_bytes() for p in (pdir / "latents").iterdir()}
@@ -96,20 +97,94 @@ def test_variants_pick_render(project):
     fox = [m for m in data["latents"].values() if m["text"].startswith("a red fox")]
     assert sorted(m["variant"] for m in fox) == [0, 1, 2, 3]
 
-    r = run_cli("pick", str(pdir), "--line", "1", "--variant", "3")
+    r = musivid("pick", str(pdir), "--line", "1", "--variant", "3")
     assert r.returncode == 0, r.stderr
     assert json.loads((pdir / "project.json").read_text())["picked"]["a red fox runs through the snow"] == 3
-    bad = run_cli("pick", str(pdir), "--line", "1", "--variant", "9")
+    bad = musivid("pick", str(pdir), "--line", "1", "--variant", "9")
     assert bad.returncode == 2 and "has variants [0, 1, 2, 3]" in bad.stderr
 
     new = d / "rerender.mp4"
     t = time.time()
-    r = run_cli("render", str(pdir), "-o", str(new))
+    r = musivid("render", str(pdir), "-o", str(new))
     assert r.returncode == 0, r.stderr
     assert "optimizing" not in r.stderr and new.exists()
     assert {p.name: p.read_bytes() for p in (pdir / "latents").iterdir()} == after
     assert (pdir / "storyboard.png").stat().st_size > 1000
     print(f"render from project: {time.time() - t:.1f} s")
+    chosen = json.loads((pdir / "project.json").read_text())["chosen"]
+    assert chosen[0]["variant"] == 3  # the picked variant is the one shown
+
+
+def test_render_overrides_are_for_that_render_only(project):
+    d, _, _, pdir = project
+    settings = json.loads((pdir / "project.json").read_text())["settings"]
+    r = musivid("render", pdir, "-o", d / "small.mp4", "--fps", "6", "--size", "48", "--crf", "30", "-q")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(d / "small.mp4")) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.average_rate) == (48, 6)
+    assert json.loads((pdir / "project.json").read_text())["settings"] == settings  # unchanged
+    r = musivid("render", pdir, "-o", d / "again.mp4", "-q")
+    with av.open(str(d / "again.mp4")) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.average_rate) == (settings["render"]["size"], settings["render"]["fps"])
+
+
+def test_an_existing_file_is_replaced_only_when_it_is_ours_or_asked(project):
+    d, _, _, pdir = project
+    mine = d / "mine.mp4"
+    mine.write_bytes(b"someone else's video")
+    r = musivid("render", pdir, "-o", mine)
+    assert r.returncode == 2 and "exists" in r.stderr and "--overwrite" in r.stderr
+    assert mine.read_bytes() == b"someone else's video"
+    r = musivid("render", pdir, "-o", mine, "-y", "-q")
+    assert r.returncode == 0 and mine.read_bytes()[4:8] == b"ftyp"
+    r = musivid("render", pdir, "-o", mine, "-q", "--start", "3", "--duration", "2")  # now ours: no -y needed
+    assert r.returncode == 0, r.stderr
+
+
+def test_excerpt_renders_only_that_stretch_in_sync(project, sample):
+    d, _, _, pdir = project
+    out = d / "excerpt.mp4"
+    fps = 8
+    r = musivid("render", pdir, "-o", out, "--start", "10", "--duration", "4", "--fps", fps, "-q")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(out)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        n = sum(1 for _ in c.decode(video=0))
+        vdur, adur = float(v.duration * v.time_base), float(a.duration * a.time_base)
+    assert n == 4 * fps and abs(vdur - 4.0) < 1 / fps and abs(adur - 4.0) < 1 / fps
+    srt = out.with_suffix(".srt").read_text()
+    # lines sung in 10-14 s, timed from the excerpt's start
+    inside = [l for l in sample["truth"]["lines"] if l["start"] < 14.0 and l["end"] > 10.0]
+    assert srt.count("-->") >= len(inside) and "00:00:00," in srt
+
+
+def test_pulse_kicks_the_picture_on_onsets(project):
+    """--pulse adds motion on the percussive onsets: how much each frame differs from the
+    pulse-free render follows the song's percussive envelope."""
+    from musivid.rhythm import Rhythm
+
+    d, _, _, pdir = project
+    clip = ["-q", "--start", "6", "--duration", "6", "--fps", "24", "--crf", "10"]
+    base = musivid("render", pdir, "-o", d / "p0.mp4", *clip)
+    assert base.returncode == 0, base.stderr
+    r = musivid("render", pdir, "-o", d / "p1.mp4", *clip, "--pulse", "1")
+    assert r.returncode == 0, r.stderr
+
+    def frames(p):  # 4x4-pixel means: H.264 noise averages out
+        with av.open(str(p)) as c:
+            x = np.stack([f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)])
+        return x.reshape(len(x), 16, 4, 16, 4, 3).mean(axis=(2, 4))
+
+    diff = np.abs(frames(d / "p1.mp4") - frames(d / "p0.mp4")).mean(axis=(1, 2, 3))  # per frame
+    env = Rhythm.load(pdir / "rhythm.npz").envelope(24, round(31.2 * 24))[6 * 24:12 * 24]
+    corr = float(np.corrcoef(diff, env)[0, 1])
+    strong = env > 0.5
+    print(f"pulse: change {diff[strong].mean():.2f} where the envelope is > 0.5, {diff[~strong].mean():.2f} "
+          f"elsewhere; correlation with the envelope {corr:.2f}")
+    assert corr > 0.6
+    assert diff[strong].mean() > 2 * diff[~strong].mean()
 
 
 def _bad_audio(tmp: Path, kind: str) -> Path:
@@ -156,6 +231,14 @@ CASES = [
     ("size 7", lambda t: [str(SAMPLES / "demo.mp3"), "--size", "7"], "size"),
     ("negative steps", lambda t: [str(SAMPLES / "demo.mp3"), "--steps", "-3"], "steps"),
     ("unknown device", lambda t: [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), "--device", "tpu"], "device"),
+    ("reactivity out of range", lambda t: [str(SAMPLES / "demo.mp3"), "--reactivity", "5"], "reactivity"),
+    ("pulse negative", lambda t: [str(SAMPLES / "demo.mp3"), "--pulse", "-1"], "pulse"),
+    ("crf out of range", lambda t: [str(SAMPLES / "demo.mp3"), "--crf", "60"], "crf"),
+    ("variants 0", lambda t: [str(SAMPLES / "demo.mp3"), "--variants", "0"], "variants"),
+    ("start past the end", lambda t: [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), "--start", "99"],
+     "--start"),
+    ("output is the lyrics", lambda t: [str(SAMPLES / "demo.mp3"), str(_write(t / "l.mp4", "[00:01.00]x")), "-o",
+                                        str(t / "l.mp4")], "is an input"),
     ("variants of a non-project", lambda t: ["variants", str(t), "--line", "1"], "not a musivid project"),
 ]
 
@@ -170,7 +253,9 @@ def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, name, build, expect
     args = build(tmp_path)
     if "-o" not in args and args[0] != "variants":
         args += ["-o", str(tmp_path / "out.mp4")]
-    r = run_cli(*args, "--untrained", "--asr", "none", "-q") if args[0] != "variants" else run_cli(*args)
+    r = musivid(*args, "--untrained", "--asr", "none", "-q") if args[0] != "variants" else musivid(*args)
+    if name == "output is the lyrics":
+        assert (tmp_path / "l.mp4").read_text() == "[00:01.00]x"  # untouched
     errors = [l for l in r.stderr.splitlines() if "error" in l.lower()]
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
@@ -181,16 +266,16 @@ def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, name, build, expect
 
 def test_long_lines_and_unordered_lrc_warn_but_work(tmp_path):
     lrc = _write(tmp_path / "w.lrc", "[00:08.00]second line\n[00:02.00]" + "very long line " * 60 + "\n")
-    r = run_cli(str(SAMPLES / "demo.mp3"), str(lrc), "-o", str(tmp_path / "w.mp4"), *BASE, "--steps", "2")
+    r = musivid(str(SAMPLES / "demo.mp3"), str(lrc), "-o", str(tmp_path / "w.mp4"), *BASE, "--steps", "2")
     assert r.returncode == 0, r.stderr
     assert "out of order" in r.stderr and "longer than CLIP can read" in r.stderr
 
 
 def test_video_file_as_audio_uses_its_audio_track(tmp_path):
     first = tmp_path / "first.mp4"
-    assert run_cli(str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), "-o", str(first), *BASE,
+    assert musivid(str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), "-o", str(first), *BASE,
                    "--steps", "1", "-q").returncode == 0
-    r = run_cli(str(first), str(SAMPLES / "demo.lrc"), "-o", str(tmp_path / "second.mp4"), *BASE, "--steps", "1")
+    r = musivid(str(first), str(SAMPLES / "demo.lrc"), "-o", str(tmp_path / "second.mp4"), *BASE, "--steps", "1")
     assert r.returncode == 0, r.stderr
     assert "31.2" in r.stderr  # the video's audio track, full length
 
@@ -199,15 +284,24 @@ def test_more_steps_continue_finished_lines(tmp_path):
     """Raising --steps continues every finished latent from its saved state: the result equals a
     run made with the higher step count from the start."""
     args = [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), *BASE]
-    r = run_cli(*args, "--steps", "6", "-o", str(tmp_path / "a.mp4"), "-q")
+    r = musivid(*args, "--steps", "6", "-o", str(tmp_path / "a.mp4"), "-q")
     assert r.returncode == 0, r.stderr
-    r = run_cli(*args, "--steps", "10", "-o", str(tmp_path / "a.mp4"))
+    r = musivid(*args, "--steps", "10", "-o", str(tmp_path / "a.mp4"))
     assert r.returncode == 0, r.stderr
     assert "continuing 7 latent(s) from step 6/10" in r.stderr
-    r = run_cli(*args, "--steps", "10", "-o", str(tmp_path / "b.mp4"), "-q")
+    r = musivid(*args, "--steps", "10", "-o", str(tmp_path / "b.mp4"), "-q")
     assert r.returncode == 0, r.stderr
     a, b = latents(tmp_path / "a.musivid"), latents(tmp_path / "b.musivid")
     assert a.keys() == b.keys()
     for k in a:
         assert a[k]["steps"] == b[k]["steps"] == 10
         assert torch.allclose(a[k]["z"], b[k]["z"], atol=1e-5) and torch.allclose(a[k]["cls"], b[k]["cls"], atol=1e-5)
+
+
+def test_a_damaged_checkpoint_is_discarded_with_a_warning(tmp_path):
+    pdir = tmp_path / "c.musivid"
+    pdir.mkdir()
+    (pdir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    r = musivid(SAMPLES / "demo.mp3", SAMPLES / "demo.lrc", "-o", tmp_path / "c.mp4", *BASE, "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    assert "musivid: warning:" in r.stderr and "checkpoint.pt is unreadable" in r.stderr and "discarded" in r.stderr
