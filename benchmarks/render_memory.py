@@ -29,7 +29,7 @@ sys.path.insert(0, {tests!r})
 from conftest import write_audio
 from musivid.config import ModelConfig, RenderConfig
 from musivid.models.load import load_biggan
-from musivid.interpolate import frame_count, plan
+from musivid.interpolate import FrameLatents, frame_count, plan
 from musivid.render import render
 from musivid.schedule import Keyframe
 minutes, fps, size, tmp = {minutes}, {fps}, {size}, Path({tmp!r})
@@ -54,7 +54,7 @@ n = frame_count(dur, fps)
 p = plan(kfs, n, fps, np.zeros(n), reactivity=0.0)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-res = render(gen, p, kz, kc, audio, tmp / f"v{{minutes}}.mp4", RenderConfig(fps=fps, size=size, batch={batch}),
+res = render(gen, FrameLatents(p, kz, kc), audio, tmp / f"v{{minutes}}.mp4", RenderConfig(fps=fps, size=size, batch={batch}),
              amp_dtype=amp)
 secs = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

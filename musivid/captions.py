@@ -89,3 +89,18 @@ def burn_caption(frame: np.ndarray, text: str) -> np.ndarray:
                   stroke_fill=(0, 0, 0))
         y += step
     return np.asarray(img)
+
+
+class CaptionTrack:
+    """Which lyric line is drawn on which video frame: an overlay for render.render."""
+
+    def __init__(self, texts: Sequence[str], line_of_frame: np.ndarray):
+        self.texts = list(texts)
+        self.line_of_frame = line_of_frame  # (F,) index into texts, -1: no caption
+
+    def line_at(self, index: int) -> int:
+        return int(self.line_of_frame[index])
+
+    def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
+        line = self.line_at(index)
+        return frame if line < 0 else burn_caption(frame, self.texts[line])

@@ -116,6 +116,26 @@ def frame_latents(p: FramePlan, frames: slice, kz: torch.Tensor, kc: torch.Tenso
     return z, c
 
 
+@dataclass(frozen=True)
+class FrameLatents:
+    """The latents of every frame of a song, made on demand from the frame plan and the keyframe
+    latents: what render.render draws. kz (K, ...) keyframe z; kc (K, C) class vectors."""
+
+    plan: FramePlan
+    kz: torch.Tensor
+    kc: torch.Tensor
+    envelope: np.ndarray | None = None  # (F,) percussive strength per frame, for the pulse
+    pulse: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def latents(self, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, classes) of frames [lo, hi)."""
+        pdir = pulse_direction(tuple(self.kz.shape[1:]), 1234) if self.pulse else None
+        return frame_latents(self.plan, slice(lo, hi), self.kz, self.kc, self.envelope, self.pulse, pdir)
+
+
 def pulse_direction(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     d = torch.randn(shape, generator=g)

@@ -340,7 +340,8 @@ def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> Vi
     the storyboard."""
     import torch
 
-    from .captions import write_srt
+    from .captions import CaptionTrack, write_srt
+    from .interpolate import FrameLatents
     from .render import render
     from .schedule import excerpt
 
@@ -360,10 +361,10 @@ def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> Vi
     log.info("rendering %d frames at %g fps, %d px%s", n, s.render.fps, s.render.size,
              f" (excerpt {frames[0] / s.render.fps:.2f}-{frames[1] / s.render.fps:.2f} s)" if frames else "")
     with job.stage("render"):
-        res = render(gen, fplan, kz, kc, job.audio.path, out, s.render, truncation=s.optimize.truncation,
-                     amp_dtype=job.amp, envelope=envelope, pulse=s.schedule.pulse,
-                     captions=[seg.text for seg in job.segments] if s.render.captions else None,
-                     metadata=meta, frames=frames, progress=job.progress,
+        source = FrameLatents(fplan, kz, kc, envelope, s.schedule.pulse)
+        overlay = CaptionTrack([seg.text for seg in job.segments], fplan.segment) if s.render.captions else None
+        res = render(gen, source, job.audio.path, out, s.render, truncation=s.optimize.truncation,
+                     amp_dtype=job.amp, overlay=overlay, metadata=meta, frames=frames, progress=job.progress,
                      callback=lambda done, total: job.report("render", done, total))
     srt = out.with_suffix(".srt")
     write_srt(job.segments if frames is None else excerpt(job.segments, frames[0] / s.render.fps,

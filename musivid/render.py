@@ -11,15 +11,13 @@ import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
-from .captions import burn_caption
 from .config import RenderConfig
 from .files import atomic_output
-from .interpolate import FramePlan, frame_latents, pulse_direction
 from .progress import Bar
 
 log = logging.getLogger(__name__)
@@ -123,23 +121,31 @@ class _AudioFeed:
         self.inp.close()
 
 
-def render(generator, fplan: FramePlan, kz: torch.Tensor, kc: torch.Tensor, audio_path: Path,
-           out_path: Path, cfg: RenderConfig, *, truncation: float = 1.0, amp_dtype: torch.dtype | None = None,
-           envelope: np.ndarray | None = None, pulse: float = 0.0,
-           captions: Sequence[str] | None = None, metadata: dict[str, str] | None = None,
-           frames: tuple[int, int] | None = None, progress: bool = False,
-           callback: Callable[[int, int], None] | None = None) -> RenderResult:
-    """Render the frames of `fplan` (all, or the excerpt `frames` = [first, last)) and mux them with
-    the matching stretch of the audio of `audio_path` into `out_path`.
+class FrameSource(Protocol):
+    """The latents of every frame of a song (interpolate.FrameLatents)."""
 
-    `captions[s]` is drawn on frames whose plan segment is s. `callback(done, total)` after each batch.
+    def __len__(self) -> int: ...
+
+    def latents(self, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]: ...  # (z, class vectors)
+
+
+Overlay = Callable[[int, np.ndarray], np.ndarray]  # (frame index in the song, (H, W, 3) uint8) -> frame
+
+
+def render(generator, source: FrameSource, audio_path: Path, out_path: Path, cfg: RenderConfig, *,
+           truncation: float = 1.0, amp_dtype: torch.dtype | None = None, overlay: Overlay | None = None,
+           metadata: dict[str, str] | None = None, frames: tuple[int, int] | None = None,
+           progress: bool = False, callback: Callable[[int, int], None] | None = None) -> RenderResult:
+    """Render the frames of `source` (all, or the excerpt `frames` = [first, last)) and mux them
+    with the matching stretch of the audio of `audio_path` into `out_path`.
+
+    `overlay(i, image)` draws on frame i (captions). `callback(done, total)` after each batch.
     """
     import av
 
-    first, last = frames if frames is not None else (0, len(fplan))
+    first, last = frames if frames is not None else (0, len(source))
     n = last - first
     rate = fps_fraction(cfg.fps)
-    pdir = pulse_direction(tuple(kz.shape[1:]), 1234) if pulse else None
     with atomic_output(Path(out_path)) as tmp:
         out = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
         try:
@@ -156,12 +162,10 @@ def render(generator, fplan: FramePlan, kz: torch.Tensor, kc: torch.Tensor, audi
             with Bar(n, "rendering", "frame", enabled=progress) as bar:
                 for lo in range(first, last, cfg.batch):
                     hi = min(last, lo + cfg.batch)
-                    z, c = frame_latents(fplan, slice(lo, hi), kz, kc, envelope, pulse, pdir)
+                    z, c = source.latents(lo, hi)
                     pixels = generator.images_uint8(z, c, truncation, cfg.size, amp_dtype)  # (b, H, W, 3)
                     for j in range(hi - lo):
-                        arr = pixels[j]
-                        if captions is not None:
-                            arr = burn_caption(arr, captions[int(fplan.segment[lo + j])])
+                        arr = pixels[j] if overlay is None else overlay(lo + j, pixels[j])
                         frame = av.VideoFrame.from_ndarray(arr, format="rgb24").reformat(format="yuv420p")
                         frame.pts = lo + j - first
                         for pkt in vst.encode(frame):

@@ -8,8 +8,8 @@ import torch
 
 from conftest import write_audio
 from musivid.config import RenderConfig
-from musivid.interpolate import frame_count, frame_latents, plan
-from musivid.captions import write_srt
+from musivid.interpolate import FrameLatents, frame_count, frame_latents, plan
+from musivid.captions import CaptionTrack, write_srt
 from musivid.render import fps_fraction, render
 from musivid.schedule import Keyframe, Segment
 
@@ -41,7 +41,9 @@ def _render(tiny_models, tmp_path, fps, duration, size=64, batch=8, **kw):
     kz, kc = torch.randn(2, gen.z_dim), torch.sigmoid(torch.randn(2, 1000) * 3)
     p = plan(kfs, n, fps, np.zeros(n), reactivity=0.0)
     out = tmp_path / "v.mp4"
-    res = render(gen, p, kz, kc, audio, out, RenderConfig(fps=fps, size=size, batch=batch),
+    if "captions" in kw:
+        kw["overlay"] = CaptionTrack(kw.pop("captions"), p.segment)
+    res = render(gen, FrameLatents(p, kz, kc), audio, out, RenderConfig(fps=fps, size=size, batch=batch),
                  metadata={"title": "t"}, **kw)
     expected = gen.images_uint8(*frame_latents(p, slice(0, n), kz, kc), 1.0, size)  # (n, size, size, 3)
     return res, out, n, expected
