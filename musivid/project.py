@@ -158,13 +158,13 @@ class Project:
         t = self._data.get("timing")
         if not t or t.get("key") != key:
             return None
-        return [Segment(**s) for s in t["segments"]], t["method"]
+        return [Segment.from_json(s) for s in t["segments"]], t["method"]
 
     def set_timing(self, key: dict, method: str, segments: list[Segment]) -> None:
         self._data["timing"] = {"key": key, "method": method, "segments": [s.to_json() for s in segments]}
 
     def segments(self) -> list[Segment]:
-        return [Segment(**s) for s in self._data.get("timing", {}).get("segments", [])]
+        return [Segment.from_json(s) for s in self._data.get("timing", {}).get("segments", [])]
 
     @property
     def rhythm_file(self) -> Path:

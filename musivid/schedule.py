@@ -9,16 +9,38 @@ from .config import ScheduleConfig
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word (or, for scripts without spaces, a character or token) with its time in the song."""
+
+    text: str
+    start: float  # seconds
+    end: float
+
+    def to_json(self) -> list:
+        return [self.text, round(self.start, 4), round(self.end, 4)]
+
+
+@dataclass(frozen=True)
 class Segment:
-    """One lyric line with its time span in the song."""
+    """One lyric line with its time span in the song: from when it starts to be sung to when its
+    singing ends (for timed lyrics without that knowledge, until the next line starts)."""
 
     index: int
     text: str
     start: float  # seconds
     end: float
+    words: tuple[Word, ...] = ()  # word-level timing where known (alignment, enhanced LRC)
 
     def to_json(self) -> dict:
-        return {"index": self.index, "text": self.text, "start": round(self.start, 4), "end": round(self.end, 4)}
+        d = {"index": self.index, "text": self.text, "start": round(self.start, 4), "end": round(self.end, 4)}
+        if self.words:
+            d["words"] = [w.to_json() for w in self.words]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Segment":
+        return cls(int(d["index"]), d["text"], float(d["start"]), float(d["end"]),
+                   tuple(Word(t, float(a), float(b)) for t, a, b in d.get("words", ())))
 
 
 @dataclass(frozen=True)

@@ -31,18 +31,11 @@ from .audio import Audio
 from .config import DEFAULT_WHISPER
 from .errors import InputError, ModelUnavailableError
 from .lyrics import Lyrics
-from .schedule import Segment, from_times, spread_evenly
+from .schedule import Segment, Word, from_times, spread_evenly
 
 log = logging.getLogger(__name__)
 
 SR = 16000
-
-
-@dataclass(frozen=True)
-class Word:
-    text: str
-    start: float
-    end: float
 
 
 # ---- text normalisation ------------------------------------------------------------------------
