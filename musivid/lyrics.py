@@ -138,3 +138,49 @@ def clip_text(text: str) -> tuple[str, bool]:
 
 def _clean(line: str) -> str:
     return " ".join(line.replace("\ufeff", "").split())
+
+
+# ---- the lyrics' language ------------------------------------------------------------------------
+
+# Unicode blocks that name a language (or the language a song in that script most likely has)
+_SCRIPTS = [  # (first, last, language)
+    (0x3040, 0x30FF, "ja"),  # hiragana, katakana: Japanese even among kanji
+    (0xAC00, 0xD7AF, "ko"), (0x1100, 0x11FF, "ko"),  # hangul
+    (0x4E00, 0x9FFF, "zh"), (0x3400, 0x4DBF, "zh"),  # CJK ideographs (Chinese unless kana appear)
+    (0x0400, 0x04FF, "ru"), (0x0600, 0x06FF, "ar"), (0x0590, 0x05FF, "he"), (0x0370, 0x03FF, "el"),
+    (0x0E00, 0x0E7F, "th"), (0x0900, 0x097F, "hi"),
+]
+# the most frequent short words of languages written in Latin script
+_STOPWORDS = {
+    "en": "the and you to of a in is it i me my that on for your we with be this all not are love".split(),
+    "de": "der die das und ich du nicht ist ein eine zu mit den sie es wir mir dich auf im".split(),
+    "fr": "le la les et je tu de des un une est que pas mon ma dans qui il elle nous pour".split(),
+    "es": "el la los las y yo tu de que en un una es no mi por con se lo me te".split(),
+    "it": "il la le e io tu di che un una non mi per con ti sei sono ma lo gli".split(),
+    "pt": "o a os as e eu tu de que um uma não meu minha em com se por você me".split(),
+    "nl": "de het een en ik je jij niet is van dat op met zijn mijn wij we".split(),
+}
+
+
+def guess_language(texts: list[str]) -> str | None:
+    """The lyrics' language as an ISO 639-1 code, from their script, or for Latin script from
+    their most frequent words; None when the text does not tell (too short, or a tie)."""
+    text = " ".join(texts)
+    counts: dict[str, int] = {}
+    for ch in text:
+        o = ord(ch)
+        for lo, hi, lang in _SCRIPTS:
+            if lo <= o <= hi:
+                counts[lang] = counts.get(lang, 0) + 1
+                break
+    letters = sum(ch.isalpha() for ch in text)
+    if counts and sum(counts.values()) >= 0.3 * max(letters, 1):
+        if counts.get("ja"):
+            return "ja"
+        return max(counts, key=counts.get)
+    words = [w.strip(".,!?;:\"'()¿¡«»").casefold() for w in text.split()]
+    score = {lang: sum(w in set(sw) for w in words) for lang, sw in _STOPWORDS.items()}
+    best = sorted(score.items(), key=lambda kv: -kv[1])
+    if best[0][1] >= 2 and best[0][1] >= 1.5 * best[1][1]:
+        return best[0][0]
+    return None

@@ -67,3 +67,19 @@ def test_long_lines_are_cut_for_clip_only():
     assert cut and len(text) <= MAX_LINE_CHARS
     assert clip_text("short")[1] is False
     assert parse_plain(long)[0].text == long.strip()
+
+
+@pytest.mark.parametrize("lines,lang", [
+    (["The violin is playing in the dark forest", "and I am waiting for you"], "en"),
+    (["Über den Wolken muss die Freiheit wohl grenzenlos sein", "und ich bin nicht allein"], "de"),
+    (["Où es-tu, mon cœur ?", "Je ne sais pas où tu es dans la nuit"], "fr"),
+    (["La luna brilla en el mar", "y yo te espero con el corazón"], "es"),
+    (["月亮代表我的心"], "zh"),
+    (["夜空にきらめく星のように"], "ja"),
+    (["사랑해요 당신을"], "ko"),
+    (["la la la"], None),
+])
+def test_guess_language(lines, lang):
+    from musivid.lyrics import guess_language
+
+    assert guess_language(lines) == lang
