@@ -28,3 +28,22 @@ class ChecksumError(ModelUnavailableError):
 
 class WeightsMismatchError(ModelUnavailableError):
     """A weight file whose keys or shapes do not match the architecture (strict loading)."""
+
+
+class ProjectBusyError(MusividError):
+    """Another musivid process is writing the project (it holds the project lock)."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again when the other command has finished
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP, raised by the command line's handler (files.on_signal) so that
+    every clean-up runs; a KeyboardInterrupt, so code that handles Ctrl-C handles these too."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 SIGINT, 143 SIGTERM, 129 SIGHUP

@@ -4,6 +4,13 @@ writability checks before slow work, and content hashes.
 A write either leaves the complete new file under the final name or nothing at all: a crash, an
 exception or a signal in the middle never leaves a partial file there, and the temporary file is
 removed on the way out.
+
+Signals: the command line (never the library) installs `on_signal` for SIGINT, SIGTERM and SIGHUP.
+It raises `Interrupted` at the next Python instruction, so every `finally` and `except
+BaseException` runs (temp files are removed, the optimizer saves its checkpoint). A signal that
+arrives inside `critical()` (a temp file made but not yet owned by a `finally`) waits for the end
+of the section; one that arrives while the first is being handled is ignored, so the clean-up is
+not cut short.
 """
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import InputError
+from .errors import InputError, Interrupted
 
 
 def default_mode() -> int:
@@ -47,14 +54,16 @@ def temp_beside(path: Path) -> Path:
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it is renamed onto `path` only if the block succeeds
-    and removed in every other case."""
+    and removed in every other case (an exception, a signal)."""
     path = Path(path)
-    tmp = temp_beside(path)
+    tmp = None
     try:
+        with critical():  # a signal now would leave the new temp file to nobody
+            tmp = temp_beside(path)
         yield tmp
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
 
 
@@ -96,3 +105,58 @@ def check_writable(path: str | os.PathLike, option: str = "-o") -> None:
         os.unlink(probe)
     except OSError as e:
         raise InputError(f"{parent}: output directory is not writable ({e.strerror}): choose another {option}") from None
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same resolved path, or (both existing) the same inode,
+    so a hard link or a case-insensitive file system does not hide an input."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def looks_like_path(value: str) -> bool:
+    """A model option that names a local path rather than a registry/hub name ("small",
+    "org/model"): absolute, relative with ./ ../ or ~, or with more than one separator."""
+    return value.startswith(("/", ".", "~")) or value.count("/") > 1 or "\\" in value or Path(value).exists()
+
+
+# ---- signals --------------------------------------------------------------------------------------
+
+_signals = {"depth": 0, "pending": None, "raised": None}
+
+
+@contextmanager
+def critical() -> Iterator[None]:
+    """A few instructions no signal may cut (see the module docstring): a signal handled by
+    `on_signal` meanwhile is raised when the section ends."""
+    _signals["depth"] += 1
+    try:
+        yield
+    finally:
+        _signals["depth"] -= 1
+        if _signals["depth"] == 0 and _signals["pending"] is not None:
+            signum, _signals["pending"] = _signals["pending"], None
+            _signals["raised"] = signum
+            raise Interrupted(signum)
+
+
+def on_signal(signum: int, frame: Any = None) -> None:
+    """The handler the command line installs for SIGINT, SIGTERM and SIGHUP: raise Interrupted,
+    unless inside `critical()` (then at its end) or already stopping (then ignored)."""
+    if _signals["raised"] is not None or _signals["pending"] is not None:
+        return
+    if _signals["depth"]:
+        _signals["pending"] = signum
+        return
+    _signals["raised"] = signum
+    raise Interrupted(signum)
+
+
+def reset_signals() -> None:
+    """Forget a handled signal (the command line calls this when a command ends)."""
+    _signals.update(depth=0, pending=None, raised=None)
