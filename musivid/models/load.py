@@ -1,6 +1,7 @@
 """Load frozen CLIP and BigGAN from the registry (or as tiny random-init models)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -8,10 +9,10 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig
-from ..errors import ModelUnavailableError, WeightsMismatchError
+from ..errors import InputError, ModelUnavailableError, WeightsMismatchError
 from . import biggan as biggan_mod
 from . import clip as clip_mod
-from .registry import FetchOptions, cache_dir, get_entry, offline_from_env, resolve, resolve_file
+from .registry import FetchOptions, cache_dir, get_entry, offline_from_env, resolve, resolve_all, resolve_file
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +125,52 @@ def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: tor
     return biggan_mod.Generator(model.to(device, dtype), entry.name, False)
 
 
-def ensure_weights(cfg: ModelConfig, progress: bool = False) -> None:
-    """Make sure every weight file the run needs is local and verified (downloading if allowed),
-    before any slow work starts: a missing model fails in a second, not after the audio analysis."""
+def model_problems(cfg: ModelConfig) -> tuple[list[str], bool]:
+    """What is wrong with the models asked for, without touching the network or the cache: unknown
+    names, a name of the wrong kind, a missing package, and local paths (--clip/--biggan) that do
+    not exist. Returns (problems, whether any is a bad path)."""
+    import importlib.util
+
+    problems, bad_path = [], False
+    for kind, name, path in (("clip", cfg.clip, cfg.clip_path), ("biggan", cfg.biggan, cfg.biggan_path)):
+        label = "CLIP" if kind == "clip" else "BigGAN"
+        try:
+            entry = get_entry(name)
+        except ModelUnavailableError as e:
+            problems.append(str(e))
+            continue
+        if entry.kind != kind:
+            problems.append(f"{name!r} is not a {label} model: see `musivid models list`")
+        problems += [f"{entry.name} needs the Python package {pkg!r}: pip install {pkg}"
+                     for pkg in entry.requires if importlib.util.find_spec(pkg) is None]
+        if path:
+            p = Path(path).expanduser()
+            weights = p / "pytorch_model.bin" if kind == "biggan" and p.is_dir() else p
+            if not weights.is_file():
+                bad_path = True
+                what = "holds no pytorch_model.bin" if weights != p else "is a directory" if p.is_dir() else "no such file"
+                problems.append(f"--{kind} {path}: {what}: give the path of a {label} weight file"
+                                + (" or of a directory with pytorch_model.bin and config.json" if kind == "biggan" else ""))
+    return problems, bad_path
+
+
+def check_models(cfg: ModelConfig, progress: bool = False, *, fetch: bool = True) -> None:
+    """Before any work: every model the run needs can be had. Bad local paths, unknown names and
+    missing packages are reported together (InputError when a path is wrong); then every weight
+    file not given as a path is made local and verified (downloaded if allowed), and those that
+    cannot be had are listed in one ModelUnavailableError. With fetch=False nothing is downloaded:
+    online, only the names and paths are checked; offline, the cache too."""
     if cfg.untrained:
         return
-    opts = _opts(cfg, progress)
-    cache = cache_dir(cfg.cache_dir)
+    problems, bad_path = model_problems(cfg)
+    if problems:
+        raise (InputError if bad_path else ModelUnavailableError)("; ".join(problems))
+    if not fetch and not _opts(cfg, progress).offline:
+        return
+    entries = []
     if not cfg.clip_path:
-        resolve_file(get_entry(cfg.clip).weights, cache, opts)
+        entries.append(dataclasses.replace(get_entry(cfg.clip), files=(get_entry(cfg.clip).weights,)))
     if not cfg.biggan_path:
-        resolve(get_entry(cfg.biggan), cache, opts)
+        entries.append(get_entry(cfg.biggan))
+    resolve_all(entries, cache_dir(cfg.cache_dir), _opts(cfg, progress))
+

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ChecksumError, ModelUnavailableError
-from ..files import sha256_file, temp_beside
+from ..files import critical, sha256_file, temp_beside
 from ..progress import Bar
 
 log = logging.getLogger(__name__)
@@ -213,8 +213,10 @@ def resolve_file(wf: WeightFile, cache: Path, opts: FetchOptions) -> Path:
 def _download(url: str, target: Path, wf: WeightFile, opts: FetchOptions) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     req = urllib.request.Request(url, headers={"User-Agent": "musivid"})
-    tmp_path = temp_beside(target)
+    tmp_path = None
     try:
+        with critical():  # the temp file is this `finally`'s from the moment it exists
+            tmp_path = temp_beside(target)
         h = hashlib.sha256()
         with open(tmp_path, "wb") as out, opts.opener(req, timeout=opts.timeout_s) as resp:
             total = resp.headers.get("Content-Length")
@@ -233,12 +235,53 @@ def _download(url: str, target: Path, wf: WeightFile, opts: FetchOptions) -> Non
             log.warning("%s: the registry pins no checksum for this file; recorded sha256 %s... at first "
                         "download and will verify against it from now on", wf.filename, got[:16])
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 
 def resolve(entry: ModelEntry, cache: Path, opts: FetchOptions) -> list[Path]:
-    return [resolve_file(wf, cache, opts) for wf in entry.files]
+    """Every file of `entry`, verified and local; one error listing every file that cannot be had."""
+    return resolve_all([entry], cache, opts)[entry.name]
+
+
+def get_entries(names: list[str] | tuple[str, ...]) -> list[ModelEntry]:
+    """The registry entries for `names`; one error naming every unknown name."""
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ModelUnavailableError(f"unknown model{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+                                    f"choose from {', '.join(REGISTRY)} (see `musivid models list`)")
+    return [REGISTRY[n] for n in names]
+
+
+def resolve_all(entries: list[ModelEntry], cache: Path, opts: FetchOptions,
+                on_done: Callable[[ModelEntry, list[Path]], None] | None = None) -> dict[str, list[Path]]:
+    """Every file of every entry, verified and local (fetching what is missing, if allowed).
+    Goes on past a file that cannot be had, then raises one ModelUnavailableError listing all of
+    them. `on_done(entry, paths)` for each entry whose files are all there."""
+    out: dict[str, list[Path]] = {}
+    missing: list[tuple[WeightFile, ModelUnavailableError]] = []
+    for entry in entries:
+        paths, bad = [], []
+        for wf in entry.files:
+            try:
+                paths.append(resolve_file(wf, cache, opts))
+            except ModelUnavailableError as e:
+                bad.append((wf, e))
+        missing += bad
+        if not bad:
+            out[entry.name] = paths
+            if on_done is not None:
+                on_done(entry, paths)
+    if len(missing) == 1:
+        raise missing[0][1]
+    if missing:
+        files = ", ".join(f"{wf.filename} (from {wf.urls[0]})" for wf, _ in missing)
+        why = (f"not in the cache {cache} and offline mode is on" if opts.offline else
+               "could not be downloaded: " + "; ".join(str(e).split(" (tried")[0] for _, e in missing))
+        raise ModelUnavailableError(
+            f"{len(missing)} weight files are missing: {files}; {why}: run `musivid models fetch` with network "
+            f"access, or place the files in {cache}, or use --untrained to preview with random weights")
+    return out
 
 
 def is_cached(entry: ModelEntry, cache: Path) -> bool:
