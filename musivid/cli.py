@@ -8,22 +8,28 @@
     musivid models list | fetch [NAME...] | check  pretrained weights
     musivid bench                                  optimizer throughput
 
-Exit codes: 0 done, 1 the run failed, 2 bad usage or input, 130 interrupted (work is kept).
+Exit codes: 0 done, 1 the run failed, 2 bad usage or input, 75 the project is busy (another
+command is writing it), 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (work is kept).
 Heavy modules (torch, av, librosa) are imported inside the commands so `--help` is instant.
+Signal handlers are installed here, for the time a command runs, never by the library.
 """
 from __future__ import annotations
 
 import difflib
 import logging
+import math
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 
 from .config import ASR_CHOICES, DEFAULT_WHISPER, OptimizeConfig, RenderConfig, ScheduleConfig
-from .errors import MusividError
+from .errors import Interrupted, MusividError
 
 EXIT_INTERRUPTED = 130
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 # ---- messages ---------------------------------------------------------------------------------------
@@ -94,11 +100,34 @@ def _device(default: str | None = "auto"):
     return click.option("--device", type=DeviceChoice(), default=default, show_default=default is not None, help=text)
 
 
+class Finite(click.ParamType):
+    """A float that is a number (nan and inf are refused), at least `min` (above it if `min_open`);
+    other ranges are checked by the configs, with the option's name."""
+
+    name = "number"
+
+    def __init__(self, min: float | None = None, min_open: bool = False) -> None:
+        self.min, self.min_open = min, min_open
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.min is not None and (v < self.min or (self.min_open and v == self.min)):
+            self.fail(f"{value!r}: must be {'more than' if self.min_open else 'at least'} {self.min:g}", param, ctx)
+        return v
+
+
 _offline = click.option("--offline", is_flag=True, help="Never touch the network (also MUSIVID_OFFLINE=1).")
+_accept_truncated = click.option("--accept-truncated", is_flag=True,
+                                 help="Use an audio file that decodes shorter than it says it is (warns).")
 _overwrite = click.option("-y", "--overwrite", is_flag=True,
                           help="Replace an existing output file (this project's own last video is replaced anyway).")
-_excerpt = [click.option("--start", type=click.FloatRange(min=0), default=0.0, help="Render from this time (s): a preview."),
-            click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+_excerpt = [click.option("--start", type=Finite(min=0), default=0.0, help="Render from this time (s): a preview."),
+            click.option("--duration", type=Finite(min=0, min_open=True), default=None,
                          help="Render this many seconds (with --start: a quick preview excerpt).")]
 
 
@@ -120,6 +149,7 @@ HELP_SECTIONS = [
     ("Motion", ["reactivity", "pulse"]),
     ("Lyric timing", ["asr", "whisper_model"]),
     ("Models", ["clip", "biggan", "offline", "untrained"]),
+    ("Input", ["accept_truncated"]),
     ("Messages", ["quiet", "verbose"]),
 ]
 
@@ -187,7 +217,7 @@ def cli():
 @click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
               help="Project directory (default: OUTPUT's name + .musivid).")
 @click.option("--captions", is_flag=True, help="Burn the lyric line being sung into the picture.")
-@click.option("--fps", type=float, default=None, help=f"Video frame rate (default {RenderConfig.fps:g}).")
+@click.option("--fps", type=Finite(), default=None, help=f"Video frame rate (default {RenderConfig.fps:g}).")
 @click.option("--size", type=int, default=None, help=f"Video side in pixels (default {RenderConfig.size}).")
 @click.option("--crf", type=int, default=None, help=f"H.264 quality, 0 (lossless) to 51 (worst) (default {RenderConfig.crf}).")
 @_options(*_excerpt)
@@ -195,11 +225,11 @@ def cli():
 @click.option("--variants", type=int, default=None, help=f"Variants per lyric line (default {OptimizeConfig.variants}).")
 @click.option("--cutouts", type=int, default=None, help=f"CLIP cutouts per image and step (default {OptimizeConfig.cutouts}).")
 @click.option("--seed", type=int, default=None, help=f"Run seed (default {OptimizeConfig.seed}).")
-@click.option("--checkpoint-every", "checkpoint_every", type=float, default=None,
+@click.option("--checkpoint-every", "checkpoint_every", type=Finite(), default=None,
               help=f"Save the running optimization every SECONDS (default {OptimizeConfig.checkpoint_every_s:g}).")
 @_device()
-@click.option("--reactivity", type=float, default=None, help=f"0: even glide .. 1: motion only on hits (default {ScheduleConfig.reactivity:g}).")
-@click.option("--pulse", type=float, default=None, help=f"Kick on onsets, 0 (off) to 5 (default {ScheduleConfig.pulse:g}).")
+@click.option("--reactivity", type=Finite(), default=None, help=f"0: even glide .. 1: motion only on hits (default {ScheduleConfig.reactivity:g}).")
+@click.option("--pulse", type=Finite(), default=None, help=f"Kick on onsets, 0 (off) to 5 (default {ScheduleConfig.pulse:g}).")
 @click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
               help="Speech recogniser for plain or missing lyrics.")
 @click.option("--whisper-model", default=None,
@@ -208,10 +238,11 @@ def cli():
 @click.option("--biggan", "biggan", default=None, help="BigGAN registry name, weight file or directory.")
 @_offline
 @click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
+@_accept_truncated
 @_verbosity
 def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, start, duration, steps,
              variants, cutouts, seed, checkpoint_every, device, reactivity, pulse, asr, whisper_model, clip, biggan, offline,
-             untrained, quiet, verbose):
+             untrained, accept_truncated, quiet, verbose):
     """Render AUDIO (+ LYRICS) to a music video."""
     from .config import RunSettings, TimingConfig
     from .pipeline import make_video
@@ -229,7 +260,7 @@ def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size,
         models=_model_config(clip, biggan, offline, untrained),
         timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
     res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
-                     duration=duration, progress=not quiet)
+                     duration=duration, accept_truncated=accept_truncated, progress=not quiet)
     _done(res, quiet, verbose)
 
 
@@ -297,24 +328,27 @@ def pick_cmd(project, line, variant, quiet, verbose):
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Output .mp4 (default: the project's last output).")
 @_overwrite
-@click.option("--fps", type=float, default=None, help="Frame rate for this render (default: the project's).")
+@click.option("--fps", type=Finite(), default=None, help="Frame rate for this render (default: the project's).")
 @click.option("--size", type=int, default=None, help="Video side in pixels for this render.")
 @click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
 @click.option("--captions/--no-captions", default=None, help="Burn in the lyric lines (default: the project's).")
-@click.option("--reactivity", type=float, default=None, help="Motion for this render: 0 even glide .. 1 only on hits.")
-@click.option("--pulse", type=float, default=None, help="Kick on onsets for this render, 0 (off) to 5.")
+@click.option("--reactivity", type=Finite(), default=None, help="Motion for this render: 0 even glide .. 1 only on hits.")
+@click.option("--pulse", type=Finite(), default=None, help="Kick on onsets for this render, 0 (off) to 5.")
+@click.option("--save", is_flag=True, help="Keep this render's fps, size, crf, captions, reactivity and pulse as "
+              "the project's settings (default: this render only).")
 @_options(*_excerpt)
 @_device(None)
 @_offline
 @_verbosity
-def render_cmd(project, output, overwrite, fps, size, crf, captions, reactivity, pulse, start, duration, device,
+def render_cmd(project, output, overwrite, fps, size, crf, captions, reactivity, pulse, save, start, duration, device,
                offline, quiet, verbose):
     """Render the video from a project without optimizing anything."""
     from .pipeline import render_project
 
     _setup_logging(quiet, verbose)
     res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, reactivity=reactivity,
-                         pulse=pulse, device=device, offline=offline, overwrite=overwrite, start=start, duration=duration, progress=not quiet)
+                         pulse=pulse, device=device, offline=offline, overwrite=overwrite, start=start,
+                         duration=duration, save=save, progress=not quiet)
     _done(res, quiet, verbose)
 
 
@@ -332,14 +366,16 @@ def render_cmd(project, output, overwrite, fps, size, crf, captions, reactivity,
               help=f"Whisper model name or local CTranslate2 directory (default {DEFAULT_WHISPER}).")
 @_device()
 @_offline
+@_accept_truncated
 @_verbosity
-def align_cmd(audio, lyrics, output, overwrite, srt, asr, whisper_model, device, offline, quiet, verbose):
+def align_cmd(audio, lyrics, output, overwrite, srt, asr, whisper_model, device, offline, accept_truncated, quiet,
+              verbose):
     """Time the lyrics against the song (or transcribe it) and write an LRC to check and edit."""
     from .pipeline import align_lyrics
 
     _setup_logging(quiet, verbose)
     res = align_lyrics(audio, lyrics, output, asr=asr, whisper_model=whisper_model, srt=srt, offline=offline,
-                       device=device, overwrite=overwrite)
+                       device=device, overwrite=overwrite, accept_truncated=accept_truncated)
     click.echo(f"wrote {output} ({len(res.segments)} lines, {res.method})")
 
 
@@ -372,14 +408,13 @@ def models_list():
 def models_fetch(names, offline, quiet, verbose):
     """Download and verify NAMES (default: the default CLIP and BigGAN)."""
     from .config import ModelConfig
-    from .models.registry import FetchOptions, cache_dir, get_entry, offline_from_env, resolve
+    from .models.registry import FetchOptions, cache_dir, get_entries, offline_from_env, resolve_all
 
     _setup_logging(quiet, verbose)
-    names = names or (ModelConfig.clip, ModelConfig.biggan)
+    entries = get_entries(names or (ModelConfig.clip, ModelConfig.biggan))  # every unknown name at once
     opts = FetchOptions(offline=offline or offline_from_env(), progress=not quiet)
-    for name in names:
-        paths = resolve(get_entry(name), cache_dir(), opts)
-        click.echo(f"{name}: ok ({', '.join(str(p) for p in paths)})")
+    resolve_all(entries, cache_dir(), opts,  # goes on past a failure, then lists every missing file
+                on_done=lambda e, paths: click.echo(f"{e.name}: ok ({', '.join(str(p) for p in paths)})"))
 
 
 @models.command("check")
@@ -387,11 +422,10 @@ def models_fetch(names, offline, quiet, verbose):
 def models_check(quiet, verbose):
     """Exit 0 if the default models are cached and verify (no network), else 1."""
     from .config import ModelConfig
-    from .models.registry import FetchOptions, cache_dir, get_entry, resolve
+    from .models.registry import FetchOptions, cache_dir, get_entries, resolve_all
 
     _setup_logging(quiet, verbose)
-    for name in (ModelConfig.clip, ModelConfig.biggan):
-        resolve(get_entry(name), cache_dir(), FetchOptions(offline=True))
+    resolve_all(get_entries((ModelConfig.clip, ModelConfig.biggan)), cache_dir(), FetchOptions(offline=True))
     if not quiet:
         click.echo("default models are cached and verified")
 
@@ -447,21 +481,35 @@ def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, step
 # ---- entry point --------------------------------------------------------------------------------------
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the command line in this process; returns the exit code (tests call this)."""
+    """Run the command line in this process; returns the exit code (tests call this).
+
+    While it runs, SIGINT, SIGTERM and SIGHUP raise files.Interrupted (in the main thread; the
+    previous handlers come back afterwards): the running command cleans up as for Ctrl-C (temp
+    files removed, the optimization checkpoint saved) and the exit code is 128 + the signal."""
+    from .files import on_signal, reset_signals
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS} if main_thread else {}
     try:
         rv = cli.main(args=argv, standalone_mode=False, prog_name="musivid")
         return rv if isinstance(rv, int) else 0
     except MusividError as e:
         _say(f"musivid: error: {e}")
         return e.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        _say("musivid: interrupted: finished work is kept in the project directory; "
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:
+        cause = e if isinstance(e, Interrupted) else e.__cause__
+        code = cause.exit_code if isinstance(cause, Interrupted) else EXIT_INTERRUPTED
+        name = signal.Signals(code - 128).name if code > 128 else "SIGINT"
+        _say(f"musivid: interrupted ({name}): finished work is kept in the project directory; "
              "run the same command again to resume")
-        return EXIT_INTERRUPTED
+        return code
     except click.exceptions.ClickException as e:
         e.show()
         return e.exit_code
     finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        reset_signals()
         _reset_logging()
 
 

@@ -14,6 +14,7 @@ called as work advances (the studio shows it). Nothing here prints.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from contextlib import contextmanager
@@ -24,13 +25,10 @@ from typing import Any, Callable, Iterator
 from . import project as proj
 from .config import ModelConfig, RenderConfig, RunSettings, ScheduleConfig, TimingConfig, resolve_device
 from .errors import InputError, MusividError
-from .files import check_writable
-from .project import Chosen, Project
+from .files import looks_like_path
+from .project import UNTRAINED_NOTE, Chosen, Project, check_output, default_output
 
 log = logging.getLogger(__name__)
-
-UNTRAINED_NOTE = ("UNTRAINED: tiny random-weight models (--untrained); this video is a pipeline "
-                  "preview, not a real result")
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -114,49 +112,37 @@ def _stage(timings: dict[str, float], name: str, message: str | None, on_progres
 
 # ---- inputs ---------------------------------------------------------------------------------------
 
-def default_output(audio: Path) -> Path:
-    """AUDIO's name with .mp4; when that is AUDIO itself (a video as the audio source), NAME.video.mp4."""
-    out = audio.with_suffix(".mp4")
-    if out.resolve() == audio.resolve():
-        out = audio.with_name(audio.stem + ".video.mp4")
-        log.info("the default output %s would replace the input: writing %s", audio.name, out.name)
-    return out
-
-
-def check_output(out: Path, inputs: list[Path | None], project: Project | None = None, overwrite: bool = False,
-                 side: tuple[str, ...] = (".srt",)) -> None:
-    """Before any slow work: the output (.mp4, or .lrc for `align`) and its side files (NAME.srt)
-    go to a writable place, replace none of the inputs, and replace an existing file only if it is
-    this project's own last output (or with `overwrite`)."""
-    kind = "video" if out.suffix.lower() == ".mp4" else "lrc"
-    targets = [(out, kind)] + [(out.with_suffix(ext), ext[1:]) for ext in side]
-    for target, what in targets:
-        for src in inputs:
-            if src is not None and target.resolve() == src.resolve():
-                raise InputError(f"{target}: is an input of this run and would be overwritten: choose another -o")
-        ours = project is not None and project.output(what) == target.resolve()
-        if target.exists() and not overwrite and not ours:
-            raise InputError(f"{target}: exists{'' if project is None else ' and is not from this project'}: pass "
-                             "-y/--overwrite to replace it, or choose another -o")
-    check_writable(out)
-
-
-def _check_inputs(audio: Path, lyrics: Path | None):
-    """The cheap checks, before any weight is fetched: the files exist, the lyrics parse."""
+def _check_inputs(audio: Path, lyrics: Path | None, models: ModelConfig | None = None, whisper: str | None = None):
+    """The cheap checks, before any weight is fetched or anything written, all reported in one
+    line: the files exist, the lyrics parse, the local model paths exist. Returns the lyrics."""
     from .lyrics import load
+    from .models.load import model_problems
 
+    problems, lyr = [], None
     if not audio.exists():
-        raise InputError(f"{audio}: no such file: check the audio path")
-    if audio.is_dir():
-        raise InputError(f"{audio}: is a directory, not an audio file")
-    return load(lyrics) if lyrics is not None else None
+        problems.append(f"{audio}: no such file: check the audio path")
+    elif audio.is_dir():
+        problems.append(f"{audio}: is a directory, not an audio file")
+    try:
+        lyr = load(lyrics) if lyrics is not None else None
+    except InputError as e:
+        problems.append(str(e))
+    if whisper and looks_like_path(whisper) and not Path(whisper).expanduser().exists():
+        problems.append(f"--whisper-model {whisper}: no such directory: give a Whisper model name (e.g. "
+                        f"small) or a local CTranslate2 model directory")
+    bad, bad_path = model_problems(models) if models is not None and not models.untrained else ([], False)
+    if problems or bad:
+        raise (InputError if problems or bad_path else MusividError)("; ".join(problems + bad))
+    return lyr
 
 
 def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, settings: RunSettings, *,
-            persist: bool = True, progress: bool = False, on_progress: ProgressFn | None = None) -> Job:
-    """Open (or create) the project and analyse the inputs: decode the audio, time the lyrics,
-    find the beats, place the keyframes. Timing and beats are cached in the project. With
-    `persist` the settings and keyframes become the project's; without, they are this run's only."""
+            persist: bool = True, audio=None, accept_truncated: bool = False, progress: bool = False,
+            on_progress: ProgressFn | None = None) -> Job:
+    """Open (or create) the project and analyse the inputs: decode the audio (unless given as
+    `audio`), time the lyrics, find the beats, place the keyframes. Timing and beats are cached in
+    the project. With `persist` the settings and keyframes become the project's; without, they
+    are this run's only."""
     from .audio import decode
     from .lyrics import check_times, clip_text
     from .schedule import keyframes as make_keyframes
@@ -164,8 +150,9 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     timings: dict[str, float] = {}
     device, amp = resolve_device(settings.device)
     lyrics = _check_inputs(audio_path, lyrics_path)
-    with _stage(timings, "decode", f"reading {audio_path.name}", on_progress):
-        audio = decode(audio_path, settings.rhythm.sample_rate)
+    if audio is None:
+        with _stage(timings, "decode", f"reading {audio_path.name}", on_progress):
+            audio = decode(audio_path, settings.rhythm.sample_rate, accept_truncated=accept_truncated)
     if lyrics is not None:
         lyrics = check_times(lyrics, audio.duration)
     p = Project.open(project_dir)
@@ -199,6 +186,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
         p.set_inputs(audio_in, lyrics_in)
         p.set_settings(settings)
         p.set_keyframes(kfs)
+        p.set_accept_truncated(accept_truncated)
     p.save()
     if settings.models.untrained:
         log.warning(UNTRAINED_NOTE)
@@ -255,9 +243,10 @@ def optimize_pending(job: Job, extra: list[tuple[str, int]] | None = None, lines
     for t, v in dict.fromkeys(wanted(job, lines) + (extra or [])):
         key = proj.latent_key(lkey, t, v)
         info = p.latent_info(key)
-        if info is not None and info.steps == steps:
+        saved = p.try_latent(key) if info is not None else None  # unreadable: forgotten, optimized again
+        if saved is not None and info.steps == steps:
             continue
-        state = p.load_latent(key).state if info is not None and info.steps < steps else None
+        state = saved.state if saved is not None and info.steps < steps else None
         groups.setdefault(state.step if state is not None else 0, []).append((t, v, key, state))
     if not groups:
         p.clear_checkpoint()
@@ -354,9 +343,7 @@ def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> Vi
     lat = [chosen[k][1] if k in chosen else filler for k in range(len(job.keyframes))]
     kz = torch.stack([x.z for x in lat]).float()
     kc = torch.sigmoid(torch.stack([x.cls for x in lat]).float())
-    meta = {"title": f"musivid: {job.audio.path.stem}", "comment": "made with musivid"}
-    if s.models.untrained:
-        meta = {"title": f"{UNTRAINED_NOTE} [{job.audio.path.stem}]", "comment": UNTRAINED_NOTE}
+    meta = proj.video_metadata(s, job.audio.path.stem)  # AI-generated, by what, how to make it again
     n = (frames[1] - frames[0]) if frames else len(fplan)
     log.info("rendering %d frames at %g fps, %d px%s", n, s.render.fps, s.render.size,
              f" (excerpt {frames[0] / s.render.fps:.2f}-{frames[1] / s.render.fps:.2f} s)" if frames else "")
@@ -389,7 +376,8 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
     items = []  # (segment, variant, saved latent)
     for seg, text in zip(job.segments, job.clip_texts()):
         for v in p.variants_of(text, lkey)[:max_variants]:
-            items.append((seg.index, v, p.load_latent(proj.latent_key(lkey, text, v))))
+            if (lat := p.try_latent(proj.latent_key(lkey, text, v))) is not None:
+                items.append((seg.index, v, lat))
     gen = job.model("biggan")
     images = []
     with job.stage("storyboard"):
@@ -410,7 +398,8 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
 def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str | Path | None = None,
                settings: RunSettings | None = None, *, project_dir: str | Path | None = None,
                overwrite: bool = False, start: float = 0.0, duration: float | None = None,
-               progress: bool = False, on_progress: ProgressFn | None = None) -> VideoResult:
+               accept_truncated: bool = False, progress: bool = False,
+               on_progress: ProgressFn | None = None) -> VideoResult:
     """Render AUDIO (+ LYRICS) to a music video: what `musivid AUDIO [LYRICS]` does.
 
     audio: any audio file, or a video whose sound track is used.
@@ -424,41 +413,56 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
         resumes: finished lines are not optimized again, an interrupted run continues.
     start, duration: render only this excerpt of the song, in seconds (a quick preview); only the
         lines it shows are optimized.
+    accept_truncated: use an audio file that decodes shorter than it says it is (with a warning)
+        instead of refusing it.
     progress: show progress bars on stderr; on_progress(stage, done, total) is called as work
         advances. Messages go to the `musivid` logger.
 
     Returns a VideoResult (paths, segments, keyframes, scores, frame count, timings).
-    Raises InputError for bad input (nothing is written), ModelUnavailableError when weights cannot
-    be had, MusividError for other failures; KeyboardInterrupt keeps the finished work.
+    Raises InputError for bad input, ModelUnavailableError when weights cannot be had (both before
+    anything is written), ProjectBusyError when another process writes the project, MusividError
+    for other failures; KeyboardInterrupt keeps the finished work.
     """
-    from .models.load import ensure_weights
+    from .audio import decode
+    from .interpolate import frame_range
+    from .lyrics import check_times
+    from .models.load import check_models
 
     settings = settings or RunSettings()
     audio_path = Path(audio)
     lyrics_path = Path(lyrics) if lyrics is not None else None
-    out = Path(output) if output is not None else default_output(audio_path)
+    out = Path(output) if output is not None else default_output(audio_path, [lyrics_path])
     pdir = Path(project_dir) if project_dir is not None else proj.default_dir(out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
-    _check_inputs(audio_path, lyrics_path)
+    # every check before any work, cheapest first; nothing is written until they all pass
+    lyr = _check_inputs(audio_path, lyrics_path, settings.models, settings.timing.whisper_model)
+    proj.check_project_dir(pdir, [audio_path, lyrics_path])
     existing = Project.open(pdir) if (pdir / "project.json").is_file() else None
     check_output(out, [audio_path, lyrics_path], existing, overwrite)
+    resolve_device(settings.device)
+    check_models(settings.models, progress, fetch=False)  # offline: every weight file is cached
     timings: dict[str, float] = {}
+    with _stage(timings, "decode", f"reading {audio_path.name}", on_progress):
+        decoded = decode(audio_path, settings.rhythm.sample_rate, accept_truncated=accept_truncated)
+    if lyr is not None:
+        check_times(lyr, decoded.duration)
+    frame_range(decoded.duration, settings.render.fps, start, duration)
     with _stage(timings, "weights", None, on_progress):
-        ensure_weights(settings.models, progress)
-    job = prepare(pdir, audio_path, lyrics_path, settings, progress=progress, on_progress=on_progress)
-    job.timings.update(timings)
-    from .interpolate import frame_range
-
-    frames = frame_range(job.audio.duration, settings.render.fps, start, duration)
-    lines = {job.keyframes[k].segment for k in _plan(job)[0].keyframes_used(frames)} if frames else None
-    optimize_pending(job, lines=lines)
-    return render_job(job, out, frames)
+        check_models(settings.models, progress)  # fetches what is missing
+    with proj.locked(pdir):
+        job = prepare(pdir, audio_path, lyrics_path, settings, audio=decoded, accept_truncated=accept_truncated,
+                      progress=progress, on_progress=on_progress)
+        job.timings.update(timings)
+        frames = frame_range(job.audio.duration, settings.render.fps, start, duration)
+        lines = {job.keyframes[k].segment for k in _plan(job)[0].keyframes_used(frames)} if frames else None
+        optimize_pending(job, lines=lines)
+        return render_job(job, out, frames)
 
 
 def align_lyrics(audio: str | Path, lyrics: str | Path | None, output: str | Path, *, asr: str = "faster-whisper",
                  whisper_model: str | None = None, srt: bool = False, offline: bool = False, device: str = "auto",
-                 overwrite: bool = False):
+                 overwrite: bool = False, accept_truncated: bool = False):
     """Time plain lyrics against the song (or transcribe it, without lyrics) and write them as
     LRC to `output` (and an .srt beside it) for the user to check and correct. Returns the
     timing.TimingResult."""
@@ -471,10 +475,10 @@ def align_lyrics(audio: str | Path, lyrics: str | Path | None, output: str | Pat
     lyrics = Path(lyrics) if lyrics is not None else None
     if out.suffix.lower() != ".lrc":
         raise InputError(f"{out}: the output must be an .lrc file: pass -o NAME.lrc")
+    lyr = _check_inputs(audio, lyrics, whisper=whisper_model)
     check_output(out, [audio, lyrics], None, overwrite, (".srt",) if srt else ())
-    lyr = _check_inputs(audio, lyrics)
     dev, _ = resolve_device(device)
-    a = decode(audio, timing.SR)
+    a = decode(audio, timing.SR, accept_truncated=accept_truncated)
     lyr = check_times(lyr, a.duration) if lyr is not None else None
     res = _time_lyrics(lyr, a, TimingConfig(asr=asr, whisper_model=whisper_model), ModelConfig(offline=offline), dev,
                        {}, None, required=True)
@@ -485,13 +489,14 @@ def align_lyrics(audio: str | Path, lyrics: str | Path | None, output: str | Pat
 
 
 def open_project(project_dir: str | Path, *, device: str | None = None, render: RenderConfig | None = None,
-                 schedule: ScheduleConfig | None = None, offline: bool = False, progress: bool = False,
-                 on_progress: ProgressFn | None = None) -> Job:
+                 schedule: ScheduleConfig | None = None, offline: bool = False, save: bool = False,
+                 progress: bool = False, on_progress: ProgressFn | None = None) -> Job:
     """Re-open a project with the settings it was made with. A different device, render or motion
-    settings, and offline mode, apply to this session only; the project keeps its own settings.
-    Its inputs must still be where they were."""
+    settings, and offline mode, apply to this session only; the project keeps its own settings
+    (with `save`, the render and motion settings become the project's). Its inputs must still be
+    where they were."""
     p = Project.open(project_dir, must_exist=True)
-    settings = p.settings
+    settings = kept = p.settings
     changes = {k: v for k, v in (("device", device), ("render", render), ("schedule", schedule)) if v is not None}
     settings = dataclasses.replace(settings, **changes)
     if offline:
@@ -502,11 +507,28 @@ def open_project(project_dir: str | Path, *, device: str | None = None, render: 
                          "or start a new project")
     if lyrics is not None and not lyrics.path.is_file():
         raise InputError(f"{lyrics.path}: the project's lyrics file is gone: put it back or start a new project")
-    return prepare(Path(project_dir), audio.path, lyrics.path if lyrics else None, settings,
-                   persist=not changes and not offline,
-                   progress=progress, on_progress=on_progress)
+    job = prepare(Path(project_dir), audio.path, lyrics.path if lyrics else None, settings,
+                  persist=save or (not changes and not offline), accept_truncated=p.accept_truncated,
+                  progress=progress, on_progress=on_progress)
+    if save and (device or offline):  # where this session runs is not a project setting
+        job.project.set_settings(dataclasses.replace(settings, device=kept.device, models=kept.models))
+        job.project.save()
+    return job
 
 
+def _writes_project(fn):
+    """An entry point that writes an existing project: it must be one (checked before the lock, so
+    no lock file lands in a directory that is no project), and it is locked while `fn` runs."""
+    @functools.wraps(fn)
+    def run(project_dir: str | Path, *args, **kwargs):
+        Project.open(project_dir, must_exist=True)
+        with proj.locked(project_dir):
+            return fn(project_dir, *args, **kwargs)
+
+    return run
+
+
+@_writes_project
 def add_variants(project_dir: str | Path, line: int, count: int, *, device: str | None = None,
                  offline: bool = False, progress: bool = False, on_progress: ProgressFn | None = None) -> list[int]:
     """Optimize `count` new variants of 1-based lyric line `line` (every other line stays as it is)
@@ -522,6 +544,7 @@ def add_variants(project_dir: str | Path, line: int, count: int, *, device: str 
     return [v for _, v in new]
 
 
+@_writes_project
 def pick_variant(project_dir: str | Path, line: int, variant: int) -> str:
     """Choose the variant the video shows for 1-based lyric line `line`. Returns the line's text."""
     from .lyrics import clip_text
@@ -541,14 +564,16 @@ def pick_variant(project_dir: str | Path, line: int, variant: int) -> str:
     return segs[line - 1].text
 
 
+@_writes_project
 def render_project(project_dir: str | Path, output: str | Path | None = None, *, fps: float | None = None,
                    size: int | None = None, captions: bool | None = None, crf: int | None = None,
                    reactivity: float | None = None, pulse: float | None = None,
                    device: str | None = None, offline: bool = False, overwrite: bool = False, start: float = 0.0,
-                   duration: float | None = None, progress: bool = False,
+                   duration: float | None = None, save: bool = False, progress: bool = False,
                    on_progress: ProgressFn | None = None) -> VideoResult:
     """Render the video from a project without optimizing anything (missing latents are an error).
-    fps/size/captions/crf and reactivity/pulse override the project's settings for this render."""
+    fps/size/captions/crf and reactivity/pulse override the project's settings for this render
+    (with `save`, for later renders too)."""
     from .interpolate import frame_range
 
     p = Project.open(project_dir, must_exist=True)
@@ -562,6 +587,6 @@ def render_project(project_dir: str | Path, output: str | Path | None = None, *,
     motion = {k: v for k, v in dict(reactivity=reactivity, pulse=pulse).items() if v is not None}
     sch = dataclasses.replace(p.settings.schedule, **motion) if motion else None
     job = open_project(project_dir, device=device, render=ren if changes else None, schedule=sch, offline=offline,
-                       progress=progress, on_progress=on_progress)
+                       save=save, progress=progress, on_progress=on_progress)
 
     return render_job(job, out, frame_range(job.audio.duration, ren.fps, start, duration))

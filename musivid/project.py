@@ -9,11 +9,17 @@
       checkpoint.pt       the running optimization (OptimState), saved every few seconds and
                           on interrupt; removed when its latents are finished
       storyboard.png      contact sheet of every line's variants
+      .lock               the project lock (see `locked`): the PID of the command writing it
 
 A latent's key hashes the line's text, the variant number and every setting that changes its
 optimization (models, seed, lr, cutouts...), so editing one lyric line re-optimizes that line only,
 and render-only settings (fps, size) re-optimize nothing. All writes are atomic. Callers use the
 accessors below; only this module knows the layout of project.json.
+
+Damage is met with one line naming the file and what to do: a project.json that cannot be read, is
+malformed or comes from a newer musivid stops the command; a latent file that cannot be read is
+forgotten with a warning (its line is optimized again); a damaged checkpoint is discarded with a
+warning (its lines start over).
 """
 from __future__ import annotations
 
@@ -21,18 +27,24 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import config as C
-from .errors import InputError, MusividError
-from .files import atomic_torch_save, atomic_write_bytes, sha256_file
+from .errors import InputError, MusividError, ProjectBusyError
+from .files import atomic_torch_save, atomic_write_bytes, check_writable, same_file, sha256_file
 from .schedule import Keyframe, Segment
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
+LOCK = ".lock"
+FILES = {"project.json", "rhythm.npz", "latents", "checkpoint.pt", "storyboard.png", LOCK}  # what a project holds
+UNTRAINED_NOTE = ("UNTRAINED: tiny random-weight models (--untrained); this video is a pipeline "
+                  "preview, not a real result")
 # OptimizeConfig fields that do not key a latent: they do not change it (variants, micro_batch,
 # compile, checkpointing), or, for steps, a finished latent keeps its optimizer state and a run
 # with more steps continues it (see pipeline.optimize_pending)
@@ -112,18 +124,48 @@ class Project:
                 raise InputError(f"{root}: not a musivid project (no project.json): "
                                  "give the <song>.musivid directory written by a run")
             return cls(root, {"version": VERSION, "latents": {}, "picked": {}})
+        fix = f"restore it from a backup, or delete {root} to start over (the song and lyrics are not in it)"
         try:
-            data = json.loads(index.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"{index}: unreadable project file ({e}): delete the project "
-                             "directory to start over") from None
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            version = data.get("version") if isinstance(data, dict) else None
-            raise InputError(f"{index}: project version {version} is not supported "
-                             f"(this musivid writes {VERSION}): start a new project with --project")
+            data = json.loads(index.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise InputError(f"{index}: damaged project file (not UTF-8 at byte {e.start}): {fix}") from None
+        except json.JSONDecodeError as e:
+            raise InputError(f"{index}: damaged or truncated project file ({e.msg} at byte {e.pos}): {fix}") from None
+        except OSError as e:
+            raise InputError(f"{index}: cannot read the project file ({e.strerror}): check its permissions") from None
+        version = data.get("version") if isinstance(data, dict) else None
+        if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+            raise InputError(f"{index}: written by a newer musivid (project version {version}; this one reads "
+                             f"{VERSION}): upgrade musivid, or start a new project with --project")
+        if version != VERSION:
+            raise InputError(f"{index}: not a musivid project file (version {version!r}, expected {VERSION}): {fix}")
         data.setdefault("latents", {})
         data.setdefault("picked", {})
-        return cls(root, data)
+        p = cls(root, data)
+        try:
+            p.check()
+        except (KeyError, TypeError, ValueError, AttributeError, InputError) as e:
+            raise InputError(f"{index}: damaged project file ({type(e).__name__}: {str(e)[:100]}): {fix}") from None
+        return p
+
+    def check(self) -> None:
+        """Read every part of project.json once (settings, timing, keyframes, latents index, picks,
+        inputs, outputs), so a malformed file fails here, in one line, not in the middle of a run."""
+        d = self._data
+        if "settings" in d:
+            C.RunSettings.from_json(d["settings"])
+        self.segments()
+        self.keyframes()
+        self.chosen()
+        for key in d["latents"]:
+            m = d["latents"][key]
+            LatentInfo(key, str(m["text"]), int(m["variant"]), int(m["seed"]), float(m["score"]), int(m["steps"]))
+        if not all(isinstance(k, str) and isinstance(v, int) for k, v in d["picked"].items()):
+            raise ValueError("picked: not a map from line text to variant number")
+        for kind in ("audio", "lyrics"):
+            self.input(kind)
+        for kind in ("video", "srt"):
+            self.output(kind)
 
     @property
     def exists(self) -> bool:
@@ -142,6 +184,14 @@ class Project:
         """The recorded "audio" or "lyrics" input (None if none)."""
         d = self._data.get("inputs", {}).get(kind)
         return InputFile(Path(d["path"]), d["sha256"]) if d else None
+
+    @property
+    def accept_truncated(self) -> bool:
+        """Whether the run that made the project accepted a truncated audio file (so do later ones)."""
+        return bool(self._data.get("accept_truncated", False))
+
+    def set_accept_truncated(self, value: bool) -> None:
+        self._data["accept_truncated"] = bool(value)
 
     @property
     def settings(self) -> C.RunSettings:
@@ -213,16 +263,31 @@ class Project:
                                       "score": round(float(state.best_score[0]), 6), "steps": int(steps)}
 
     def load_latent(self, key: str) -> SavedLatent:
+        """A finished latent; a file that cannot be read is a one-line MusividError."""
         import torch
 
         path = self.latent_file(key)
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             state = _state_from(blob["state"]) if "state" in blob else None
-            return SavedLatent(blob["z"], blob["cls"], float(blob["score"]), state)
-        except Exception as e:  # noqa: BLE001
-            raise MusividError(f"{path}: unreadable latents ({type(e).__name__}): delete the file "
-                               "and rerun to optimize that line again") from None
+            z, cls = blob["z"], blob["cls"]
+            if not (isinstance(z, torch.Tensor) and isinstance(cls, torch.Tensor) and cls.ndim == 1):
+                raise ValueError("no latent tensors")
+            return SavedLatent(z, cls, float(blob["score"]), state)
+        except Exception as e:  # noqa: BLE001 - a truncated, foreign or damaged file
+            raise MusividError(f"{path}: unreadable latent file ({type(e).__name__}): run the full command "
+                               "(`musivid AUDIO LYRICS ...`) again to optimize that line again") from None
+
+    def try_latent(self, key: str) -> SavedLatent | None:
+        """A finished latent, or None when its file cannot be read: then it is forgotten, with a
+        warning, so that its line is optimized again (and the file replaced)."""
+        try:
+            return self.load_latent(key)
+        except MusividError:
+            meta = self._data["latents"].pop(key, {})
+            log.warning("%s cannot be read (damaged or truncated): line %r, variant %s will be optimized again",
+                        self.latent_file(key), str(meta.get("text", "?"))[:40], meta.get("variant", "?"))
+            return None
 
     def shown_variant(self, text: str, settings_key: dict) -> int | None:
         """The variant a line shows: the picked one, else the best-scoring; None if it has none."""
@@ -280,7 +345,10 @@ class Project:
             return None
         try:
             blob = torch.load(self.checkpoint_file, map_location="cpu", weights_only=True)
-            return blob["keys"], _state_from(blob["state"])
+            keys, state = [str(k) for k in blob["keys"]], _state_from(blob["state"])
+            if not (len(keys) == len(state.z) == len(state.cls) == len(state.seeds)):
+                raise ValueError("keys and state rows differ")
+            return keys, state
         except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs its progress
             log.warning("%s is unreadable (%s): discarded it; the interrupted lines start over",
                         self.checkpoint_file, type(e).__name__)
@@ -288,6 +356,142 @@ class Project:
 
     def clear_checkpoint(self) -> None:
         self.checkpoint_file.unlink(missing_ok=True)
+
+
+# ---- the project lock -----------------------------------------------------------------------------
+
+@contextmanager
+def locked(root: str | Path) -> Iterator[None]:
+    """Hold the project's lock while a command writes it: an OS-level lock (flock) on ROOT/.lock,
+    which the kernel releases when the holder ends, however it ends, so a lock left by a killed
+    process is simply taken over. The file holds the holder's PID, for the message a second
+    writer gets (ProjectBusyError). A directory this call made and nothing but the lock went into
+    (a command that failed before writing anything) is removed on the way out."""
+    import fcntl
+
+    root = Path(root)
+    created = not root.exists()
+    root.mkdir(exist_ok=True)
+    path = root / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    held = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise ProjectBusyError(f"{root}: another musivid command (PID {pid}) is writing this project: wait for it "
+                                   "to finish, or stop it, then run this command again") from None
+        held = True
+        left = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if left and left != str(os.getpid()):
+            log.info("the project lock was left by process %s, which ended without releasing it: taking it over", left)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        if held:
+            os.ftruncate(fd, 0)  # released cleanly: an empty file (a PID left in it means a killed holder)
+        os.close(fd)  # closing releases the flock
+        if created and held and [p.name for p in root.iterdir()] == [LOCK]:
+            path.unlink(missing_ok=True)
+            try:
+                root.rmdir()
+            except OSError:
+                pass
+
+
+# ---- checks before any work -----------------------------------------------------------------------
+
+def default_output(audio: Path, inputs: list[Path | None] = ()) -> Path:
+    """AUDIO's name with .mp4, or NAME.video.mp4 when that (or its .srt) would replace an input (a
+    video given as the audio, lyrics named NAME.srt); said in the log."""
+    out = audio.with_suffix(".mp4")
+    if any(src is not None and same_file(t, src) for t in (out, out.with_suffix(".srt")) for src in [audio, *inputs]):
+        alt = audio.with_name(audio.stem + ".video.mp4")
+        log.info("the default output %s would replace an input: writing %s", out.name, alt.name)
+        out = alt
+    return out
+
+
+def check_output(out: Path, inputs: list[Path | None], project: Project | None = None, overwrite: bool = False,
+                 side: tuple[str, ...] = (".srt",)) -> None:
+    """Before any slow work: the output (.mp4, or .lrc for `align`) and its side files (NAME.srt)
+    go to a writable place, replace none of the inputs (not even with `overwrite`), and replace an
+    existing file only if it is this project's own last output (or with `overwrite`)."""
+    kind = "video" if out.suffix.lower() == ".mp4" else "lrc"
+    targets = [(out, kind)] + [(out.with_suffix(ext), ext[1:]) for ext in side]
+    for target, what in targets:
+        for src in inputs:
+            if src is not None and same_file(target, src):
+                raise InputError(f"{target}: is an input of this run and would be overwritten: choose another -o")
+        ours = project is not None and project.output(what) == target.resolve()
+        if target.exists() and not overwrite and not ours:
+            raise InputError(f"{target}: exists{'' if project is None else ' and is not from this project'}: pass "
+                             "-y/--overwrite to replace it, or choose another -o")
+    check_writable(out)
+
+
+def check_project_dir(root: Path, inputs: list[Path | None]) -> None:
+    """The project directory can be made or reused: it is no input, no file, not some other
+    non-empty directory (whose files a project would mix with or replace), in a writable place."""
+    for src in inputs:
+        inside = src is not None and root.resolve() in src.resolve().parents
+        if src is not None and (same_file(root, src) or (inside and src.resolve().relative_to(root.resolve()).parts[0]
+                                                         in FILES)):
+            raise InputError(f"{src}: is an input of this run and the project directory {root} would replace it: "
+                             "choose another --project")
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: exists and is not a project directory: choose another --project")
+    if root.is_dir() and not (root / "project.json").is_file():
+        other = sorted(p.name for p in root.iterdir() if p.name not in FILES)
+        if other:
+            raise InputError(f"{root}: is not a musivid project and holds other files ({', '.join(other[:3])}): "
+                             "choose another --project (a new or empty directory)")
+    if not root.exists():
+        check_writable(root, "--project")
+
+
+# ---- provenance -------------------------------------------------------------------------------------
+
+def settings_digest(s: C.RunSettings) -> str:
+    """sha256 of the settings that decide a video's pictures and motion: everything but where and
+    how it ran (device, offline, cache, checkpointing, micro-batching), with the models by name."""
+    d = s.to_json()
+    for k in ("device",):
+        d.pop(k)
+    for k in ("offline", "cache_dir", "clip_path", "biggan_path"):
+        d["models"].pop(k)
+    for k in ("checkpoint_every_s", "micro_batch", "compile"):
+        d["optimize"].pop(k)
+    d["models"].update(model_names(s.models))
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+def model_names(m: C.ModelConfig) -> dict[str, str]:
+    """The CLIP and BigGAN a video was made with: registry names, a local file's name, or untrained."""
+    if m.untrained:
+        return {"clip": "untrained tiny CLIP", "biggan": "untrained tiny BigGAN-deep"}
+    return {"clip": f"{m.clip} (local file {Path(m.clip_path).name})" if m.clip_path else m.clip,
+            "biggan": f"{m.biggan} (local file {Path(m.biggan_path).name})" if m.biggan_path else m.biggan}
+
+
+def video_metadata(s: C.RunSettings, song: str) -> dict[str, str]:
+    """The tags every video carries: AI-generated, by what (musivid version, models), and how to
+    make it again (run seed, settings hash); `description` holds the same as JSON."""
+    from . import __version__
+
+    names = model_names(s.models)
+    digest = settings_digest(s)
+    how = (f"AI-generated by musivid {__version__}: BigGAN-deep images ({names['biggan']}) optimized against "
+           f"CLIP ({names['clip']}) for each lyric line; seed {s.optimize.seed}; settings sha256 {digest[:16]}")
+    facts = {"ai_generated": True, "generator": "musivid", "version": __version__, **names,
+             "seed": s.optimize.seed, "settings_sha256": digest, "untrained": s.models.untrained}
+    meta = {"title": f"musivid: {song}", "comment": how, "description": json.dumps(facts),
+            "artist": f"musivid {__version__} (AI-generated)", "keywords": "AI-generated, musivid"}
+    if s.models.untrained:
+        meta.update(title=f"{UNTRAINED_NOTE} [{song}]", comment=f"{UNTRAINED_NOTE}. {how}")
+    return meta
 
 
 def _state_dict(state) -> dict:
