@@ -55,8 +55,9 @@ def decode(path: str | Path, sample_rate: int = 22050, *, accept_truncated: bool
         raise InputError(f"{path}: is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty: give an audio file (mp3, wav, flac, ogg, m4a)")
-    level = av.logging.get_level()
+    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
     av.logging.set_level(av.logging.WARNING)  # FFmpeg's messages tell an estimate from a stated length
+    av.logging.set_skip_repeated(False)  # every time: the same file's message is this file's too
     try:
         with av.logging.Capture() as messages:
             samples, stated, whole, lost = _decode(av, path, sample_rate)
@@ -66,6 +67,7 @@ def decode(path: str | Path, sample_rate: int = 22050, *, accept_truncated: bool
         ) from None
     finally:
         av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip)
     said = " ".join(str(m[2]) for m in messages)
     if stated is not None and _ESTIMATED in said:
         stated = _wav_stated(path) if path.suffix.lower() in (".wav", ".wave") else None

@@ -66,7 +66,8 @@ class OptimizeConfig:
               (self.class_init_std, self.class_sparsity, self.latent_reg), "fix the config")
         _need(0 <= self.seed < 2**63, "seed must be from 0 to 2^63-1", self.seed, "pass e.g. --seed 0")
         _need(self.micro_batch >= 0, "micro_batch must be >= 0", self.micro_batch, "use 0 for all at once")
-        _need(self.checkpoint_every_s > 0, "checkpoint_every_s must be > 0", self.checkpoint_every_s, "use e.g. 10")
+        _need(self.checkpoint_every_s > 0, "checkpoint_every_s must be > 0", self.checkpoint_every_s,
+              "pass e.g. --checkpoint-every 10")
 
 
 @dataclass(frozen=True)
