@@ -13,7 +13,7 @@ MAX_LINE_CHARS = 300
 
 _TAG = re.compile(r"\[(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)\]")
 _META = re.compile(r"^\[[a-zA-Z#]+:.*\]\s*$")  # [ar:..] [ti:..] [offset:..] [length:..]
-_OFFSET = re.compile(r"^\[offset:\s*([+-]?\d+)\s*\]\s*$", re.IGNORECASE)
+_OFFSET = re.compile(r"^\[offset:\s*([+-]?\d{1,9})\s*\]\s*$", re.IGNORECASE)  # up to ~11 days in ms
 
 
 @dataclass(frozen=True)
