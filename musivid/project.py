@@ -371,9 +371,15 @@ def locked(root: str | Path) -> Iterator[None]:
 
     root = Path(root)
     created = not root.exists()
-    root.mkdir(exist_ok=True)
     path = root / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    for attempt in range(2):  # twice: a failed first run may remove the directory it made meanwhile
+        root.mkdir(exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            break
+        except FileNotFoundError:
+            if attempt:
+                raise
     held = False
     try:
         try:
@@ -386,19 +392,21 @@ def locked(root: str | Path) -> Iterator[None]:
         left = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
         if left and left != str(os.getpid()):
             log.info("the project lock was left by process %s, which ended without releasing it: taking it over", left)
+            for tmp in [*root.glob(".*.part"), *root.glob("latents/.*.part")]:  # its half-written files
+                tmp.unlink(missing_ok=True)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         if held:
             os.ftruncate(fd, 0)  # released cleanly: an empty file (a PID left in it means a killed holder)
+            if created and [p.name for p in root.iterdir()] == [LOCK]:  # removed while still held
+                path.unlink(missing_ok=True)
+                try:
+                    root.rmdir()
+                except OSError:
+                    pass
         os.close(fd)  # closing releases the flock
-        if created and held and [p.name for p in root.iterdir()] == [LOCK]:
-            path.unlink(missing_ok=True)
-            try:
-                root.rmdir()
-            except OSError:
-                pass
 
 
 # ---- checks before any work -----------------------------------------------------------------------
