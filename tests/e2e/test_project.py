@@ -195,6 +195,9 @@ def _bad_audio(tmp: Path, kind: str) -> Path:
         p.write_bytes(b"")
     elif kind == "truncated":
         p.write_bytes((SAMPLES / "demo.mp3").read_bytes()[:200])
+    elif kind == "cut":  # a real mp3 cut after ~5 s: its header still says 31.2 s
+        data = (SAMPLES / "demo.mp3").read_bytes()
+        p.write_bytes(data[: len(data) // 6])
     elif kind == "not_audio":
         p.write_text("hello\n" * 100)
     elif kind == "zero_length":
@@ -215,6 +218,7 @@ CASES = [
     ("audio empty", lambda t: [str(_bad_audio(t, "empty")), str(SAMPLES / "demo.lrc")], "empty"),
     ("audio truncated", lambda t: [str(_bad_audio(t, "truncated")), str(SAMPLES / "demo.lrc")], "audio"),
     ("audio is text", lambda t: [str(_bad_audio(t, "not_audio")), str(SAMPLES / "demo.lrc")], "not a readable audio"),
+    ("audio cut short", lambda t: [str(_bad_audio(t, "cut")), str(SAMPLES / "demo.lrc")], "the file says 31.20 s"),
     ("audio zero length", lambda t: [str(_bad_audio(t, "zero_length")), str(SAMPLES / "demo.lrc")], "empty or shorter"),
     ("lyrics empty", lambda t: [str(SAMPLES / "demo.mp3"), str(_lyrics(t, "empty"))], "no lyric lines"),
     ("lyrics blank", lambda t: [str(SAMPLES / "demo.mp3"), str(_lyrics(t, "blank"))], "no lyric lines"),
@@ -240,20 +244,43 @@ CASES = [
     ("output is the lyrics", lambda t: [str(SAMPLES / "demo.mp3"), str(_write(t / "l.mp4", "[00:01.00]x")), "-o",
                                         str(t / "l.mp4")], "is an input"),
     ("variants of a non-project", lambda t: ["variants", str(t), "--line", "1"], "not a musivid project"),
+    ("render of a non-project", lambda t: ["render", str(t)], "not a musivid project"),
+    ("project is the audio", lambda t: [str(_copy(SAMPLES / "demo.mp3", t / "a.mp3")), str(SAMPLES / "demo.lrc"),
+                                        "--project", str(t / "a.mp3")], "is an input"),
+    ("project is a file", lambda t: [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), "--project",
+                                     str(_write(t / "p.txt", "x"))], "not a project directory"),
+    ("project holds other files", lambda t: [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), "--project",
+                                             str(_write(t / "d" / "notes.txt", "x").parent)], "holds other files"),
+    ("project parent missing", lambda t: [str(SAMPLES / "demo.mp3"), "--project", str(t / "no" / "p.musivid")],
+     "does not exist"),
+    ("whisper model path missing", lambda t: [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.txt"), "--whisper-model",
+                                              str(t / "nowhere")], "no such directory"),
+    ("clip path missing", lambda t: [str(SAMPLES / "demo.mp3"), "--clip", str(t / "c.pt")], "no such file"),
+    ("checkpoint-every 0", lambda t: [str(SAMPLES / "demo.mp3"), "--checkpoint-every", "0"], "checkpoint"),
+    ("duration nan", lambda t: [str(SAMPLES / "demo.mp3"), "--duration", "nan"], "--duration"),
+    ("seed negative", lambda t: [str(SAMPLES / "demo.mp3"), "--seed", "-1"], "seed"),
 ]
 
 
 def _write(p: Path, text: str) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text)
     return p
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    dst.write_bytes(src.read_bytes())
+    return dst
 
 
 @pytest.mark.parametrize("name,build,expect", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, name, build, expect):
     args = build(tmp_path)
-    if "-o" not in args and args[0] != "variants":
+    project_cmd = args[0] in ("variants", "render")
+    if "-o" not in args and not project_cmd:
         args += ["-o", str(tmp_path / "out.mp4")]
-    r = musivid(*args, "--untrained", "--asr", "none", "-q") if args[0] != "variants" else musivid(*args)
+    untrained = [] if "--clip" in args else ["--untrained"]
+    r = musivid(*args, *untrained, "--asr", "none", "-q") if not project_cmd else musivid(*args)
     if name == "output is the lyrics":
         assert (tmp_path / "l.mp4").read_text() == "[00:01.00]x"  # untouched
     errors = [l for l in r.stderr.splitlines() if "error" in l.lower()]
@@ -262,6 +289,7 @@ def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, name, build, expect
     assert len(errors) == 1 and expect in errors[0], r.stderr
     assert not (tmp_path / "out.mp4").exists()
     assert not [p for p in tmp_path.rglob("*.part")]
+    assert not [p for p in tmp_path.rglob("*.musivid")] and not [p for p in tmp_path.rglob(".lock")]  # nothing made
 
 
 def test_long_lines_and_unordered_lrc_warn_but_work(tmp_path):
