@@ -25,8 +25,7 @@ from typing import Any, Callable, Iterator
 from . import project as proj
 from .config import ModelConfig, RenderConfig, RunSettings, ScheduleConfig, TimingConfig, resolve_device
 from .errors import InputError, MusividError
-from .files import looks_like_path
-from .project import UNTRAINED_NOTE, Chosen, Project, check_output, default_output
+from .project import UNTRAINED_NOTE, Chosen, Project, check_inputs, check_output, default_output
 
 log = logging.getLogger(__name__)
 
@@ -112,30 +111,6 @@ def _stage(timings: dict[str, float], name: str, message: str | None, on_progres
 
 # ---- inputs ---------------------------------------------------------------------------------------
 
-def _check_inputs(audio: Path, lyrics: Path | None, models: ModelConfig | None = None, whisper: str | None = None):
-    """The cheap checks, before any weight is fetched or anything written, all reported in one
-    line: the files exist, the lyrics parse, the local model paths exist. Returns the lyrics."""
-    from .lyrics import load
-    from .models.load import model_problems
-
-    problems, lyr = [], None
-    if not audio.exists():
-        problems.append(f"{audio}: no such file: check the audio path")
-    elif audio.is_dir():
-        problems.append(f"{audio}: is a directory, not an audio file")
-    try:
-        lyr = load(lyrics) if lyrics is not None else None
-    except InputError as e:
-        problems.append(str(e))
-    if whisper and looks_like_path(whisper) and not Path(whisper).expanduser().exists():
-        problems.append(f"--whisper-model {whisper}: no such directory: give a Whisper model name (e.g. "
-                        f"small) or a local CTranslate2 model directory")
-    bad, bad_path = model_problems(models) if models is not None and not models.untrained else ([], False)
-    if problems or bad:
-        raise (InputError if problems or bad_path else MusividError)("; ".join(problems + bad))
-    return lyr
-
-
 def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, settings: RunSettings, *,
             persist: bool = True, audio=None, accept_truncated: bool = False, progress: bool = False,
             on_progress: ProgressFn | None = None) -> Job:
@@ -149,7 +124,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
 
     timings: dict[str, float] = {}
     device, amp = resolve_device(settings.device)
-    lyrics = _check_inputs(audio_path, lyrics_path)
+    lyrics = check_inputs(audio_path, lyrics_path)
     if audio is None:
         with _stage(timings, "decode", f"reading {audio_path.name}", on_progress):
             audio = decode(audio_path, settings.rhythm.sample_rate, accept_truncated=accept_truncated)
@@ -288,14 +263,14 @@ def _run_group(job: Job, todo: list[tuple[str, int]], keys: list[str], seeds: li
         with job.stage("optimize"):
             res = optimize(gen, clip, [t for t, _ in todo], seeds, s.optimize, state=state, device=job.device,
                            amp_dtype=job.amp, progress=job.progress, callback=on_step)
-    except BaseException:  # an interrupt (or a crash) keeps the steps done so far
+        job.timings["optimize_steps"] = job.timings.get("optimize_steps", 0) + res.steps_run
+        for i, ((text, v), key) in enumerate(zip(todo, keys)):
+            p.save_latent(key, text, v, res.state.select([i]), s.optimize.steps)
+        p.save()
+    except BaseException:  # an interrupt (or a crash), even while saving, keeps the steps done so far
         if "info" in last:
             p.save_checkpoint(keys, snapshot(last["info"].state))
         raise
-    job.timings["optimize_steps"] = job.timings.get("optimize_steps", 0) + res.steps_run
-    for i, ((text, v), key) in enumerate(zip(todo, keys)):
-        p.save_latent(key, text, v, res.state.select([i]), s.optimize.steps)
-    p.save()
 
 
 def chosen_variant(job: Job, text: str) -> tuple[int, proj.SavedLatent]:
@@ -436,7 +411,7 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
     # every check before any work, cheapest first; nothing is written until they all pass
-    lyr = _check_inputs(audio_path, lyrics_path, settings.models, settings.timing.whisper_model)
+    lyr = check_inputs(audio_path, lyrics_path, settings.models, settings.timing.whisper_model)
     proj.check_project_dir(pdir, [audio_path, lyrics_path])
     existing = Project.open(pdir) if (pdir / "project.json").is_file() else None
     check_output(out, [audio_path, lyrics_path], existing, overwrite)
@@ -475,7 +450,7 @@ def align_lyrics(audio: str | Path, lyrics: str | Path | None, output: str | Pat
     lyrics = Path(lyrics) if lyrics is not None else None
     if out.suffix.lower() != ".lrc":
         raise InputError(f"{out}: the output must be an .lrc file: pass -o NAME.lrc")
-    lyr = _check_inputs(audio, lyrics, whisper=whisper_model)
+    lyr = check_inputs(audio, lyrics, whisper=whisper_model)
     check_output(out, [audio, lyrics], None, overwrite, (".srt",) if srt else ())
     dev, _ = resolve_device(device)
     a = decode(audio, timing.SR, accept_truncated=accept_truncated)

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import config as C
-from .errors import InputError, MusividError, ProjectBusyError
-from .files import atomic_torch_save, atomic_write_bytes, check_writable, same_file, sha256_file
+from .errors import InputError, ModelUnavailableError, MusividError, ProjectBusyError
+from .files import atomic_torch_save, atomic_write_bytes, check_writable, looks_like_path, same_file, sha256_file
 from .schedule import Keyframe, Segment
 
 log = logging.getLogger(__name__)
@@ -367,19 +367,25 @@ def locked(root: str | Path) -> Iterator[None]:
     process is simply taken over. The file holds the holder's PID, for the message a second
     writer gets (ProjectBusyError). A directory this call made and nothing but the lock went into
     (a command that failed before writing anything) is removed on the way out."""
-    import fcntl
-
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; commands are not kept apart there
+        yield
+        return
     root = Path(root)
     created = not root.exists()
     path = root / LOCK
     for attempt in range(2):  # twice: a failed first run may remove the directory it made meanwhile
-        root.mkdir(exist_ok=True)
         try:
+            root.mkdir(exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             break
         except FileNotFoundError:
             if attempt:
                 raise
+        except OSError as e:
+            raise InputError(f"{root}: cannot write in the project directory ({e.strerror}): check its "
+                             "permissions, or copy the project somewhere writable") from None
     held = False
     try:
         try:
@@ -410,6 +416,31 @@ def locked(root: str | Path) -> Iterator[None]:
 
 
 # ---- checks before any work -----------------------------------------------------------------------
+
+def check_inputs(audio: Path, lyrics: Path | None, models: C.ModelConfig | None = None,
+                 whisper: str | None = None):
+    """The cheap checks, before any weight is fetched or anything written, all reported in one
+    line: the files exist, the lyrics parse, the local model paths exist. Returns the lyrics."""
+    from .lyrics import load
+    from .models.load import model_problems
+
+    problems, lyr = [], None
+    if not audio.exists():
+        problems.append(f"{audio}: no such file: check the audio path")
+    elif audio.is_dir():
+        problems.append(f"{audio}: is a directory, not an audio file")
+    try:
+        lyr = load(lyrics) if lyrics is not None else None
+    except InputError as e:
+        problems.append(str(e))
+    if whisper and looks_like_path(whisper) and not Path(whisper).expanduser().exists():
+        problems.append(f"--whisper-model {whisper}: no such directory: give a Whisper model name (e.g. "
+                        f"small) or a local CTranslate2 model directory")
+    bad, bad_path = model_problems(models) if models is not None and not models.untrained else ([], False)
+    if problems or bad:
+        raise (InputError if problems or bad_path else ModelUnavailableError)("; ".join(problems + bad))
+    return lyr
+
 
 def default_output(audio: Path, inputs: list[Path | None] = ()) -> Path:
     """AUDIO's name with .mp4, or NAME.video.mp4 when that (or its .srt) would replace an input (a

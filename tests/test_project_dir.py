@@ -223,3 +223,16 @@ def test_the_settings_hash_follows_what_changes_the_video_only():
              RunSettings(render=RenderConfig(size=512)), RunSettings(models=ModelConfig(biggan="biggan-deep-512"))]
     assert {proj.settings_digest(s) for s in same} == {proj.settings_digest(base)}
     assert len({proj.settings_digest(s) for s in other + [base]}) == len(other) + 1
+
+
+def test_a_read_only_project_is_one_line(tmp_path, monkeypatch):
+    """(Root writes anywhere, so the refusal of a read-only directory is simulated.)"""
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    root = tmp_path / "p.musivid"
+    root.mkdir()
+    monkeypatch.setattr(proj.os, "open", refuse)
+    with pytest.raises(InputError, match="cannot write in the project directory .Permission denied."):
+        with proj.locked(root):
+            pass
