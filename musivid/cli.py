@@ -11,7 +11,7 @@
 Exit codes: 0 done, 1 the run failed, 2 bad usage or input, 75 the project is busy (another
 command is writing it), 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (work is kept).
 Heavy modules (torch, av, librosa) are imported inside the commands so `--help` is instant.
-Signal handlers are installed here, for the time a command runs, never by the library.
+Signal handlers are installed by `main` (the musivid process) only, never by the library.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import logging
 import math
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -481,15 +480,11 @@ def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, step
 # ---- entry point --------------------------------------------------------------------------------------
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the command line in this process; returns the exit code (tests call this).
+    """Run the command line in this process; returns the exit code (tests call this). An interrupt
+    (KeyboardInterrupt, or files.Interrupted from the handlers `main` installs) is exit code
+    128 + the signal: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    from .files import reset_signals
 
-    While it runs, SIGINT, SIGTERM and SIGHUP raise files.Interrupted (in the main thread; the
-    previous handlers come back afterwards): the running command cleans up as for Ctrl-C (temp
-    files removed, the optimization checkpoint saved) and the exit code is 128 + the signal."""
-    from .files import on_signal, reset_signals
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS} if main_thread else {}
     try:
         rv = cli.main(args=argv, standalone_mode=False, prog_name="musivid")
         return rv if isinstance(rv, int) else 0
@@ -499,19 +494,27 @@ def run(argv: list[str] | None = None) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt) as e:
         cause = e if isinstance(e, Interrupted) else e.__cause__
         code = cause.exit_code if isinstance(cause, Interrupted) else EXIT_INTERRUPTED
-        name = signal.Signals(code - 128).name if code > 128 else "SIGINT"
-        _say(f"musivid: interrupted ({name}): finished work is kept in the project directory; "
-             "run the same command again to resume")
+        _say(f"musivid: interrupted ({signal.Signals(code - 128).name}): finished work is kept in the project "
+             "directory; run the same command again to resume")
         return code
     except click.exceptions.ClickException as e:
         e.show()
         return e.exit_code
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
         reset_signals()
         _reset_logging()
 
 
 def main() -> None:
-    sys.exit(run())
+    """The `musivid` command: the only place signal handlers are installed (the CLI process, not
+    the library nor a program that calls `run`): SIGINT, SIGTERM and SIGHUP stop the command
+    cleanly (files.on_signal: temp files removed, the checkpoint saved)."""
+    from .files import on_signal
+
+    for s in STOP_SIGNALS:
+        signal.signal(s, on_signal)
+    try:
+        code = run()
+    except KeyboardInterrupt as e:  # a signal in the instant after the command ended
+        code = e.exit_code if isinstance(e, Interrupted) else EXIT_INTERRUPTED
+    sys.exit(code)

@@ -107,6 +107,22 @@ def test_lyrics_named_like_the_captions_get_another_output_name(song, tmp_path):
     assert lyrics.read_text().startswith("a red fox") and (tmp_path / "song.video.mp4").is_file()
 
 
+def test_a_cut_song_is_refused_then_accepted_on_request_for_every_later_command(song, tmp_path):
+    data = song[0].read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    lrc = tmp_path / "cut.lrc"
+    lrc.write_text(LRC.splitlines()[0] + "\n")
+    r = musivid(cut, lrc, *FAST, "--steps", "1")
+    assert r.returncode == 2 and "the file says 6.0" in r.stderr and "--accept-truncated" in r.stderr
+    assert not (tmp_path / "cut.musivid").exists()
+    r = musivid(cut, lrc, *FAST, "--steps", "1", "--accept-truncated")
+    assert r.returncode == 0, r.stderr
+    assert "warning: " in r.stderr and "truncated or corrupt audio" in r.stderr
+    r = musivid("render", tmp_path / "cut.musivid", "-o", tmp_path / "again.mp4", "-q")  # the project remembers
+    assert r.returncode == 0, r.stderr
+
+
 # ---- everything checked before any work, nothing left behind ----------------------------------------
 
 def test_bad_model_paths_are_reported_together_before_any_work(song, tmp_path, monkeypatch):
