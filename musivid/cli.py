@@ -398,7 +398,9 @@ def models_check(quiet, verbose):
 
 # ---- bench --------------------------------------------------------------------------------------------
 
-def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
+def _batch_sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
     try:
         sizes = tuple(int(b) for b in value.split(",") if b.strip())
     except ValueError:
@@ -415,18 +417,22 @@ def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--clip", default="ViT-B-32/openai", show_default=True)
 @click.option("--biggan", default="biggan-deep-256", show_default=True)
 @click.option("--cutouts", type=click.IntRange(1, 1024), default=32, show_default=True)
-@click.option("--batch", "batches", default="1,4,16", show_default=True, callback=_batch_sizes,
-              help="Comma-separated batch sizes.")
+@click.option("--batch", "batches", default=None, callback=_batch_sizes,
+              help="Comma-separated batch sizes (default 1,4,16; --census counts the largest, default 16).")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps per measurement.")
 @click.option("--compile", "use_compile", is_flag=True,
               help="Also measure the torch.compile'd step, in the same run (CUDA).")
+@click.option("--census", is_flag=True,
+              help="Count FLOPs, bytes, kernels and saved memory of one full-size step on the meta device "
+                   "(no GPU, no weights) and estimate its H100 speed.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
 @click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None,
               help="Write results as a Markdown block for benchmarks/RESULTS.md.")
 @_verbosity
-def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, steps, use_compile, json_out, md_out,
-              quiet, verbose):
-    """Latent-steps/s of musivid's batched optimizer against the one-prompt reference loop."""
+def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, steps, use_compile, census, json_out,
+              md_out, quiet, verbose):
+    """Latent-steps/s of musivid's batched optimizer against the one-prompt reference loop
+    (--census: the counted cost of one step and its H100 estimate, no GPU needed)."""
     import json
 
     from .bench import format_markdown, format_report, run_bench
@@ -434,14 +440,24 @@ def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, step
     from .files import atomic_write_text
 
     _setup_logging(quiet, verbose)
-    cfg = BenchConfig(device=device, untrained=untrained, full_size=full_size, clip=clip, biggan=biggan,
-                      cutouts=cutouts, batches=batches, steps=steps, compile=use_compile)
-    report = run_bench(cfg)
-    click.echo(format_report(report))
+    results, text = {}, []
+    if census:
+        from .census import census_step, format_census
+
+        c = census_step(clip, biggan, cutouts, max(batches or (16,)))
+        text.append(format_census(c))
+        results["census"] = c.to_json()
+    if not census:
+        cfg = BenchConfig(device=device, untrained=untrained, full_size=full_size, clip=clip, biggan=biggan,
+                          cutouts=cutouts, batches=batches or BenchConfig.batches, steps=steps, compile=use_compile)
+        report = run_bench(cfg)
+        text.append(format_report(report))
+        results.update(report.to_json())
+        if md_out:
+            atomic_write_text(md_out, format_markdown(report) + "\n")
+    click.echo("\n\n".join(text))
     if json_out:
-        atomic_write_text(json_out, json.dumps(report.to_json(), indent=1))
-    if md_out:
-        atomic_write_text(md_out, format_markdown(report) + "\n")
+        atomic_write_text(json_out, json.dumps(results, indent=1))
 
 
 # ---- entry point --------------------------------------------------------------------------------------

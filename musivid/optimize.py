@@ -8,6 +8,7 @@ No host synchronisation happens inside the step: scores and best latents stay on
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -141,8 +142,9 @@ class Objective:
         self.g, self.clip, self.cfg, self.amp = generator, clip, cfg, amp_dtype
 
     def __call__(self, z, cls_logits, text_emb, seeds, step) -> tuple[torch.Tensor, torch.Tensor]:
-        dev = z.device.type
-        with torch.autocast(dev, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
+        # no autocast context at all without amp: the cost census runs this on the meta device
+        amp = torch.autocast(z.device.type, dtype=self.amp) if self.amp is not None else contextlib.nullcontext()
+        with amp:
             images = self.g(z, torch.sigmoid(cls_logits), self.cfg.truncation)  # (n, 3, R, R)
             boxes = cut.sample_boxes(seeds, step + STREAM_CUT, self.cfg.cutouts,
                                      size_min=self.cfg.cutout_min, size_max=self.cfg.cutout_max,
@@ -223,14 +225,7 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
             with torch.no_grad():
-                if cfg.ema_decay > 0:  # an EMA of the latents (and of their scores)
-                    _ema_update(live, z, cls, score, cfg.ema_decay)
-                else:  # keep the best pre-update latents (the scores belong to them)
-                    better = score > live.best_score
-                    live.best_score.copy_(torch.where(better, score, live.best_score))
-                    bz = better.view(-1, *([1] * (z.dim() - 1)))
-                    live.best_z.copy_(torch.where(bz, z, live.best_z))
-                    live.best_cls.copy_(torch.where(better[:, None], cls, live.best_cls))
+                track_best(live, z, cls, score, cfg)
             opt.step()
             opt.zero_grad(set_to_none=False)
             step_t.add_(1)
@@ -249,6 +244,18 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     final = snapshot(live)
     return OptimizeResult(final.best_z.float(), torch.sigmoid(final.best_cls.float()),
                           final.best_score.float(), live.step - start, final, micro)
+
+
+def track_best(live: OptimState, z: torch.Tensor, cls: torch.Tensor, score: torch.Tensor, cfg: OptimizeConfig) -> None:
+    """Update the kept latents from this step's (pre-update) latents and scores, on the device."""
+    if cfg.ema_decay > 0:  # an EMA of the latents (and of their scores)
+        _ema_update(live, z, cls, score, cfg.ema_decay)
+    else:  # keep the best pre-update latents (the scores belong to them)
+        better = score > live.best_score
+        live.best_score.copy_(torch.where(better, score, live.best_score))
+        bz = better.view(-1, *([1] * (z.dim() - 1)))
+        live.best_z.copy_(torch.where(bz, z, live.best_z))
+        live.best_cls.copy_(torch.where(better[:, None], cls, live.best_cls))
 
 
 def _ema_update(live: OptimState, z, cls, score, decay: float) -> None:

@@ -73,11 +73,11 @@ def prepare(model: nn.Module) -> nn.Module:
         old = gen.conv_to_rgb
         if old.out_channels != 3:
             new = nn.Conv2d(old.in_channels, 3, old.kernel_size, old.stride, old.padding,
-                            bias=old.bias is not None)
+                            bias=old.bias is not None, device=old.weight.device, dtype=old.weight.dtype)
             new.weight.copy_(old.weight[:3])
             if old.bias is not None:
                 new.bias.copy_(old.bias[:3])
-            gen.conv_to_rgb = new.to(old.weight.device, old.weight.dtype)
+            gen.conv_to_rgb = new
     return model.requires_grad_(False)
 
 

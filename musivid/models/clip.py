@@ -53,18 +53,21 @@ class Clip:
         return F.normalize(self.model.encode_image(x).float(), dim=-1)
 
 
-def build(arch: str | None, *, untrained: bool, quick_gelu: bool = True) -> tuple[torch.nn.Module, object, int]:
+def build(arch: str | None, *, untrained: bool, quick_gelu: bool = True,
+          device: str | torch.device = "cpu") -> tuple[torch.nn.Module, object, int]:
     """An open_clip model (random weights) and its tokenizer; weights are loaded by the caller.
-    `arch` "musivid-tiny" (or None with untrained) is the tiny test config."""
+    `arch` "musivid-tiny" (or None with untrained) is the tiny test config. On device "meta" the
+    model has shapes and no weights (the cost census)."""
     open_clip = import_open_clip()
     if arch == "musivid-tiny" or (untrained and arch is None):
         from open_clip.model import CLIP
 
-        model = CLIP(**TINY_CLIP_CFG, quick_gelu=True)
+        with torch.device(device):
+            model = CLIP(**TINY_CLIP_CFG, quick_gelu=True)
         tokenizer = open_clip.get_tokenizer("ViT-B-32")
         return model, tokenizer, TINY_CLIP_CFG["vision_cfg"]["image_size"]
     assert arch is not None
-    model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+    model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu, device=device)
     tokenizer = open_clip.get_tokenizer(arch)
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
