@@ -265,6 +265,7 @@ class Census:
     ops: list[OpCost] = field(default_factory=list)
     saved_bytes: float = 0.0  # activation memory autograd keeps for backward (weights excluded)
     peaks: Peaks = H100
+    model_flops: float | None = None  # matrix FLOPs of the same step by the original modules
 
     def total(self, what: str, phase: str | None = None) -> float:
         return sum(getattr(o, what) for o in self.ops if phase is None or o.phase == phase)
@@ -283,12 +284,18 @@ class Census:
 
     @property
     def ceiling(self) -> float:
-        """Latent-steps/s if every matrix FLOP ran at the tensor-core rate and nothing else cost."""
-        return self.peaks.matmul_flops * self.batch / self.matmul_flops
+        """DESIGN.md §3's ceiling: latent-steps/s if the model's matrix FLOPs (the original modules'
+        count, or this step's when not given) ran at the tensor-core rate and nothing else cost."""
+        return self.peaks.matmul_flops * self.batch / (self.model_flops or self.matmul_flops)
 
     @property
     def fraction_of_ceiling(self) -> float:
         return self.latent_steps_per_s / self.ceiling
+
+    @property
+    def flop_utilisation(self) -> float:
+        """This step's own matrix FLOPs over the tensor-core rate, divided by its estimated time."""
+        return self.matmul_flops / self.peaks.matmul_flops / self.step_seconds
 
     def grouped(self) -> list[OpCost]:
         """Ops summed by (name, phase, dtype, matmul), the most expensive (estimated time) first."""
@@ -312,6 +319,7 @@ class Census:
         return {
             "label": self.label, "batch": n, "cutouts": self.cutouts,
             "flops_per_latent_step": self.matmul_flops / n,
+            "model_flops_per_latent_step": (self.model_flops or self.matmul_flops) / n,
             "vector_flops_per_latent_step": (self.total("flops") - self.matmul_flops) / n,
             "bytes_per_latent_step": self.total("bytes") / n,
             "bytes_forward_per_latent_step": self.total("bytes", "forward") / n,
@@ -322,6 +330,7 @@ class Census:
             "estimated_latent_steps_per_s": self.latent_steps_per_s,
             "ceiling_latent_steps_per_s": self.ceiling,
             "estimated_fraction_of_ceiling": self.fraction_of_ceiling,
+            "estimated_flop_utilisation": self.flop_utilisation,
             "peaks": dataclasses.asdict(self.peaks),
             "top_ops": [{"op": g.op, "phase": g.phase, "dtype": g.dtype, "calls": g.calls,
                          "gflop_per_latent": g.flops / n / 1e9, "mb_per_latent": g.bytes / n / 1e6,
@@ -341,14 +350,16 @@ def format_census(c: Census, top: int = 15) -> str:
         f"census: {c.label}",
         f"one step of {c.batch} latents x {c.cutouts} cutouts, counted on the meta device (no GPU, no weights)",
         f"FLOPs per latent-step (matrix products, convolutions, attention): {j['flops_per_latent_step'] / 1e9:.1f} GFLOP"
-        f" (+ {j['vector_flops_per_latent_step'] / 1e9:.2f} GFLOP element-wise)",
+        f" (+ {j['vector_flops_per_latent_step'] / 1e9:.2f} GFLOP element-wise); the original modules: "
+        f"{j['model_flops_per_latent_step'] / 1e9:.1f} GFLOP",
         f"bytes read + written per latent-step: {j['bytes_per_latent_step'] / 1e9:.2f} GB "
         f"(forward {j['bytes_forward_per_latent_step'] / 1e9:.2f}, backward {j['bytes_backward_per_latent_step'] / 1e9:.2f})",
         f"kernel launches per step: {j['kernels_per_step']}",
         f"activation memory kept for backward: {j['saved_bytes_per_latent'] / 2**20:.0f} MiB per latent",
         f"estimate for {p.name}: {j['estimated_latent_steps_per_s']:.0f} latent-steps/s "
         f"({j['estimated_step_seconds'] * 1e3:.2f} ms per step), {j['estimated_fraction_of_ceiling']:.1%} of the "
-        f"FLOP ceiling ({j['ceiling_latent_steps_per_s']:.0f} latent-steps/s)",
+        f"FLOP ceiling ({j['ceiling_latent_steps_per_s']:.0f} latent-steps/s for the model's FLOPs); the step's own "
+        f"FLOPs at {j['estimated_flop_utilisation']:.1%} of the tensor-core rate",
         f"rates: matmul {p.matmul_flops / 1e12:.0f} TFLOP/s, vector fp32 {p.vector_flops_fp32 / 1e12:.1f} / bf16 "
         f"{p.vector_flops_bf16 / 1e12:.1f} TFLOP/s, memory {p.bandwidth / 1e12:.2f} TB/s ({p.source})",
         f"top ops by estimated time (per step of {c.batch}):",
@@ -429,19 +440,38 @@ def meta_models(clip_name: str, biggan_name: str):
     return clip, gen
 
 
+def model_flops(gen, clip, cutouts: int, batch: int) -> float:
+    """Matrix FLOPs of one step computed by the original modules (the prepared pytorch-pretrained-
+    biggan forward, open_clip's image forward with every token in every block), forward and
+    input-gradient backward: the work of the objective itself, whatever an implementation skips."""
+    from . import cutouts as cut
+
+    z = torch.empty(batch, gen.z_dim, device="meta", requires_grad=True)
+    c = torch.empty(batch, gen.num_classes, device="meta", requires_grad=True)
+    mode = CostMode()
+    with mode, _TorchAttentionAsFused():
+        img = gen.model(z, c, 1.0)  # (N, 3, R, R)
+        pieces = cut.make_cutouts(img, torch.empty(batch, cutouts, 4, device="meta"), clip.image_size)
+        clip.encode_image(pieces).sum().backward()
+    return sum(o.flops for o in mode.ops if o.matmul)
+
+
 def census_step(clip_name: str = "ViT-B-32/openai", biggan_name: str = "biggan-deep-256", cutouts: int = 32,
-                batch: int = 16) -> Census:
-    """The census of musivid's optimizer step as it runs on CUDA (bf16 autocast), full size."""
+                batch: int = 16, dtype: torch.dtype = torch.bfloat16) -> Census:
+    """The census of musivid's eager optimizer step as it runs on CUDA, full size: the fast
+    forwards with weights stored in `dtype` (bf16 on CUDA), channels-last convolutions."""
     from .config import OptimizeConfig
     from .optimize import Objective, init_state, track_best
 
     clip, gen = meta_models(clip_name, biggan_name)
+    gnet = gen.fast(dtype, torch.channels_last)  # what Generator.fast builds on a CUDA device
+    vnet = clip.fast(dtype, torch.channels_last)
     cfg = OptimizeConfig(cutouts=cutouts, steps=1)
     st = init_state(list(range(batch)), gen.z_dim, gen.num_classes, cfg, gen.n_z_rows, "meta")
     z = st.z.clone().requires_grad_(True)
     cls = st.cls.clone().requires_grad_(True)
     text = torch.empty(batch, 512, device="meta")
-    objective = Objective(gen, clip, cfg, None)
+    objective = Objective(gen, clip, cfg, dtype)
     score = torch.empty(batch, device="meta")
     step_loss = torch.empty(batch, device="meta")
     out = {}
@@ -459,10 +489,11 @@ def census_step(clip_name: str = "ViT-B-32/openai", biggan_name: str = "biggan-d
         mode.ops.append(adam_cost([z, cls]))
         torch._foreach_zero_([z.grad, cls.grad])
 
-    weights = list(gen.model.parameters()) + list(gen.model.buffers()) + list(clip.model.parameters()) + \
-        list(clip.model.buffers())
-    return count_step(forward, batch=batch, cutouts=cutouts, autocast=torch.bfloat16, after=after,
-                      weights=weights, label=f"{clip_name} + {biggan_name}, CUDA bf16 autocast path")
+    weights = [t for m in (gnet, vnet) for t in list(m.parameters()) + list(m.buffers())]
+    c = count_step(forward, batch=batch, cutouts=cutouts, after=after, weights=weights,
+                   label=f"{clip_name} + {biggan_name}, CUDA path (weights in {str(dtype)[6:]})")
+    c.model_flops = model_flops(gen, clip, cutouts, batch)
+    return c
 
 
 __all__ = ["H100", "H100_DATASHEET", "Census", "CostMode", "CudaAutocast", "OpCost", "Peaks", "census_step",
