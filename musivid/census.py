@@ -440,19 +440,27 @@ def meta_models(clip_name: str, biggan_name: str):
     return clip, gen
 
 
-def model_flops(gen, clip, cutouts: int, batch: int) -> float:
-    """Matrix FLOPs of one step computed by the original modules (the prepared pytorch-pretrained-
-    biggan forward, open_clip's image forward with every token in every block), forward and
-    input-gradient backward: the work of the objective itself, whatever an implementation skips."""
+def model_flops(biggan: torch.nn.Module, visual: torch.nn.Module, image_size: int, cutouts: int,
+                batch: int = 1) -> float:
+    """Matrix FLOPs of one step of `batch` latents computed by the original modules (a prepared
+    pytorch-pretrained-biggan BigGAN, open_clip's image tower with every token in every block),
+    forward and input-gradient backward: the work of the objective itself, whatever an
+    implementation skips (DESIGN.md §3's ceiling). Counted on the meta device: the modules run
+    with meta copies of their weights (torch.func.functional_call), wherever they live."""
+    from torch.func import functional_call
+
     from . import cutouts as cut
 
-    z = torch.empty(batch, gen.z_dim, device="meta", requires_grad=True)
-    c = torch.empty(batch, gen.num_classes, device="meta", requires_grad=True)
+    def meta(m: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.to("meta") for k, v in list(m.named_parameters()) + list(m.named_buffers())}
+
+    z = torch.empty(batch, biggan.config.z_dim, device="meta", requires_grad=True)
+    c = torch.empty(batch, biggan.config.num_classes, device="meta", requires_grad=True)
     mode = CostMode()
     with mode, _TorchAttentionAsFused():
-        img = gen.model(z, c, 1.0)  # (N, 3, R, R)
-        pieces = cut.make_cutouts(img, torch.empty(batch, cutouts, 4, device="meta"), clip.image_size)
-        clip.encode_image(pieces).sum().backward()
+        img = functional_call(biggan, meta(biggan), (z, c, 1.0))  # (N, 3, R, R)
+        pieces = cut.make_cutouts(img, torch.empty(batch, cutouts, 4, device="meta"), image_size)
+        functional_call(visual, meta(visual), (pieces,)).float().sum().backward()
     return sum(o.flops for o in mode.ops if o.matmul)
 
 
@@ -492,7 +500,7 @@ def census_step(clip_name: str = "ViT-B-32/openai", biggan_name: str = "biggan-d
     weights = [t for m in (gnet, vnet) for t in list(m.parameters()) + list(m.buffers())]
     c = count_step(forward, batch=batch, cutouts=cutouts, after=after, weights=weights,
                    label=f"{clip_name} + {biggan_name}, CUDA path (weights in {str(dtype)[6:]})")
-    c.model_flops = model_flops(gen, clip, cutouts, batch)
+    c.model_flops = model_flops(gen.model, clip.model.visual, clip.image_size, cutouts, batch)
     return c
 
 

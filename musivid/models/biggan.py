@@ -278,15 +278,19 @@ class Generator:
         return self.fast(dtype)(z, classes, truncation)
 
     @torch.no_grad()
+    def frames(self, z: torch.Tensor, classes: torch.Tensor, truncation: float, size: int | None = None,
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Frames for display, on the device: (N, size, size, 3) uint8, resized there (bicubic,
+        antialiased when shrinking) and quantised there, so only bytes leave the device."""
+        dev = self.device
+        img = self(z.to(dev), classes.to(dev), truncation, dtype)  # (N, 3, R, R) in [0, 1], float32
+        if size is not None and img.shape[-1] != size:
+            img = F.interpolate(img, size=(size, size), mode="bicubic", align_corners=False,
+                                antialias=size < img.shape[-1])
+        img = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+        return img.permute(0, 2, 3, 1).contiguous()
+
     def images_uint8(self, z: torch.Tensor, classes: torch.Tensor, truncation: float, size: int | None = None,
                      amp_dtype: torch.dtype | None = None):
-        """Frames for display: (N, size, size, 3) uint8 numpy array, resized on the device (bicubic,
-        antialiased when shrinking) and quantised there, so only bytes cross to the host."""
-        import torch.nn.functional as F
-
-        dev = self.device
-        img = self(z.to(dev), classes.to(dev), truncation, amp_dtype)  # (N, 3, R, R) in [0, 1], float32
-        if size is not None and img.shape[-1] != size:
-            img = F.interpolate(img, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
-        img = (img.clamp(0, 1) * 255).round().to(torch.uint8)
-        return img.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        """`frames` as a numpy array on the host."""
+        return self.frames(z, classes, truncation, size, amp_dtype).cpu().numpy()
