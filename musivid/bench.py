@@ -45,6 +45,7 @@ class BenchRow:
     peak_reserved_gb: float | None = None  # GiB the caching allocator held: what the card must have
     micro_batch: int | None = None  # < batch when OOM halving split the batch
     compiled: bool = False
+    warmup_s: float | None = None  # the untimed warm-up steps (with the compile, for a compiled row)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class BenchReport:
     rows: list[BenchRow] = field(default_factory=list)
     reference: BenchRow | None = None
     peak_flops: float | None = None  # measured bf16 matrix-product FLOP/s (the roofline ceiling)
+    after_reference_gb: float | None = None  # GiB still allocated once the reference loop is done
     spec_flops: float | None = None  # the data sheet's dense bf16 peak, for reference
     note: str = ""
 
@@ -183,6 +185,9 @@ def run_bench(cfg: BenchConfig) -> BenchReport:
             rep.reference.peak_reserved_gb = torch.cuda.max_memory_reserved(device) / 2**30
             raw.cpu()  # its memory is not the batched optimizer's
             torch.cuda.empty_cache()
+            # what stays allocated: the models' weights only, if the loop dropped its gradients
+            rep.after_reference_gb = torch.cuda.memory_allocated(device) / 2**30
+            log.info(f"after the reference loop: {rep.after_reference_gb:.2f} GiB allocated")
     modes = [False, True] if cfg.compile and device.type == "cuda" else [False]
     if cfg.compile and device.type != "cuda":
         log.info("--compile: torch.compile is used on CUDA only; measuring eager")
@@ -211,10 +216,12 @@ def _measure(gen, clip, n: int, ocfg: OptimizeConfig, cfg: BenchConfig, device, 
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
+        t = time.perf_counter()
         warm = optimize(gen, clip, texts, seeds, dataclasses.replace(ocfg, steps=cfg.warmup),
                         device=device, amp_dtype=amp)
         if cuda:
             torch.cuda.synchronize(device)
+        warm_s = time.perf_counter() - t
         t = time.perf_counter()
         res = optimize(gen, clip, texts, seeds, dataclasses.replace(ocfg, steps=cfg.warmup + cfg.steps,
                                                                     micro_batch=warm.micro_batch),
@@ -229,14 +236,14 @@ def _measure(gen, clip, n: int, ocfg: OptimizeConfig, cfg: BenchConfig, device, 
     name = "musivid batched" + (" bf16" if amp else " fp32") + (" compiled" if ocfg.compile else "")
     log.info(f"{name}, batch {n}: {lps:.2f} latent-steps/s"
         + (f" (OOM: micro-batches of {res.micro_batch})" if res.micro_batch < n else ""))
-    return BenchRow(name, n, lps, micro_batch=res.micro_batch, compiled=ocfg.compile,
+    return BenchRow(name, n, lps, micro_batch=res.micro_batch, compiled=ocfg.compile, warmup_s=warm_s,
                     peak_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
                     peak_reserved_gb=torch.cuda.max_memory_reserved(device) / 2**30 if cuda else None)
 
 
 def format_report(r: BenchReport) -> str:
     lines = [f"device: {r.device}", f"models: {r.models}", f"cutouts: {r.cutouts}",
-             f"FLOPs per latent-step (counted, fwd + input-grad bwd): {r.flops_per_latent_step / 1e9:.3f} GFLOP"]
+             f"FLOPs per latent-step (the model's: original modules, fwd + input-grad bwd): {r.flops_per_latent_step / 1e9:.3f} GFLOP"]
     if r.note:
         lines.append(f"note: {r.note}")
     if r.peak_flops:
@@ -289,7 +296,12 @@ def _summary(r: BenchReport) -> list[str]:
                    f"{r.ratio():.1f}x the reference loop")
     gain = r.compile_gain()
     if gain is not None:
-        out.append(f"torch.compile: {gain:.2f}x eager at the best batch of each")
+        b = r.best(True)
+        took = f"; its warm-up (with the compile) took {b.warmup_s:.0f} s at batch {b.batch}" if b.warmup_s else ""
+        out.append(f"torch.compile: {gain:.2f}x eager at the best batch of each{took}")
+    if r.after_reference_gb is not None:
+        out.append(f"allocated after the reference loop (weights only if its gradients were dropped): "
+                   f"{r.after_reference_gb:.2f} GiB")
     if any(x.peak_reserved_gb is not None for x in r.rows):
         for g, row in r.card_fits().items():
             out.append(f"best batch for a {g} GiB card: " + (

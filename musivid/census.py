@@ -21,6 +21,7 @@ with the rates in `H100` (one place). Launch overhead, L2 reuse and overlap are 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -429,7 +430,14 @@ def meta_models(clip_name: str, biggan_name: str):
     from .models.registry import get_entry
 
     entry = get_entry(clip_name)
-    model, tok, size = cm.build(entry.arch, untrained=False, quick_gelu=entry.quick_gelu, device="meta")
+    root = logging.getLogger()
+    quiet = logging.Filter()
+    quiet.filter = lambda record: "No pretrained weights" not in record.getMessage()  # meta: no weights, by design
+    root.addFilter(quiet)
+    try:
+        model, tok, size = cm.build(entry.arch, untrained=False, quick_gelu=entry.quick_gelu, device="meta")
+    finally:
+        root.removeFilter(quiet)
     with torch.device("meta"):
         from pytorch_pretrained_biggan import BigGAN
 
