@@ -157,3 +157,63 @@ def test_full_size_fast_models_equal_the_originals():
         ref, out = clip.encode_image(x), clip.embed_images(x)
     print(f"ViT-B/32: max diff {float((out - ref).abs().max()):.2e}")
     assert torch.allclose(out, ref, atol=1e-5)
+
+
+def _old_step(gen, clip, cfg, z, cls, text, seeds, step, amp=None):
+    """The step as it was before the fast forwards (commit a1f2591): the original modules under
+    autocast, cutouts reshaped, open_clip's encode_image."""
+    from musivid.optimize import STREAM_CUT, clip_loss, latent_loss
+
+    with torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
+        if z.dim() == 2:
+            img = (gen.model(z, torch.sigmoid(cls), cfg.truncation) + 1) / 2
+        boxes = cut.sample_boxes(seeds, step + STREAM_CUT, cfg.cutouts, size_min=cfg.cutout_min,
+                                 size_max=cfg.cutout_max, resolution=img.shape[-1])
+        pieces = cut.make_cutouts(img, boxes, clip.image_size)
+        emb = clip.encode_image(pieces).view(z.shape[0], cfg.cutouts, -1)
+    loss, _ = clip_loss(emb.float(), text)
+    return loss + latent_loss(z.float(), cls.float(), cfg)
+
+
+def _trajectory(step_fn, z0, c0, steps=6):
+    z, c = z0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z, c], lr=0.07)
+    out = []
+    for s in range(steps):
+        loss = step_fn(z, c, torch.tensor(s))
+        out.append(loss.detach())
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+    return torch.stack(out)  # (steps, N)
+
+
+def test_new_step_follows_the_old_step():
+    """The optimizer step with the fast forwards against the step as it was (original modules),
+    same latents, seeds and Adam, tiny random models on the CPU: fp32 losses within 1e-4
+    (relative) at every step; bf16 (weights in bf16) within 0.5 % of fp32 at every step, as the
+    old bf16 autocast path is (tests/test_optimize.py's tolerance)."""
+    from musivid.config import OptimizeConfig
+    from musivid.optimize import Objective, init_state, text_embeddings
+    from musivid.rng import seed_for
+
+    raw, prep = _biggan(bg.tiny_config())
+    gen = bg.Generator(prep, "t", True)
+    clip = _tiny_clip()
+    cfg = OptimizeConfig(cutouts=8)
+    texts = ["a red fox in the snow", "a lighthouse in a storm", "fireworks over a city"]
+    seeds = [seed_for(0, t, 0) for t in texts]
+    st = init_state(seeds, gen.z_dim, gen.num_classes, cfg)
+    text = text_embeddings(clip, texts)
+    new = Objective(gen, clip, cfg)
+    new16 = Objective(gen, clip, cfg, torch.bfloat16)
+    old = _trajectory(lambda z, c, s: _old_step(gen, clip, cfg, z, c, text, st.seeds, s), st.z, st.cls)
+    old16 = _trajectory(lambda z, c, s: _old_step(gen, clip, cfg, z, c, text, st.seeds, s, torch.bfloat16), st.z, st.cls)
+    fp32 = _trajectory(lambda z, c, s: new(z, c, text, st.seeds, s)[0], st.z, st.cls)
+    bf16 = _trajectory(lambda z, c, s: new16(z, c, text, st.seeds, s)[0], st.z, st.cls)
+    rel = ((fp32 - old).abs() / old.abs()).max()
+    rel16 = ((bf16 - old).abs() / old.abs()).max()
+    rel16_old = ((old16 - old).abs() / old.abs()).max()
+    print(f"fp32 new vs old: {rel:.2e}; bf16 new vs fp32 old: {rel16:.2e} (old bf16 autocast: {rel16_old:.2e})")
+    assert rel < 1e-4
+    assert rel16 < 5e-3
