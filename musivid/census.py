@@ -154,7 +154,6 @@ class CostMode(TorchDispatchMode):
         super().__init__()
         self.ops: list[OpCost] = []
         self.phase = "forward"
-        self.fp32_matmuls: list[str] = []  # forward matrix products in fp32 under autocast: a missed cast
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
