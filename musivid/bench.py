@@ -9,12 +9,15 @@ import logging
 import platform
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import BenchConfig, ModelConfig, OptimizeConfig, resolve_device
 from .errors import MusividError
 from .reference import reference_optimize
+from .render import RenderTimes
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class BenchRow:
     peak_reserved_gb: float | None = None  # GiB the caching allocator held: what the card must have
     micro_batch: int | None = None  # < batch when OOM halving split the batch
     compiled: bool = False
+    warmup_s: float | None = None  # the untimed warm-up steps (with the compile, for a compiled row)
 
 
 @dataclass
@@ -53,6 +57,7 @@ class BenchReport:
     rows: list[BenchRow] = field(default_factory=list)
     reference: BenchRow | None = None
     peak_flops: float | None = None  # measured bf16 matrix-product FLOP/s (the roofline ceiling)
+    after_reference_gb: float | None = None  # GiB still allocated once the reference loop is done
     spec_flops: float | None = None  # the data sheet's dense bf16 peak, for reference
     note: str = ""
 
@@ -88,49 +93,50 @@ class BenchReport:
         return out
 
 
-def build_models(cfg: BenchConfig, device: torch.device):
-    """(clip, prepared generator, raw BigGAN with the same weights, label)."""
+def build_models(cfg: BenchConfig, device: torch.device, clip: bool = True):
+    """(clip or None, prepared generator, raw BigGAN with the same weights, label). The fast
+    forwards store their weights in the device's compute dtype (bf16 on CUDA)."""
     from .models import biggan as bg
     from .models import clip as cm
     from .models.load import load_biggan, load_clip
 
+    _, amp = resolve_device(cfg.device)
     torch.manual_seed(0)
+    model = None
     if cfg.untrained:
         raw = bg.new_model(bg.tiny_config())
-        clip = load_clip(ModelConfig(untrained=True), device)
+        model = load_clip(ModelConfig(untrained=True), device, amp) if clip else None
         label = "tiny random-init CLIP + BigGAN (--untrained)"
     elif cfg.full_size:
         from .models.registry import get_entry
 
-        entry = get_entry(cfg.clip)
-        model, tok, size = cm.build(entry.arch, untrained=False, quick_gelu=entry.quick_gelu)
-        clip = cm.Clip(model.to(device), tok, size, f"{cfg.clip} (random weights)", True)
+        if clip:
+            entry = get_entry(cfg.clip)
+            m, tok, size = cm.build(entry.arch, untrained=False, quick_gelu=entry.quick_gelu)
+            model = cm.Clip(m.to(device), tok, size, f"{cfg.clip} (random weights)", True, amp or torch.float32)
         raw = bg.new_model(bg.full_config(int(cfg.biggan.rsplit("-", 1)[1])))
         label = f"{cfg.clip} + {cfg.biggan}, full-size architectures with random weights"
     else:
-        clip = load_clip(ModelConfig(clip=cfg.clip), device)
-        gen = load_biggan(ModelConfig(biggan=cfg.biggan), device)
-        raw = None
+        model = load_clip(ModelConfig(clip=cfg.clip), device, amp) if clip else None
+        gen = load_biggan(ModelConfig(biggan=cfg.biggan), device, amp)
         label = f"{cfg.clip} + {cfg.biggan} (pretrained)"
-        return clip, gen, raw, label
-    gen = bg.Generator(bg.prepare(copy.deepcopy(raw)).to(device), "bench", True)
-    return clip, gen, raw.eval().to(device), label
+        return model, gen, None, label
+    gen = bg.Generator(bg.prepare(copy.deepcopy(raw)).to(device), "bench", True, amp or torch.float32)
+    return model, gen, raw.eval().to(device), label
 
 
-def flops_per_latent_step(gen, clip, cfg: OptimizeConfig, device) -> float:
-    """FLOPs of one musivid step for one latent (forward + input-gradient backward), counted."""
-    from torch.utils.flop_counter import FlopCounterMode
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
-    from .optimize import Objective, init_state
 
-    st = init_state([1], gen.z_dim, gen.num_classes, cfg, gen.n_z_rows, device)
-    z = st.z.clone().requires_grad_(True)
-    c = st.cls.clone().requires_grad_(True)
-    text = clip.encode_text(["x"]).float()
-    with FlopCounterMode(display=False) as fc:
-        loss, _ = Objective(gen, clip, cfg)(z, c, text, st.seeds, torch.tensor(0))
-        loss.sum().backward()
-    return float(fc.get_total_flops())
+def flops_per_latent_step(gen, clip, cfg: OptimizeConfig, device=None) -> float:
+    """The model's FLOPs per latent-step (forward + input-gradient backward by the original modules,
+    counted on the meta device): DESIGN.md §3's ceiling divides the matrix rate by it."""
+    from .census import model_flops
+
+    return model_flops(gen.model, clip.model.visual, clip.image_size, cfg.cutouts, 1)
 
 
 def _peak(device: torch.device) -> float | None:
@@ -163,8 +169,7 @@ def run_bench(cfg: BenchConfig) -> BenchReport:
     clip, gen, raw, label = build_models(cfg, device)
     ocfg = OptimizeConfig(cutouts=cfg.cutouts, steps=cfg.steps)
     flops = flops_per_latent_step(gen, clip, dataclasses.replace(ocfg, steps=1), device)
-    devname = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    rep = BenchReport(devname, label, cfg.cutouts, flops, spec_flops=_peak(device))
+    rep = BenchReport(_device_name(device), label, cfg.cutouts, flops, spec_flops=_peak(device))
     if device.type == "cuda":
         rep.peak_flops = matmul_peak(device)
         log.info(f"bf16 matrix product: {rep.peak_flops / 1e12:.0f} TFLOP/s (the roofline's ceiling)")
@@ -180,6 +185,9 @@ def run_bench(cfg: BenchConfig) -> BenchReport:
             rep.reference.peak_reserved_gb = torch.cuda.max_memory_reserved(device) / 2**30
             raw.cpu()  # its memory is not the batched optimizer's
             torch.cuda.empty_cache()
+            # what stays allocated: the models' weights only, if the loop dropped its gradients
+            rep.after_reference_gb = torch.cuda.memory_allocated(device) / 2**30
+            log.info(f"after the reference loop: {rep.after_reference_gb:.2f} GiB allocated")
     modes = [False, True] if cfg.compile and device.type == "cuda" else [False]
     if cfg.compile and device.type != "cuda":
         log.info("--compile: torch.compile is used on CUDA only; measuring eager")
@@ -208,10 +216,12 @@ def _measure(gen, clip, n: int, ocfg: OptimizeConfig, cfg: BenchConfig, device, 
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
+        t = time.perf_counter()
         warm = optimize(gen, clip, texts, seeds, dataclasses.replace(ocfg, steps=cfg.warmup),
                         device=device, amp_dtype=amp)
         if cuda:
             torch.cuda.synchronize(device)
+        warm_s = time.perf_counter() - t
         t = time.perf_counter()
         res = optimize(gen, clip, texts, seeds, dataclasses.replace(ocfg, steps=cfg.warmup + cfg.steps,
                                                                     micro_batch=warm.micro_batch),
@@ -226,14 +236,14 @@ def _measure(gen, clip, n: int, ocfg: OptimizeConfig, cfg: BenchConfig, device, 
     name = "musivid batched" + (" bf16" if amp else " fp32") + (" compiled" if ocfg.compile else "")
     log.info(f"{name}, batch {n}: {lps:.2f} latent-steps/s"
         + (f" (OOM: micro-batches of {res.micro_batch})" if res.micro_batch < n else ""))
-    return BenchRow(name, n, lps, micro_batch=res.micro_batch, compiled=ocfg.compile,
+    return BenchRow(name, n, lps, micro_batch=res.micro_batch, compiled=ocfg.compile, warmup_s=warm_s,
                     peak_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
                     peak_reserved_gb=torch.cuda.max_memory_reserved(device) / 2**30 if cuda else None)
 
 
 def format_report(r: BenchReport) -> str:
     lines = [f"device: {r.device}", f"models: {r.models}", f"cutouts: {r.cutouts}",
-             f"FLOPs per latent-step (counted, fwd + input-grad bwd): {r.flops_per_latent_step / 1e9:.3f} GFLOP"]
+             f"FLOPs per latent-step (the model's: original modules, fwd + input-grad bwd): {r.flops_per_latent_step / 1e9:.3f} GFLOP"]
     if r.note:
         lines.append(f"note: {r.note}")
     if r.peak_flops:
@@ -286,10 +296,157 @@ def _summary(r: BenchReport) -> list[str]:
                    f"{r.ratio():.1f}x the reference loop")
     gain = r.compile_gain()
     if gain is not None:
-        out.append(f"torch.compile: {gain:.2f}x eager at the best batch of each")
+        b = r.best(True)
+        took = f"; its warm-up (with the compile) took {b.warmup_s:.0f} s at batch {b.batch}" if b.warmup_s else ""
+        out.append(f"torch.compile: {gain:.2f}x eager at the best batch of each{took}")
+    if r.after_reference_gb is not None:
+        out.append(f"allocated after the reference loop (weights only if its gradients were dropped): "
+                   f"{r.after_reference_gb:.2f} GiB")
     if any(x.peak_reserved_gb is not None for x in r.rows):
         for g, row in r.card_fits().items():
             out.append(f"best batch for a {g} GiB card: " + (
                 f"{row.batch}{' compiled' if row.compiled else ''} ({row.latent_steps_per_s:.1f} latent-steps/s, "
                 f"{row.peak_reserved_gb:.1f} GiB reserved)" if row else f"none measured fits in {g - CARD_HEADROOM_GIB:g} GiB"))
     return out
+
+
+# ---- render: frames/s of the whole render against the encoder alone, same frames, same run --------
+
+class _BenchFrames:
+    """A FrameSource whose latents move fast: a new random key every `every` frames (linear
+    blend between keys), so frames differ strongly and the encoder is not fed near-still video."""
+
+    def __init__(self, n: int, z_dim: int, classes: int, every: int = 12, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        k = n // every + 2
+        self.n, self.every = n, every
+        self.kz = torch.randn(k, z_dim, generator=g)
+        self.kc = torch.softmax(3 * torch.randn(k, classes, generator=g), 1)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def latents(self, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = torch.arange(lo, hi)
+        k, u = i // self.every, (i % self.every).float()[:, None] / self.every
+        return (self.kz[k] * (1 - u) + self.kz[k + 1] * u, self.kc[k] * (1 - u) + self.kc[k + 1] * u)
+
+
+class _Textured:
+    """A generator whose frames carry the detail of real footage: the random-weight BigGAN's images
+    (nearly flat: ~0.1 Mbit/s at crf 20, so the encoder would have almost nothing to do) resized to
+    the video size, plus a fixed band-limited noise texture at an offset taken from each frame's
+    latents (so it jumps from frame to frame). Render and encoder-alone both get these frames; the
+    bench reports the stream's bit rate."""
+
+    def __init__(self, gen, size: int, amplitude: float = 0.08, seed: int = 0):
+        self.gen, self.size, self.device = gen, size, gen.device
+        self.z_dim, self.num_classes = gen.z_dim, gen.num_classes
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.rand(1, 3, size, size, generator=g) - 0.5
+        tex = torch.nn.functional.interpolate(noise, scale_factor=2, mode="bilinear", align_corners=False)[0]
+        self.tex = (amplitude * 2 * tex).to(gen.device)  # (3, 2·size, 2·size)
+
+    def __call__(self, z, classes, truncation, dtype=None):
+        img = self.gen(z, classes, truncation, dtype)
+        if img.shape[-1] != self.size:
+            img = torch.nn.functional.interpolate(img, size=(self.size, self.size), mode="bicubic", align_corners=False)
+        off = ((z[:, :2].float().abs() * 997).long() % self.size).tolist()  # per-frame texture offsets
+        tex = torch.stack([self.tex[:, y:y + self.size, x:x + self.size] for x, y in off])
+        return (img + tex).clamp(0, 1)
+
+    def frames(self, *args, **kw):
+        from .models.biggan import Generator
+
+        return Generator.frames(self, *args, **kw)
+
+
+@dataclass
+class RenderBench:
+    device: str
+    model: str
+    frames: int
+    size: int
+    fps: float
+    preset: str
+    render_fps: list[float] = field(default_factory=list)  # one per repeat
+    encode_only_fps: list[float] = field(default_factory=list)
+    encoder_busy: list[float] = field(default_factory=list)  # encoder thread busy / render wall time
+    kbit_per_s: float = 0.0  # of the video stream: how much the frames change
+    note: str = ""
+
+    def ratio(self) -> float:
+        """Render over encoder-alone frames/s, the best repeat: each repeat measures both back to
+        back, so a load that comes and goes on the machine touches both alike."""
+        return max(r / e for r, e in zip(self.render_fps, self.encode_only_fps))
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self) | {"frames_per_s": max(self.render_fps),
+                                           "encode_only_frames_per_s": max(self.encode_only_fps),
+                                           "ratio": self.ratio()}
+
+
+def run_render_bench(cfg: BenchConfig, seconds: float = 10.0, size: int = 256, preset: str = "medium",
+                     repeats: int = 3) -> RenderBench:
+    """Render `seconds` of a synthetic song `repeats` times, and encode the very same frames alone
+    (generated beforehand, untimed) as often, in one run; after an untimed warm-up render."""
+    import tempfile
+
+    import av
+
+    from .config import RenderConfig
+    from .render import encode_frames, frames_yuv420, render, yuv_matrix
+
+    device, amp = resolve_device(cfg.device)
+    _, raw_gen, _, label = build_models(dataclasses.replace(cfg, batches=(1,)), device, clip=False)
+    gen = _Textured(raw_gen, size)
+    rcfg = RenderConfig(size=size, preset=preset, batch=32 if device.type == "cuda" else 16)
+    n = max(2, int(round(seconds * rcfg.fps)))
+    source = _BenchFrames(n, gen.z_dim, gen.num_classes)
+    rep = RenderBench(_device_name(device), label, n, size, rcfg.fps, preset,
+                      note="random-weight frames with fast-moving latents and a moving texture (detail like real footage); "
+                           "H.264 + AAC as render() writes them")
+    with tempfile.TemporaryDirectory(prefix="musivid-bench-") as tmp:
+        song = Path(tmp) / "song.wav"
+        _write_tone(song, seconds + 1.0)
+        out = Path(tmp) / "v.mp4"
+        render(gen, source, song, out, rcfg, amp_dtype=amp, frames=(0, min(n, 2 * rcfg.batch)))  # warm-up
+        planes = [frames_yuv420(gen, *source.latents(lo, min(n, lo + rcfg.batch)), 1.0, size, amp,
+                                yuv_matrix(size)).cpu().numpy() for lo in range(0, n, rcfg.batch)]
+        for r in range(repeats):
+            times = RenderTimes()
+            render(gen, source, song, out, rcfg, amp_dtype=amp, frames=(0, n), times=times)
+            rep.render_fps.append(n / times.total)
+            rep.encoder_busy.append(times.encode / times.total)
+            rep.encode_only_fps.append(n / encode_frames(planes, song, out, rcfg, frames=n))
+            log.info(f"render {rep.render_fps[-1]:.1f} frames/s, encoder alone {rep.encode_only_fps[-1]:.1f} frames/s")
+        with av.open(str(out)) as c:
+            v = c.streams.video[0]
+            rep.kbit_per_s = (v.bit_rate or 0) / 1000
+    return rep
+
+
+def _write_tone(path: Path, seconds: float, sr: int = 44100) -> None:
+    """A test song: a chord with a beat, as 16-bit WAV."""
+    import wave
+
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.2 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277 * t)) * (0.6 + 0.4 * (t * 2 % 1 < 0.1))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes((np.clip(y, -1, 1) * 32767).astype(np.int16).tobytes())
+
+
+def format_render(r: RenderBench) -> str:
+    j = r.to_json()
+    return "\n".join([
+        f"render: {r.frames} frames, {r.size} px, {r.fps:g} fps, x264 preset {r.preset}, {r.model} on {r.device}",
+        f"note: {r.note}; video stream {r.kbit_per_s:.0f} kbit/s",
+        f"render (generation + encoding): {j['frames_per_s']:.1f} frames/s (best of {len(r.render_fps)}: "
+        + ", ".join(f"{x:.1f}" for x in r.render_fps) + ")",
+        f"encoder alone, same frames:      {j['encode_only_frames_per_s']:.1f} frames/s (best of "
+        f"{len(r.encode_only_fps)}: " + ", ".join(f"{x:.1f}" for x in r.encode_only_fps) + ")",
+        f"render / encoder alone (best repeat): {j['ratio']:.2f}; encoder thread busy "
+        f"{max(r.encoder_busy):.0%} of the render"])

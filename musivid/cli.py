@@ -24,7 +24,7 @@ from pathlib import Path
 
 import click
 
-from .config import ASR_CHOICES, DEFAULT_WHISPER, OptimizeConfig, RenderConfig, ScheduleConfig
+from .config import ASR_CHOICES, DEFAULT_WHISPER, X264_PRESETS, OptimizeConfig, RenderConfig, ScheduleConfig
 from .errors import Interrupted, MusividError
 
 EXIT_INTERRUPTED = 130
@@ -125,6 +125,8 @@ _accept_truncated = click.option("--accept-truncated", is_flag=True,
                                  help="Use an audio file that decodes shorter than it says it is (warns).")
 _overwrite = click.option("-y", "--overwrite", is_flag=True,
                           help="Replace an existing output file (this project's own last video is replaced anyway).")
+_preset = click.option("--preset", type=click.Choice(X264_PRESETS), default=None,
+                       help=f"x264 speed/size trade-off at the same quality (default {RenderConfig.preset}).")
 _excerpt = [click.option("--start", type=Finite(min=0), default=0.0, help="Render from this time (s): a preview."),
             click.option("--duration", type=Finite(min=0, min_open=True), default=None,
                          help="Render this many seconds (with --start: a quick preview excerpt).")]
@@ -143,8 +145,8 @@ def _options(*decorators):
 
 # sections of `musivid --help`, in order: (title, option names)
 HELP_SECTIONS = [
-    ("Output", ["output", "overwrite", "project_dir", "captions", "fps", "size", "crf", "start", "duration"]),
-    ("Images", ["steps", "variants", "cutouts", "seed", "device", "checkpoint_every"]),
+    ("Output", ["output", "overwrite", "project_dir", "captions", "fps", "size", "crf", "preset", "start", "duration"]),
+    ("Images", ["steps", "variants", "cutouts", "seed", "device", "use_compile", "checkpoint_every"]),
     ("Motion", ["reactivity", "pulse"]),
     ("Lyric timing", ["asr", "whisper_model"]),
     ("Models", ["clip", "biggan", "offline", "untrained"]),
@@ -219,6 +221,7 @@ def cli():
 @click.option("--fps", type=Finite(), default=None, help=f"Video frame rate (default {RenderConfig.fps:g}).")
 @click.option("--size", type=int, default=None, help=f"Video side in pixels (default {RenderConfig.size}).")
 @click.option("--crf", type=int, default=None, help=f"H.264 quality, 0 (lossless) to 51 (worst) (default {RenderConfig.crf}).")
+@_options(_preset)
 @_options(*_excerpt)
 @click.option("--steps", type=int, default=None, help=f"Optimization steps per line (default {OptimizeConfig.steps}).")
 @click.option("--variants", type=int, default=None, help=f"Variants per lyric line (default {OptimizeConfig.variants}).")
@@ -227,6 +230,9 @@ def cli():
 @click.option("--checkpoint-every", "checkpoint_every", type=Finite(), default=None,
               help=f"Save the running optimization every SECONDS (default {OptimizeConfig.checkpoint_every_s:g}).")
 @_device()
+@click.option("--compile/--no-compile", "use_compile", default=None,
+              help="torch.compile the optimizer step on CUDA: pays on long runs, costs a minute or two "
+                   "to compile (default: off; see benchmarks/RESULTS.md).")
 @click.option("--reactivity", type=Finite(), default=None, help=f"0: even glide .. 1: motion only on hits (default {ScheduleConfig.reactivity:g}).")
 @click.option("--pulse", type=Finite(), default=None, help=f"Kick on onsets, 0 (off) to 5 (default {ScheduleConfig.pulse:g}).")
 @click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
@@ -239,8 +245,8 @@ def cli():
 @click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
 @_accept_truncated
 @_verbosity
-def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, start, duration, steps,
-             variants, cutouts, seed, checkpoint_every, device, reactivity, pulse, asr, whisper_model, clip, biggan, offline,
+def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, preset, start, duration, steps,
+             variants, cutouts, seed, checkpoint_every, device, use_compile, reactivity, pulse, asr, whisper_model, clip, biggan, offline,
              untrained, accept_truncated, quiet, verbose):
     """Render AUDIO (+ LYRICS) to a music video."""
     from .config import RunSettings, TimingConfig
@@ -253,8 +259,8 @@ def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size,
 
     settings = RunSettings(
         optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
-                                        checkpoint_every_s=checkpoint_every)),
-        render=RenderConfig(**given(fps=fps, size=size, crf=crf), captions=captions),
+                                        checkpoint_every_s=checkpoint_every, compile=use_compile)),
+        render=RenderConfig(**given(fps=fps, size=size, crf=crf, preset=preset), captions=captions),
         schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse)),
         models=_model_config(clip, biggan, offline, untrained),
         timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
@@ -330,6 +336,7 @@ def pick_cmd(project, line, variant, quiet, verbose):
 @click.option("--fps", type=Finite(), default=None, help="Frame rate for this render (default: the project's).")
 @click.option("--size", type=int, default=None, help="Video side in pixels for this render.")
 @click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
+@_options(_preset)
 @click.option("--captions/--no-captions", default=None, help="Burn in the lyric lines (default: the project's).")
 @click.option("--reactivity", type=Finite(), default=None, help="Motion for this render: 0 even glide .. 1 only on hits.")
 @click.option("--pulse", type=Finite(), default=None, help="Kick on onsets for this render, 0 (off) to 5.")
@@ -339,13 +346,13 @@ def pick_cmd(project, line, variant, quiet, verbose):
 @_device(None)
 @_offline
 @_verbosity
-def render_cmd(project, output, overwrite, fps, size, crf, captions, reactivity, pulse, save, start, duration, device,
+def render_cmd(project, output, overwrite, fps, size, crf, preset, captions, reactivity, pulse, save, start, duration, device,
                offline, quiet, verbose):
     """Render the video from a project without optimizing anything."""
     from .pipeline import render_project
 
     _setup_logging(quiet, verbose)
-    res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, reactivity=reactivity,
+    res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, preset=preset, reactivity=reactivity,
                          pulse=pulse, device=device, offline=offline, overwrite=overwrite, start=start,
                          duration=duration, save=save, progress=not quiet)
     _done(res, quiet, verbose)
@@ -431,7 +438,9 @@ def models_check(quiet, verbose):
 
 # ---- bench --------------------------------------------------------------------------------------------
 
-def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
+def _batch_sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
     try:
         sizes = tuple(int(b) for b in value.split(",") if b.strip())
     except ValueError:
@@ -448,18 +457,30 @@ def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--clip", default="ViT-B-32/openai", show_default=True)
 @click.option("--biggan", default="biggan-deep-256", show_default=True)
 @click.option("--cutouts", type=click.IntRange(1, 1024), default=32, show_default=True)
-@click.option("--batch", "batches", default="1,4,16", show_default=True, callback=_batch_sizes,
-              help="Comma-separated batch sizes.")
+@click.option("--batch", "batches", default=None, callback=_batch_sizes,
+              help="Comma-separated batch sizes (default 1,4,16; --census counts the largest, default 16).")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps per measurement.")
 @click.option("--compile", "use_compile", is_flag=True,
               help="Also measure the torch.compile'd step, in the same run (CUDA).")
+@click.option("--census", is_flag=True,
+              help="Count FLOPs, bytes, kernels and saved memory of one full-size step on the meta device "
+                   "(no GPU, no weights) and estimate its H100 speed.")
+@click.option("--render", "render_bench", is_flag=True,
+              help="Render frames/s against the encoder alone on the same frames, in one run.")
+@click.option("--seconds", type=click.FloatRange(0.5, 600), default=10.0, show_default=True,
+              help="--render: seconds of video per measurement.")
+@click.option("--size", type=click.IntRange(32, 2048), default=256, show_default=True, help="--render: video side.")
+@click.option("--preset", type=click.Choice(X264_PRESETS), default=RenderConfig.preset, show_default=True,
+              help="--render: x264 preset.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
 @click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None,
               help="Write results as a Markdown block for benchmarks/RESULTS.md.")
 @_verbosity
-def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, steps, use_compile, json_out, md_out,
-              quiet, verbose):
-    """Latent-steps/s of musivid's batched optimizer against the one-prompt reference loop."""
+def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, steps, use_compile, census, render_bench,
+              seconds, size, preset, json_out, md_out, quiet, verbose):
+    """Latent-steps/s of musivid's batched optimizer against the one-prompt reference loop
+    (--census: the counted cost of one step and its H100 estimate, no GPU needed; --render: render
+    frames/s against the encoder alone)."""
     import json
 
     from .bench import format_markdown, format_report, run_bench
@@ -467,14 +488,30 @@ def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, step
     from .files import atomic_write_text
 
     _setup_logging(quiet, verbose)
+    results, text = {}, []
+    if census:
+        from .census import census_step, format_census
+
+        c = census_step(clip, biggan, cutouts, max(batches or (16,)))
+        text.append(format_census(c))
+        results["census"] = c.to_json()
     cfg = BenchConfig(device=device, untrained=untrained, full_size=full_size, clip=clip, biggan=biggan,
-                      cutouts=cutouts, batches=batches, steps=steps, compile=use_compile)
-    report = run_bench(cfg)
-    click.echo(format_report(report))
+                      cutouts=cutouts, batches=batches or BenchConfig.batches, steps=steps, compile=use_compile)
+    if render_bench:
+        from .bench import format_render, run_render_bench
+
+        r = run_render_bench(cfg, seconds=seconds, size=size, preset=preset)
+        text.append(format_render(r))
+        results["render"] = r.to_json()
+    if not (census or render_bench):
+        report = run_bench(cfg)
+        text.append(format_report(report))
+        results.update(report.to_json())
+        if md_out:
+            atomic_write_text(md_out, format_markdown(report) + "\n")
+    click.echo("\n\n".join(text))
     if json_out:
-        atomic_write_text(json_out, json.dumps(report.to_json(), indent=1))
-    if md_out:
-        atomic_write_text(md_out, format_markdown(report) + "\n")
+        atomic_write_text(json_out, json.dumps(results, indent=1))
 
 
 # ---- entry point --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ T = TypeVar("T")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 ASR_CHOICES = ("auto", "faster-whisper", "openai-whisper", "none")
 DEFAULT_WHISPER = "small"  # the Whisper model used when none is given (downloaded by name)
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 def _need(ok: bool, what: str, value: Any, fix: str) -> None:
@@ -107,8 +108,9 @@ class RenderConfig:
 
     fps: float = 24.0
     size: int = 256  # output side in pixels: BigGAN's native 128/256/512, or upscaled from it
-    batch: int = 8  # frames generated per forward pass
+    batch: int = 16  # frames generated per forward pass (and handed to the encoder thread at once)
     crf: int = 20  # x264 quality: 0 lossless .. 51 worst; 18-23 is visually good
+    preset: str = "medium"  # x264 speed/size trade-off: ultrafast .. veryslow (same quality, other size)
     audio_bitrate: int = 192_000
     captions: bool = False  # burn the current lyric line into the picture
 
@@ -118,6 +120,8 @@ class RenderConfig:
               "to 2048", self.size, "pass e.g. --size 256")
         _need(1 <= self.batch <= 4096, "render batch must be from 1 to 4096", self.batch, "use e.g. 8")
         _need(0 <= self.crf <= 51, "crf must be from 0 to 51", self.crf, "pass e.g. --crf 20 (lower is better)")
+        _need(self.preset in X264_PRESETS, f"preset must be one of {', '.join(X264_PRESETS)}", self.preset,
+              "pass e.g. --preset medium")
         _need(16_000 <= self.audio_bitrate <= 1_024_000, "audio_bitrate must be from 16000 to 1024000",
               self.audio_bitrate, "use e.g. 192000")
 

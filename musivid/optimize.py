@@ -135,22 +135,56 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor) -> tuple[torch.Te
 
 
 class Objective:
-    """One micro-batch's loss: generator → cutouts → CLIP → per-latent loss. Pure given inputs."""
+    """One micro-batch's loss: generator → cutouts → CLIP → per-latent loss. Pure given inputs.
+
+    The models run their fast forwards (models/biggan.py FastBigGAN, models/clip.py FastViT) with
+    weights stored in `amp_dtype` (default: the models' own dtype), built here once, so nothing
+    is built or cast inside a compiled step; no autocast region is needed. The generator's images
+    and the cutout grid stay float32 (a bf16 grid would move sample positions by up to ~0.25 px)."""
 
     def __init__(self, generator, clip, cfg: OptimizeConfig, amp_dtype: torch.dtype | None = None):
         self.g, self.clip, self.cfg, self.amp = generator, clip, cfg, amp_dtype
+        self.gnet = generator.fast(amp_dtype)
+        self.vnet = clip.fast(amp_dtype)
 
     def __call__(self, z, cls_logits, text_emb, seeds, step) -> tuple[torch.Tensor, torch.Tensor]:
-        dev = z.device.type
-        with torch.autocast(dev, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
-            images = self.g(z, torch.sigmoid(cls_logits), self.cfg.truncation)  # (n, 3, R, R)
-            boxes = cut.sample_boxes(seeds, step + STREAM_CUT, self.cfg.cutouts,
-                                     size_min=self.cfg.cutout_min, size_max=self.cfg.cutout_max,
-                                     resolution=images.shape[-1])
-            pieces = cut.make_cutouts(images, boxes, self.clip.image_size)  # (n·C, 3, S, S)
-            emb = self.clip.encode_image(pieces).view(z.shape[0], self.cfg.cutouts, -1)
-        loss, score = clip_loss(emb.float(), text_emb)
+        images = self.gnet(z, torch.sigmoid(cls_logits), self.cfg.truncation)  # (n, 3, R, R) float32
+        boxes = cut.sample_boxes(seeds, step + STREAM_CUT, self.cfg.cutouts,
+                                 size_min=self.cfg.cutout_min, size_max=self.cfg.cutout_max,
+                                 resolution=images.shape[-1])
+        pieces = cut.stacked_cutouts(images, boxes, self.clip.image_size)  # (n, 3, C·S, S) float32
+        emb = self.vnet(pieces, self.cfg.cutouts).view(z.shape[0], self.cfg.cutouts, -1)  # unit norm, float32
+        loss, score = clip_loss(emb, text_emb)
         return loss + latent_loss(z.float(), cls_logits.float(), self.cfg), score
+
+
+# torch.compile'd objectives: one per (models, objective settings, dtype) for the whole process,
+# each with ONE static micro-batch size (the last micro-batch is padded to it), so a compiled step
+# is traced once, not again for every optimize() call, remainder or new batch size
+_COMPILED: dict[tuple, list] = {}
+
+
+def _objective_key(generator, clip, cfg: OptimizeConfig, amp_dtype) -> tuple:
+    return (id(generator), id(clip), amp_dtype, cfg.cutouts, cfg.cutout_min, cfg.cutout_max, cfg.truncation,
+            cfg.latent_reg, cfg.class_sparsity)
+
+
+def step_function(generator, clip, cfg: OptimizeConfig, amp_dtype, compiled: bool) -> tuple[Callable, list]:
+    """(step function, [static micro-batch size or 0]) for this process. The compiled one is made
+    once per key and keeps the objects it was made with alive (it holds them)."""
+    if not compiled:
+        return Objective(generator, clip, cfg, amp_dtype), [0]
+    key = _objective_key(generator, clip, cfg, amp_dtype)
+    if key not in _COMPILED:
+        _COMPILED[key] = [torch.compile(Objective(generator, clip, cfg, amp_dtype), dynamic=False), 0]
+    entry = _COMPILED[key]
+    return entry[0], entry
+
+
+def _padded(parts: tuple[torch.Tensor, ...], size: int) -> tuple[torch.Tensor, ...]:
+    """Rows repeated from the last one (detached: they get no gradient) up to `size` rows."""
+    k = size - parts[0].shape[0]
+    return tuple(torch.cat([p, p[-1:].detach().expand(k, *p.shape[1:])]) for p in parts)
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -175,9 +209,6 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
         state = init_state(seeds, generator.z_dim, generator.num_classes, cfg, generator.n_z_rows, device)
     else:
         state = state.to(device)
-    if device.type == "cuda":  # convs (BigGAN, CLIP's patch embedding) run faster channels-last
-        generator.model.to(memory_format=torch.channels_last)
-        clip.model.to(memory_format=torch.channels_last)
     text_emb = text_embeddings(clip, texts)  # (N, D), computed once
     z = state.z.detach().clone().requires_grad_(True)
     cls = state.cls.detach().clone().requires_grad_(True)
@@ -187,24 +218,31 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
             opt.state[p] = {"step": torch.tensor(float(state.step), dtype=torch.float32, device=device),
                             "exp_avg": state.adam["exp_avg"][j].to(device, copy=True),
                             "exp_avg_sq": state.adam["exp_avg_sq"][j].to(device, copy=True)}
-    objective = Objective(generator, clip, cfg, amp_dtype)
-    # static shapes: one graph per (micro-)batch size, no dynamic-shape kernels
-    step_fn = torch.compile(objective, dynamic=False) if cfg.compile and device.type == "cuda" else objective
+    compiled = cfg.compile and device.type == "cuda"
+    step_fn, static = step_function(generator, clip, cfg, amp_dtype, compiled)
     live = OptimState(state.seeds, z, cls, state.best_z, state.best_cls, state.best_score, state.step)
-    micro = cfg.micro_batch or n
+    micro = cfg.micro_batch or static[0] or n
     start = state.step
     last_ckpt = time.monotonic()
     score = torch.empty(n, device=device)
     step_loss = torch.empty(n, device=device)
     bar = Bar(cfg.steps, "optimizing", "step", enabled=progress, initial=start)
     step_t = torch.tensor(live.step, device=device)  # on the device: no host copy per step
+    cudnn_benchmark = torch.backends.cudnn.benchmark
+    if device.type == "cuda":  # static shapes: cuDNN's autotuned convolutions pay after the first step
+        torch.backends.cudnn.benchmark = True
     try:
         while live.step < cfg.steps:
             while True:  # micro-batches; halve on OOM and redo this step
                 try:
                     for lo in range(0, n, micro):
                         hi = min(n, lo + micro)
-                        loss, sc = step_fn(z[lo:hi], cls[lo:hi], text_emb[lo:hi], live.seeds[lo:hi], step_t)
+                        rows = (z[lo:hi], cls[lo:hi], text_emb[lo:hi], live.seeds[lo:hi])
+                        if compiled:  # one static size: pad the last micro-batch (no new graph)
+                            static[0] = micro
+                            rows = _padded(rows, micro) if hi - lo < micro else rows
+                        loss, sc = step_fn(*rows, step_t)
+                        loss, sc = loss[:hi - lo], sc[:hi - lo]
                         loss.sum().backward()
                         score[lo:hi] = sc.detach()
                         step_loss[lo:hi] = loss.detach()
@@ -223,14 +261,7 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
             with torch.no_grad():
-                if cfg.ema_decay > 0:  # an EMA of the latents (and of their scores)
-                    _ema_update(live, z, cls, score, cfg.ema_decay)
-                else:  # keep the best pre-update latents (the scores belong to them)
-                    better = score > live.best_score
-                    live.best_score.copy_(torch.where(better, score, live.best_score))
-                    bz = better.view(-1, *([1] * (z.dim() - 1)))
-                    live.best_z.copy_(torch.where(bz, z, live.best_z))
-                    live.best_cls.copy_(torch.where(better[:, None], cls, live.best_cls))
+                track_best(live, z, cls, score, cfg)
             opt.step()
             opt.zero_grad(set_to_none=False)
             step_t.add_(1)
@@ -244,11 +275,24 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                 live.adam = _moments(opt, z, cls)
                 callback(StepInfo(live.step, cfg.steps, live, step_loss, due))
     finally:
+        torch.backends.cudnn.benchmark = cudnn_benchmark
         bar.close()
         live.adam = _moments(opt, z, cls)
     final = snapshot(live)
     return OptimizeResult(final.best_z.float(), torch.sigmoid(final.best_cls.float()),
                           final.best_score.float(), live.step - start, final, micro)
+
+
+def track_best(live: OptimState, z: torch.Tensor, cls: torch.Tensor, score: torch.Tensor, cfg: OptimizeConfig) -> None:
+    """Update the kept latents from this step's (pre-update) latents and scores, on the device."""
+    if cfg.ema_decay > 0:  # an EMA of the latents (and of their scores)
+        _ema_update(live, z, cls, score, cfg.ema_decay)
+    else:  # keep the best pre-update latents (the scores belong to them)
+        better = score > live.best_score
+        live.best_score.copy_(torch.where(better, score, live.best_score))
+        bz = better.view(-1, *([1] * (z.dim() - 1)))
+        live.best_z.copy_(torch.where(bz, z, live.best_z))
+        live.best_cls.copy_(torch.where(better[:, None], cls, live.best_cls))
 
 
 def _ema_update(live: OptimState, z, cls, score, decay: float) -> None:

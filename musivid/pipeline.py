@@ -56,7 +56,7 @@ class Job:
     rhythm: Any  # rhythm.Rhythm
     keyframes: list  # [Keyframe]
     device: Any  # torch.device
-    amp: Any  # torch.dtype | None: autocast dtype
+    amp: Any  # torch.dtype | None: the models' compute dtype (bf16 on CUDA; None: float32)
     progress: bool = False
     on_progress: ProgressFn | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -82,7 +82,7 @@ class Job:
             name = "(tiny, untrained)" if m.untrained else {"clip": m.clip_path or m.clip,
                                                           "biggan": m.biggan_path or m.biggan}[kind]
             with self.stage(f"load_{kind}", f"loading {'CLIP' if kind == 'clip' else 'BigGAN'} {name}"):
-                self._models[kind] = loader(self.settings.models, self.device, progress=self.progress)
+                self._models[kind] = loader(self.settings.models, self.device, self.amp, progress=self.progress)
         return self._models[kind]
 
     @contextmanager
@@ -542,12 +542,12 @@ def pick_variant(project_dir: str | Path, line: int, variant: int) -> str:
 @_writes_project
 def render_project(project_dir: str | Path, output: str | Path | None = None, *, fps: float | None = None,
                    size: int | None = None, captions: bool | None = None, crf: int | None = None,
-                   reactivity: float | None = None, pulse: float | None = None,
+                   preset: str | None = None, reactivity: float | None = None, pulse: float | None = None,
                    device: str | None = None, offline: bool = False, overwrite: bool = False, start: float = 0.0,
                    duration: float | None = None, save: bool = False, progress: bool = False,
                    on_progress: ProgressFn | None = None) -> VideoResult:
     """Render the video from a project without optimizing anything (missing latents are an error).
-    fps/size/captions/crf and reactivity/pulse override the project's settings for this render
+    fps/size/captions/crf/preset and reactivity/pulse override the project's settings for this render
     (with `save`, for later renders too)."""
     from .interpolate import frame_range
 
@@ -557,7 +557,8 @@ def render_project(project_dir: str | Path, output: str | Path | None = None, *,
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
     inputs = [f.path if f else None for f in (p.input("audio"), p.input("lyrics"))]
     check_output(out, inputs, p, overwrite)
-    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf).items() if v is not None}
+    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf, preset=preset).items()
+               if v is not None}
     ren = dataclasses.replace(p.settings.render, **changes)
     motion = {k: v for k, v in dict(reactivity=reactivity, pulse=pulse).items() if v is not None}
     sch = dataclasses.replace(p.settings.schedule, **motion) if motion else None

@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[1] / "musivid"
 LAYERS = {
     0: {"errors", "config", "files", "rng", "progress"},
     1: {"audio", "rhythm", "lyrics", "timing", "schedule", "cutouts", "optimize", "interpolate", "captions",
-        "render", "storyboard", "bench", "reference", "models"},
+        "render", "storyboard", "bench", "census", "reference", "models"},
     2: {"project"},
     3: {"pipeline"},
     4: {"cli", "__main__"},

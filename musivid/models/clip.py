@@ -1,7 +1,17 @@
-"""Frozen CLIP (open_clip): text and image embeddings, images given in [0, 1]."""
+"""Frozen CLIP (open_clip): text and image embeddings, images given in [0, 1].
+
+`FastViT` is the image tower the optimizer runs, built once per dtype from open_clip's
+VisionTransformer (equal to it within rounding: tests/test_fast_models.py): weights stored in the
+compute dtype (bf16 on CUDA: no per-forward casts, LayerNorm in and out in bf16), the input
+normalisation folded into the patch-embedding conv, batch-first blocks with one fused QKV matrix
+product and scaled_dot_product_attention (flash attention on CUDA; no nn.MultiheadAttention
+transposes, copies or zero-filled q/k/v gradients), QuickGELU as one SiLU kernel (its 1.702 folded
+into the neighbouring linear layers: x*sigmoid(1.702x) = silu(1.702x)/1.702), and the last block
+computing only the class token, the only one the embedding reads.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
@@ -21,15 +31,134 @@ TINY_CLIP_CFG = dict(
 )
 
 
+class _Norm(torch.nn.Module):
+    """A LayerNorm's frozen weights in the compute dtype; F.layer_norm keeps that dtype (no autocast)."""
+
+    def __init__(self, ln: torch.nn.LayerNorm, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.register_buffer("w", ln.weight.detach().to(dtype))
+        self.register_buffer("b", ln.bias.detach().to(dtype))
+        self.eps = ln.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
+
+
+class _Block(torch.nn.Module):
+    """open_clip's ResidualAttentionBlock, batch first, fused QKV, SDPA, QuickGELU as one SiLU."""
+
+    def __init__(self, b: torch.nn.Module, dtype: torch.dtype, quick_gelu: bool) -> None:
+        super().__init__()
+        k = 1.702 if quick_gelu else 1.0  # x*sigmoid(1.702x) == silu(1.702x)/1.702: fold both factors
+        self.ln_1, self.ln_2 = _Norm(b.ln_1, dtype), _Norm(b.ln_2, dtype)
+        self.heads, self.quick_gelu = b.attn.num_heads, quick_gelu
+        for name, v in (("qkv_w", b.attn.in_proj_weight), ("qkv_b", b.attn.in_proj_bias),
+                        ("out_w", b.attn.out_proj.weight), ("out_b", b.attn.out_proj.bias),
+                        ("fc_w", b.mlp.c_fc.weight * k), ("fc_b", b.mlp.c_fc.bias * k),
+                        ("proj_w", b.mlp.c_proj.weight / k), ("proj_b", b.mlp.c_proj.bias)):
+            self.register_buffer(name, v.detach().float().to(dtype))
+
+    def forward(self, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D); with cls_only, the class token's row alone: (B, 1, D)."""
+        b, n, d = x.shape
+        hd = d // self.heads
+        h = self.ln_1(x)
+        if cls_only:  # keys and values from every token, the query of the class token only
+            q = F.linear(h[:, :1], self.qkv_w[:d], self.qkv_b[:d]).view(b, 1, self.heads, hd)
+            k, v = F.linear(h, self.qkv_w[d:], self.qkv_b[d:]).view(b, n, 2, self.heads, hd).unbind(2)
+            x = x[:, :1]
+        else:  # unbind on the packed dim: the gradients stack back into the packed layout, no copy
+            q, k, v = F.linear(h, self.qkv_w, self.qkv_b).view(b, n, 3, self.heads, hd).unbind(2)
+        o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        x = x + F.linear(o.transpose(1, 2).reshape(b, -1, d), self.out_w, self.out_b)
+        h = F.linear(self.ln_2(x), self.fc_w, self.fc_b)
+        h = F.silu(h) if self.quick_gelu else F.gelu(h)
+        return x + F.linear(h, self.proj_w, self.proj_b)
+
+
+class FastViT(torch.nn.Module):
+    """open_clip's VisionTransformer (standard blocks, class-token or mean pooling) rewritten for
+    speed; forward((B, 3, S, S) images in [0, 1], any float dtype) -> (B, D) unit-norm float32."""
+
+    def __init__(self, visual: torch.nn.Module, dtype: torch.dtype = torch.float32,
+                 mean: Sequence[float] = OPENAI_MEAN, std: Sequence[float] = OPENAI_STD,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+        super().__init__()
+        from open_clip.transformer import QuickGELU
+
+        self.dtype, self.memory_format = dtype, memory_format
+        w = visual.conv1.weight.detach().float()  # (D, 3, P, P), no bias
+        m = torch.tensor(mean, device=w.device).view(1, 3, 1, 1)
+        sd = torch.tensor(std, device=w.device).view(1, 3, 1, 1)
+        # conv((x - m) / s) == conv(x) with weights / s, plus the bias -sum(weights * m / s)
+        self.register_buffer("patch_w", (w / sd).to(dtype=dtype, memory_format=memory_format))
+        self.register_buffer("patch_b", (-(w * (m / sd)).sum((1, 2, 3))).to(dtype))
+        self.patch = int(visual.conv1.stride[0])
+        pos = visual.positional_embedding.detach().float()  # (L, D)
+        self.register_buffer("first", (visual.class_embedding.detach().float() + pos[0]).to(dtype))
+        self.register_buffer("pos", pos[1:].to(dtype))
+        no_norm = torch.nn.Identity()
+        self.pre = _Norm(visual.ln_pre, dtype) if isinstance(visual.ln_pre, torch.nn.LayerNorm) else no_norm
+        self.post = _Norm(visual.ln_post, dtype)
+        self.register_buffer("proj", visual.proj.detach().to(dtype) if visual.proj is not None else None)
+        if getattr(visual, "attn_pool", None) is not None or visual.pool_type not in ("tok", "avg") or not all(
+                type(b).__name__ == "ResidualAttentionBlock" and isinstance(b.ls_1, torch.nn.Identity)
+                for b in visual.transformer.resblocks):
+            raise NotImplementedError("FastViT covers standard ViT towers (class-token or mean pooling)")
+        self.mean_pool = visual.pool_type == "avg"
+        self.ln_after_pool = bool(getattr(visual, "final_ln_after_pool", False))
+        quick = isinstance(visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+        self.blocks = torch.nn.ModuleList(_Block(b, dtype, quick) for b in visual.transformer.resblocks)
+        self.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor, stacked: int = 1) -> torch.Tensor:
+        """images (B, 3, S, S), or (B, 3, k·S, S) with `stacked`=k images stacked along the height
+        (cutouts.stacked_cutouts: no patch crosses two of them) → (B·k, D) embeddings."""
+        x = images.to(self.dtype, memory_format=self.memory_format)  # one cast, in the conv's layout
+        x = F.conv2d(x, self.patch_w, self.patch_b, stride=self.patch)  # (B, D, k·g, g)
+        b, d, kg, g = x.shape
+        # (B, D, k, g, g) → (B·k, g·g, D): a view when the conv wrote channels-last
+        x = x.unflatten(2, (stacked, kg // stacked)).permute(0, 2, 3, 4, 1).reshape(b * stacked, -1, d)
+        b = x.shape[0]
+        x = torch.cat([self.first.expand(b, 1, d), x + self.pos], 1)  # (B·k, L, D)
+        x = self.pre(x)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, cls_only=i == len(self.blocks) - 1 and not self.mean_pool)
+        if self.mean_pool:
+            pooled = self.post(x[:, 1:].mean(1)) if self.ln_after_pool else self.post(x[:, 1:]).mean(1)
+        else:
+            pooled = self.post(x[:, 0])  # the norm is per token: norm then pick == pick then norm
+        if self.proj is not None:
+            pooled = pooled @ self.proj
+        return F.normalize(pooled.float(), dim=-1)
+
+
+class _AutocastImages(torch.nn.Module):
+    """open_clip's own image forward under autocast to `dtype`: for towers FastViT does not cover."""
+
+    def __init__(self, clip: "Clip", dtype: torch.dtype) -> None:
+        super().__init__()
+        self.clip, self.dtype = clip, dtype
+
+    def forward(self, images: torch.Tensor, stacked: int = 1) -> torch.Tensor:
+        b, ch, h, w = images.shape
+        x = images.float().view(b, ch, stacked, h // stacked, w).transpose(1, 2).reshape(-1, ch, h // stacked, w)
+        with torch.autocast(images.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            return self.clip.encode_image(x)
+
+
 @dataclass
 class Clip:
-    """A frozen CLIP model. `encode_image` takes (B, 3, S, S) in [0, 1] with S == image_size."""
+    """A frozen CLIP model. `encode_image` takes (B, 3, S, S) in [0, 1] with S == image_size
+    (open_clip's own forward: the reference loop's); `embed_images` runs `fast(dtype)`."""
 
     model: torch.nn.Module
     tokenizer: object
     image_size: int
     name: str
     untrained: bool
+    dtype: torch.dtype = torch.float32  # the fast image tower's weights and compute dtype
+    _fast: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.model.eval().requires_grad_(False)
@@ -48,23 +177,44 @@ class Clip:
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, D) unit-norm image embeddings; differentiable w.r.t. `images`."""
+        """(B, D) unit-norm image embeddings by open_clip's forward; differentiable w.r.t. `images`."""
         x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
         return F.normalize(self.model.encode_image(x).float(), dim=-1)
 
+    def fast(self, dtype: torch.dtype | None = None, memory_format: torch.memory_format | None = None):
+        """The fast image tower (FastViT) with weights in `dtype` (default: this model's), built
+        once per dtype; its patch conv channels-last on CUDA unless `memory_format` says."""
+        dtype = dtype or self.dtype
+        if dtype not in self._fast:
+            cl = self.device.type == "cuda"
+            fmt = memory_format or (torch.channels_last if cl else torch.contiguous_format)
+            try:
+                self._fast[dtype] = FastViT(self.model.visual, dtype, memory_format=fmt)
+            except NotImplementedError:  # another tower (e.g. a ResNet): open_clip's forward under autocast
+                self._fast[dtype] = _AutocastImages(self, dtype)
+        return self._fast[dtype]
 
-def build(arch: str | None, *, untrained: bool, quick_gelu: bool = True) -> tuple[torch.nn.Module, object, int]:
+    def embed_images(self, images: torch.Tensor, dtype: torch.dtype | None = None, stacked: int = 1) -> torch.Tensor:
+        """(B·stacked, D) unit-norm float32 embeddings of (B, 3, stacked·S, S) images in [0, 1]
+        (`stacked` images along the height each) by `fast(dtype)`."""
+        return self.fast(dtype)(images, stacked)
+
+
+def build(arch: str | None, *, untrained: bool, quick_gelu: bool = True,
+          device: str | torch.device = "cpu") -> tuple[torch.nn.Module, object, int]:
     """An open_clip model (random weights) and its tokenizer; weights are loaded by the caller.
-    `arch` "musivid-tiny" (or None with untrained) is the tiny test config."""
+    `arch` "musivid-tiny" (or None with untrained) is the tiny test config. On device "meta" the
+    model has shapes and no weights (the cost census)."""
     open_clip = import_open_clip()
     if arch == "musivid-tiny" or (untrained and arch is None):
         from open_clip.model import CLIP
 
-        model = CLIP(**TINY_CLIP_CFG, quick_gelu=True)
+        with torch.device(device):
+            model = CLIP(**TINY_CLIP_CFG, quick_gelu=True)
         tokenizer = open_clip.get_tokenizer("ViT-B-32")
         return model, tokenizer, TINY_CLIP_CFG["vision_cfg"]["image_size"]
     assert arch is not None
-    model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+    model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu, device=device)
     tokenizer = open_clip.get_tokenizer(arch)
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size

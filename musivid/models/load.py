@@ -62,12 +62,15 @@ def _opts(cfg: ModelConfig, progress: bool) -> FetchOptions:
     return FetchOptions(offline=cfg.offline or offline_from_env(), progress=progress)
 
 
-def load_clip(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+def load_clip(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
               progress: bool = False) -> clip_mod.Clip:
+    """CLIP on `device`; `dtype` (default float32) is the dtype its fast image tower stores its
+    weights and computes in (bf16 on CUDA); open_clip's own model (text, reference) stays float32."""
+    dtype = dtype or torch.float32
     if cfg.untrained:
         torch.manual_seed(0)
         model, tok, size = clip_mod.build(None, untrained=True)
-        return clip_mod.Clip(model.to(device, dtype), tok, size, "tiny-clip (untrained)", True)
+        return clip_mod.Clip(model.to(device), tok, size, "tiny-clip (untrained)", True, dtype)
     entry = get_entry(cfg.clip)
     if entry.kind != "clip":
         raise ModelUnavailableError(f"{cfg.clip!r} is not a CLIP model: see `musivid models list`")
@@ -86,15 +89,18 @@ def load_clip(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch
         path = resolve_file(entry.weights, cache_dir(cfg.cache_dir), _opts(cfg, progress))
     model, tok, size = clip_mod.build(entry.arch, untrained=False, quick_gelu=entry.quick_gelu)
     load_strict(model, read_state_dict(path), path)
-    return clip_mod.Clip(model.to(device, dtype), tok, size, entry.name, False)
+    return clip_mod.Clip(model.to(device), tok, size, entry.name, False, dtype)
 
 
-def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                 progress: bool = False) -> biggan_mod.Generator:
+    """BigGAN on `device`; `dtype` (default float32) is the dtype its fast forward stores its
+    weights and computes in (bf16 on CUDA); the prepared original stays float32."""
+    dtype = dtype or torch.float32
     if cfg.untrained:
         torch.manual_seed(0)
         model = biggan_mod.new_model(biggan_mod.tiny_config())
-        return biggan_mod.Generator(biggan_mod.prepare(model).to(device, dtype), "tiny-biggan (untrained)", True)
+        return biggan_mod.Generator(biggan_mod.prepare(model).to(device), "tiny-biggan (untrained)", True, dtype)
     entry = get_entry(cfg.biggan)
     if entry.kind != "biggan":
         raise ModelUnavailableError(f"{cfg.biggan!r} is not a BigGAN model: see `musivid models list`")
@@ -122,7 +128,7 @@ def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: tor
     model = BigGAN(config)
     load_strict(model, read_state_dict(weights), weights)
     model = biggan_mod.prepare(model)
-    return biggan_mod.Generator(model.to(device, dtype), entry.name, False)
+    return biggan_mod.Generator(model.to(device), entry.name, False, dtype)
 
 
 def model_problems(cfg: ModelConfig) -> tuple[list[str], bool]:
