@@ -20,7 +20,8 @@ from pathlib import Path
 
 import click
 
-from .config import ASR_CHOICES, DEFAULT_WHISPER, OptimizeConfig, RenderConfig, ScheduleConfig
+from .config import (ASR_CHOICES, DEFAULT_WHISPER, INTRO_CHOICES, OUTRO_CHOICES, OptimizeConfig, RenderConfig,
+                     ScheduleConfig)
 from .errors import MusividError
 
 EXIT_INTERRUPTED = 130
@@ -97,6 +98,22 @@ def _device(default: str | None = "auto"):
 _offline = click.option("--offline", is_flag=True, help="Never touch the network (also MUSIVID_OFFLINE=1).")
 _overwrite = click.option("-y", "--overwrite", is_flag=True,
                           help="Replace an existing output file (this project's own last video is replaced anyway).")
+def _motion(render: bool = False):
+    """The walk and the intro/outro: options of the main command, and one-off options of `render`
+    (whose default is the project's)."""
+    d = {k: "the project's" if render else f"{getattr(ScheduleConfig, k):g}" for k in ("walk", "energy")}
+    d |= {k: "the project's" if render else getattr(ScheduleConfig, k) for k in ("intro", "outro")}
+    return _options(
+        click.option("--walk", type=float, default=None, help="How far the picture wanders from a line's image in "
+                     f"the breaks, 0 (no walk) to 3, times --reactivity (default {d['walk']})."),
+        click.option("--energy", type=float, default=None, help="How strongly loudness sizes the walk: 0 (not at "
+                     f"all) to 1 (no walk in silence) (default {d['energy']})."),
+        click.option("--intro", type=click.Choice(INTRO_CHOICES), default=None, help="Before the first line: glide "
+                     f"from an image of the title, drift into the first line, or hold still (default {d['intro']})."),
+        click.option("--outro", type=click.Choice(OUTRO_CHOICES), default=None, help="After the last line: drift "
+                     f"away or hold still (default {d['outro']})."))
+
+
 _excerpt = [click.option("--start", type=click.FloatRange(min=0), default=0.0, help="Render from this time (s): a preview."),
             click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
                          help="Render this many seconds (with --start: a quick preview excerpt).")]
@@ -117,7 +134,7 @@ def _options(*decorators):
 HELP_SECTIONS = [
     ("Output", ["output", "overwrite", "project_dir", "captions", "fps", "size", "crf", "start", "duration"]),
     ("Images", ["steps", "variants", "cutouts", "seed", "device", "checkpoint_every"]),
-    ("Motion", ["reactivity", "pulse"]),
+    ("Motion", ["reactivity", "walk", "energy", "intro", "outro", "title", "pulse"]),
     ("Lyric timing", ["asr", "whisper_model"]),
     ("Models", ["clip", "biggan", "offline", "untrained"]),
     ("Messages", ["quiet", "verbose"]),
@@ -198,7 +215,10 @@ def cli():
 @click.option("--checkpoint-every", "checkpoint_every", type=float, default=None,
               help=f"Save the running optimization every SECONDS (default {OptimizeConfig.checkpoint_every_s:g}).")
 @_device()
-@click.option("--reactivity", type=float, default=None, help=f"0: even glide .. 1: motion only on hits (default {ScheduleConfig.reactivity:g}).")
+@click.option("--reactivity", type=float, default=None, help="How strongly the music drives the picture: 0 (a pure "
+              f"glide from line to line, no walk) .. 1 (motion only on hits) (default {ScheduleConfig.reactivity:g}).")
+@_motion()
+@click.option("--title", default=None, help="The intro's title image shows this (default: the audio file's name).")
 @click.option("--pulse", type=float, default=None, help=f"Kick on onsets, 0 (off) to 5 (default {ScheduleConfig.pulse:g}).")
 @click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
               help="Speech recogniser for plain or missing lyrics.")
@@ -210,8 +230,8 @@ def cli():
 @click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
 @_verbosity
 def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, start, duration, steps,
-             variants, cutouts, seed, checkpoint_every, device, reactivity, pulse, asr, whisper_model, clip, biggan, offline,
-             untrained, quiet, verbose):
+             variants, cutouts, seed, checkpoint_every, device, reactivity, walk, energy, intro, outro, title, pulse, asr,
+             whisper_model, clip, biggan, offline, untrained, quiet, verbose):
     """Render AUDIO (+ LYRICS) to a music video."""
     from .config import RunSettings, TimingConfig
     from .pipeline import make_video
@@ -225,7 +245,8 @@ def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size,
         optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
                                         checkpoint_every_s=checkpoint_every)),
         render=RenderConfig(**given(fps=fps, size=size, crf=crf), captions=captions),
-        schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse)),
+        schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse, walk=walk, energy=energy, intro=intro,
+                                        outro=outro, title=title)),
         models=_model_config(clip, biggan, offline, untrained),
         timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
     res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
@@ -301,20 +322,22 @@ def pick_cmd(project, line, variant, quiet, verbose):
 @click.option("--size", type=int, default=None, help="Video side in pixels for this render.")
 @click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
 @click.option("--captions/--no-captions", default=None, help="Burn in the lyric lines (default: the project's).")
-@click.option("--reactivity", type=float, default=None, help="Motion for this render: 0 even glide .. 1 only on hits.")
+@click.option("--reactivity", type=float, default=None, help="Motion for this render: 0 pure glide .. 1 only on hits.")
+@_motion(render=True)
 @click.option("--pulse", type=float, default=None, help="Kick on onsets for this render, 0 (off) to 5.")
 @_options(*_excerpt)
 @_device(None)
 @_offline
 @_verbosity
-def render_cmd(project, output, overwrite, fps, size, crf, captions, reactivity, pulse, start, duration, device,
-               offline, quiet, verbose):
+def render_cmd(project, output, overwrite, fps, size, crf, captions, reactivity, walk, energy, intro, outro, pulse,
+               start, duration, device, offline, quiet, verbose):
     """Render the video from a project without optimizing anything."""
     from .pipeline import render_project
 
     _setup_logging(quiet, verbose)
-    res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, reactivity=reactivity,
-                         pulse=pulse, device=device, offline=offline, overwrite=overwrite, start=start, duration=duration, progress=not quiet)
+    res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, device=device,
+                         offline=offline, overwrite=overwrite, start=start, duration=duration, progress=not quiet,
+                         reactivity=reactivity, pulse=pulse, walk=walk, energy=energy, intro=intro, outro=outro)
     _done(res, quiet, verbose)
 
 
