@@ -230,8 +230,8 @@ def cli():
 @click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
 @_verbosity
 def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, start, duration, steps,
-             variants, cutouts, seed, checkpoint_every, device, reactivity, walk, energy, intro, outro, title, pulse, asr,
-             whisper_model, clip, biggan, offline, untrained, quiet, verbose):
+             variants, cutouts, seed, checkpoint_every, device, reactivity, walk, energy, intro, outro, title, pulse,
+             asr, whisper_model, clip, biggan, offline, untrained, quiet, verbose):
     """Render AUDIO (+ LYRICS) to a music video."""
     from .config import RunSettings, TimingConfig
     from .pipeline import make_video

@@ -88,7 +88,8 @@ class FramePlan:
 
 def keyframe_frames(keyframes: list[Keyframe], fps: float, n_frames: int) -> np.ndarray:
     """(K,) the frame that shows each keyframe's image exactly: the frame nearest its time (at most
-    half a frame off), strictly increasing (keyframes are at least a frame apart)."""
+    half a frame off), strictly increasing (keyframes are at least a frame apart) where the song's
+    last frame leaves room."""
     f = np.clip(np.round(np.array([k.time for k in keyframes], dtype=np.float64) * fps), 0, n_frames - 1)
     for i in range(1, len(f)):  # float rounding of frame-apart times must not merge two keyframes
         f[i] = max(f[i], f[i - 1] + 1)

@@ -339,7 +339,8 @@ def _plan(job: Job, title: bool):
 
     r, fps = job.rhythm, job.settings.render.fps
     n = frame_count(job.audio.duration, fps)
-    return song_plan(job.keyframes, n, fps, r.envelope(fps, n), r.loudness(fps, n), r.tempo, job.settings.schedule, title)
+    return song_plan(job.keyframes, n, fps, r.envelope(fps, n), r.loudness(fps, n), r.tempo, job.settings.schedule,
+                     title)
 
 
 def frame_source(job: Job, frames: tuple[int, int] | None = None):

@@ -48,7 +48,8 @@ def test_the_edges_of_each_range_are_accepted():
 
 def test_run_settings_json_round_trip():
     s = RunSettings(optimize=OptimizeConfig(steps=7, variants=3), render=RenderConfig(fps=29.97, captions=True),
-                    schedule=ScheduleConfig(reactivity=0.2, walk=1.5, intro="drift", title="Polar Sea"), timing=TimingConfig(asr="none"), device="cpu")
+                    schedule=ScheduleConfig(reactivity=0.2, walk=1.5, intro="drift", title="Polar Sea"),
+                    timing=TimingConfig(asr="none"), device="cpu")
     blob = json.loads(json.dumps(s.to_json()))
     assert RunSettings.from_json(blob) == s
 

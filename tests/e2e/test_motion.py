@@ -124,7 +124,7 @@ def test_each_line_is_its_own_image_at_its_keyframe(song, tiny_models):
         f = int(at[k])
         err = np.abs(frames[f] - want[i]).mean()
         others = [np.abs(frames[f] - want[j]).mean() for j in range(len(rows)) if j != i]
-        print(f"{song['name']} keyframe row {k} at frame {f}: error {err:.2f}, other rows' images {np.round(others, 2)}")
+        print(f"{song['name']} keyframe row {k} at frame {f}: error {err:.2f}, other images {np.round(others, 2)}")
         assert err < 2.0 and err < 0.3 * min(others)  # its own image up to H.264, not another line's
 
 
