@@ -24,7 +24,8 @@ from pathlib import Path
 
 import click
 
-from .config import ASR_CHOICES, DEFAULT_WHISPER, X264_PRESETS, OptimizeConfig, RenderConfig, ScheduleConfig
+from .config import (ASR_CHOICES, DEFAULT_WHISPER, INTRO_CHOICES, OUTRO_CHOICES, X264_PRESETS, OptimizeConfig,
+                     RenderConfig, ScheduleConfig)
 from .errors import Interrupted, MusividError
 
 EXIT_INTERRUPTED = 130
@@ -125,6 +126,24 @@ _accept_truncated = click.option("--accept-truncated", is_flag=True,
                                  help="Use an audio file that decodes shorter than it says it is (warns).")
 _overwrite = click.option("-y", "--overwrite", is_flag=True,
                           help="Replace an existing output file (this project's own last video is replaced anyway).")
+
+
+def _motion(render: bool = False):
+    """The walk and the intro/outro: options of the main command, and one-off options of `render`
+    (whose default is the project's)."""
+    d = {k: "the project's" if render else f"{getattr(ScheduleConfig, k):g}" for k in ("walk", "energy")}
+    d |= {k: "the project's" if render else getattr(ScheduleConfig, k) for k in ("intro", "outro")}
+    return _options(
+        click.option("--walk", type=Finite(), default=None, help="How far the picture wanders from a line's image in "
+                     f"the breaks, 0 (no walk) to 3, times --reactivity (default {d['walk']})."),
+        click.option("--energy", type=Finite(), default=None, help="How strongly loudness sizes the walk: 0 (not at "
+                     f"all) to 1 (no walk in silence) (default {d['energy']})."),
+        click.option("--intro", type=click.Choice(INTRO_CHOICES), default=None, help="Before the first line: glide "
+                     f"from an image of the title, drift into the first line, or hold still (default {d['intro']})."),
+        click.option("--outro", type=click.Choice(OUTRO_CHOICES), default=None, help="After the last line: drift "
+                     f"away or hold still (default {d['outro']})."))
+
+
 _preset = click.option("--preset", type=click.Choice(X264_PRESETS), default=None,
                        help=f"x264 speed/size trade-off at the same quality (default {RenderConfig.preset}).")
 _excerpt = [click.option("--start", type=Finite(min=0), default=0.0, help="Render from this time (s): a preview."),
@@ -147,7 +166,7 @@ def _options(*decorators):
 HELP_SECTIONS = [
     ("Output", ["output", "overwrite", "project_dir", "captions", "fps", "size", "crf", "preset", "start", "duration"]),
     ("Images", ["steps", "variants", "cutouts", "seed", "device", "use_compile", "checkpoint_every"]),
-    ("Motion", ["reactivity", "pulse"]),
+    ("Motion", ["reactivity", "walk", "energy", "intro", "outro", "title", "pulse"]),
     ("Lyric timing", ["asr", "whisper_model"]),
     ("Models", ["clip", "biggan", "offline", "untrained"]),
     ("Input", ["accept_truncated"]),
@@ -233,7 +252,10 @@ def cli():
 @click.option("--compile/--no-compile", "use_compile", default=None,
               help="torch.compile the optimizer step on CUDA: pays on long runs, costs a minute or two "
                    "to compile (default: off; see benchmarks/RESULTS.md).")
-@click.option("--reactivity", type=Finite(), default=None, help=f"0: even glide .. 1: motion only on hits (default {ScheduleConfig.reactivity:g}).")
+@click.option("--reactivity", type=Finite(), default=None, help="How strongly the music drives the picture: 0 (a pure "
+              f"glide from line to line, no walk) .. 1 (motion only on hits) (default {ScheduleConfig.reactivity:g}).")
+@_motion()
+@click.option("--title", default=None, help="The intro's title image shows this (default: the audio file's name).")
 @click.option("--pulse", type=Finite(), default=None, help=f"Kick on onsets, 0 (off) to 5 (default {ScheduleConfig.pulse:g}).")
 @click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
               help="Speech recogniser for plain or missing lyrics.")
@@ -246,8 +268,8 @@ def cli():
 @_accept_truncated
 @_verbosity
 def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, preset, start, duration, steps,
-             variants, cutouts, seed, checkpoint_every, device, use_compile, reactivity, pulse, asr, whisper_model, clip, biggan, offline,
-             untrained, accept_truncated, quiet, verbose):
+             variants, cutouts, seed, checkpoint_every, device, use_compile, reactivity, walk, energy, intro, outro,
+             title, pulse, asr, whisper_model, clip, biggan, offline, untrained, accept_truncated, quiet, verbose):
     """Render AUDIO (+ LYRICS) to a music video."""
     from .config import RunSettings, TimingConfig
     from .pipeline import make_video
@@ -261,7 +283,8 @@ def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size,
         optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
                                         checkpoint_every_s=checkpoint_every, compile=use_compile)),
         render=RenderConfig(**given(fps=fps, size=size, crf=crf, preset=preset), captions=captions),
-        schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse)),
+        schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse, walk=walk, energy=energy, intro=intro,
+                                        outro=outro, title=title)),
         models=_model_config(clip, biggan, offline, untrained),
         timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
     res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
@@ -338,23 +361,25 @@ def pick_cmd(project, line, variant, quiet, verbose):
 @click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
 @_options(_preset)
 @click.option("--captions/--no-captions", default=None, help="Burn in the lyric lines (default: the project's).")
-@click.option("--reactivity", type=Finite(), default=None, help="Motion for this render: 0 even glide .. 1 only on hits.")
+@click.option("--reactivity", type=Finite(), default=None, help="Motion for this render: 0 pure glide .. 1 only on hits.")
+@_motion(render=True)
 @click.option("--pulse", type=Finite(), default=None, help="Kick on onsets for this render, 0 (off) to 5.")
-@click.option("--save", is_flag=True, help="Keep this render's fps, size, crf, captions, reactivity and pulse as "
+@click.option("--save", is_flag=True, help="Keep this render's fps, size, crf, preset, captions and motion as "
               "the project's settings (default: this render only).")
 @_options(*_excerpt)
 @_device(None)
 @_offline
 @_verbosity
-def render_cmd(project, output, overwrite, fps, size, crf, preset, captions, reactivity, pulse, save, start, duration, device,
-               offline, quiet, verbose):
+def render_cmd(project, output, overwrite, fps, size, crf, preset, captions, reactivity, walk, energy, intro, outro,
+               pulse, save, start, duration, device, offline, quiet, verbose):
     """Render the video from a project without optimizing anything."""
     from .pipeline import render_project
 
     _setup_logging(quiet, verbose)
-    res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, preset=preset, reactivity=reactivity,
-                         pulse=pulse, device=device, offline=offline, overwrite=overwrite, start=start,
-                         duration=duration, save=save, progress=not quiet)
+    res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, preset=preset,
+                         device=device, offline=offline, overwrite=overwrite, start=start, duration=duration,
+                         save=save, progress=not quiet, reactivity=reactivity, pulse=pulse, walk=walk, energy=energy,
+                         intro=intro, outro=outro)
     _done(res, quiet, verbose)
 
 

@@ -86,20 +86,55 @@ class RhythmConfig:
         _need(20.0 <= self.start_bpm <= 400.0, "start_bpm must be from 20 to 400", self.start_bpm, "use e.g. 120")
 
 
+INTRO_CHOICES = ("title", "drift", "none")
+OUTRO_CHOICES = ("drift", "none")
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Keyframes and how motion moves between them (musivid/schedule.py, interpolate.py)."""
+    """Keyframes and the motion of the picture (musivid/schedule.py, interpolate.py): the glide
+    from line to line, and the walk that keeps the picture moving with the music everywhere else.
+    """
 
     snap_window_s: float = 0.35  # a keyframe moves to the nearest beat within this distance
-    reactivity: float = 0.5  # 0: linear glide between keyframes; 1: fully driven by percussion
+    reactivity: float = 0.5  # how strongly the music drives the picture: 0 = today's pure glide
+    # (no walk, no intro/outro motion); the glide follows the percussion by this fraction (1: it
+    # moves only on hits) and the walk's size is `walk` x reactivity
     pulse: float = 0.0  # noise nudge on onsets (0 = off)
+    walk: float = 0.8  # how far the picture strays from a line's image in holds and breaks: the
+    # walk's angle on the z sphere (radians, about) at full loudness and reactivity 1
+    energy: float = 0.5  # how strongly loudness sizes the walk: 0 = same size everywhere, 1 = none
+    # in silence (the walk's size is `walk` x reactivity x (1 - energy + energy x loudness))
+    walk_pace: float = 0.5  # new walk directions per beat (the walk moves mostly on the hits)
+    settle_beats: float = 2.0  # the walk fades out over this many beats before each keyframe and in
+    # after it, so each line's image is exactly what is shown at its keyframe
+    intro: str = "title"  # before the first line: "title" glides from an image of the song's title
+    # (when the first line starts >= title_min_s in), "drift" wanders into the first line's image,
+    # "none" holds it still
+    outro: str = "drift"  # after the last line: "drift" wanders ever further away; "none" holds still
+    title: str | None = None  # the intro's prompt (default: the audio file's name)
+    drift: float = 2.5  # how far the intro starts from / the outro ends from the line's image, in walks
+    title_min_s: float = 3.0  # a shorter intro drifts instead of showing a title image
 
     def __post_init__(self) -> None:
         _need(0.0 <= self.snap_window_s <= 5.0, "snap_window_s must be from 0 to 5", self.snap_window_s,
               "use e.g. 0.35")
         _need(0.0 <= self.reactivity <= 1.0, "reactivity must be from 0 to 1", self.reactivity,
-              "pass --reactivity between 0 (even glide) and 1 (motion only on hits)")
+              "pass --reactivity between 0 (pure glide) and 1 (motion only on hits)")
         _need(0.0 <= self.pulse <= 5.0, "pulse must be from 0 to 5", self.pulse, "pass e.g. --pulse 0.3 (0 = off)")
+        _need(0.0 <= self.walk <= 3.0, "walk must be from 0 to 3", self.walk, "pass e.g. --walk 0.8 (0 = no walk)")
+        _need(0.0 <= self.energy <= 1.0, "energy must be from 0 to 1", self.energy,
+              "pass e.g. --energy 0.5 (0: loudness does not matter)")
+        _need(0.05 <= self.walk_pace <= 8.0, "walk_pace must be from 0.05 to 8", self.walk_pace, "use e.g. 0.5")
+        _need(0.0 <= self.settle_beats <= 32.0, "settle_beats must be from 0 to 32", self.settle_beats, "use e.g. 2")
+        _need(self.intro in INTRO_CHOICES, f"intro must be one of {', '.join(INTRO_CHOICES)}", self.intro,
+              "pass e.g. --intro title")
+        _need(self.outro in OUTRO_CHOICES, f"outro must be one of {', '.join(OUTRO_CHOICES)}", self.outro,
+              "pass e.g. --outro drift")
+        _need(self.title is None or 0 < len(self.title.strip()) <= 300, "title must be 1 to 300 characters",
+              self.title, "pass e.g. --title 'Northern Lights'")
+        _need(1.0 <= self.drift <= 10.0, "drift must be from 1 to 10", self.drift, "use e.g. 2.5")
+        _need(0.0 <= self.title_min_s <= 600.0, "title_min_s must be from 0 to 600", self.title_min_s, "use e.g. 3")
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,13 @@ class Job:
 
         return [clip_text(s.text)[0] for s in self.segments]
 
+    @property
+    def title(self) -> str | None:
+        """The prompt of the intro's title image (optimized like a line), or None: no title intro."""
+        from .schedule import intro_title
+
+        return intro_title(self.settings.schedule, self.audio.path.stem, self.keyframes)
+
     def model(self, kind: str):
         """"clip" or "biggan", loaded once, when first needed."""
         if kind not in self._models:
@@ -200,8 +207,9 @@ def _time_lyrics(lyrics, audio, t: TimingConfig, models: ModelConfig, device, ti
 
 def wanted(job: Job, lines: set[int] | None = None) -> list[tuple[str, int]]:
     """(clip text, variant) pairs the project should have: variants 0..V-1 of every line (or of the
-    segment indices in `lines`)."""
+    segment indices in `lines`; -1: the intro's title image) and of the title."""
     texts = [t for i, t in enumerate(job.clip_texts()) if lines is None or i in lines]
+    texts += [job.title] if job.title and (lines is None or -1 in lines) else []
     return [(t, v) for t in dict.fromkeys(texts) for v in range(job.settings.optimize.variants)]
 
 
@@ -290,41 +298,53 @@ def _line_text(job: Job, line: int) -> str:
 
 # ---- rendering ------------------------------------------------------------------------------------
 
-def _plan(job: Job):
-    from .interpolate import frame_count, plan
+def _plan(job: Job, title: bool):
+    from .interpolate import frame_count, song_plan
+
+    r, fps = job.rhythm, job.settings.render.fps
+    n = frame_count(job.audio.duration, fps)
+    return song_plan(job.keyframes, n, fps, r.envelope(fps, n), r.loudness(fps, n), r.tempo, job.settings.schedule,
+                     title)
+
+
+def frame_source(job: Job, frames: tuple[int, int] | None = None):
+    """The interpolate.FrameLatents the video (or the excerpt `frames`) is drawn from, and the
+    (variant, SavedLatent) shown at each keyframe row it uses (row K: the intro's title image)."""
+    import torch
+
+    from .interpolate import FrameLatents
 
     s = job.settings
-    n = frame_count(job.audio.duration, s.render.fps)
-    envelope = job.rhythm.envelope(s.render.fps, n)
-    return plan(job.keyframes, n, s.render.fps, envelope, s.schedule.reactivity), envelope
+    title = job.title if job.title and job.project.shown_variant(job.title, job.lkey) is not None else None
+    if job.title and not title:
+        log.warning("the intro's title image is not optimized in this project: the intro drifts into the first "
+                    "line (run the full command to make it)")
+    texts = [job.clip_texts()[kf.segment] for kf in job.keyframes] + [title]  # per keyframe row; K: the title
+    fplan = _plan(job, title is not None)
+    chosen = {k: chosen_variant(job, texts[k]) for k in sorted(fplan.keyframes_used(frames))}
+    filler = next(iter(chosen.values()))[1]  # for keyframes no rendered frame uses (an excerpt)
+    lat = [chosen[k][1] if k in chosen else filler for k in range(len(job.keyframes) + 1)]
+    kz = torch.stack([x.z for x in lat]).float()
+    kc = torch.sigmoid(torch.stack([x.cls for x in lat]).float())
+    return FrameLatents(fplan, kz, kc, fplan.envelope, s.schedule.pulse, s.optimize.seed), chosen
 
 
 def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> VideoResult:
     """Render the video (or the excerpt `frames`) from the project's latents, with its .srt and
     the storyboard."""
-    import torch
-
     from .captions import CaptionTrack, write_srt
-    from .interpolate import FrameLatents
     from .render import render
     from .schedule import excerpt
 
     s = job.settings
-    texts = job.clip_texts()
-    fplan, envelope = _plan(job)
-    chosen = {k: chosen_variant(job, texts[job.keyframes[k].segment]) for k in sorted(fplan.keyframes_used(frames))}
+    source, chosen = frame_source(job, frames)
     gen = job.model("biggan")
-    filler = next(iter(chosen.values()))[1]  # for keyframes no rendered frame uses (an excerpt)
-    lat = [chosen[k][1] if k in chosen else filler for k in range(len(job.keyframes))]
-    kz = torch.stack([x.z for x in lat]).float()
-    kc = torch.sigmoid(torch.stack([x.cls for x in lat]).float())
     meta = proj.video_metadata(s, job.audio.path.stem)  # AI-generated, by what, how to make it again
-    n = (frames[1] - frames[0]) if frames else len(fplan)
+    n = (frames[1] - frames[0]) if frames else len(source)
     log.info("rendering %d frames at %g fps, %d px%s", n, s.render.fps, s.render.size,
              f" (excerpt {frames[0] / s.render.fps:.2f}-{frames[1] / s.render.fps:.2f} s)" if frames else "")
     with job.stage("render"):
-        source = FrameLatents(fplan, kz, kc, envelope, s.schedule.pulse)
-        overlay = CaptionTrack([seg.text for seg in job.segments], fplan.segment) if s.render.captions else None
+        overlay = CaptionTrack([seg.text for seg in job.segments], source.plan.segment) if s.render.captions else None
         res = render(gen, source, job.audio.path, out, s.render, truncation=s.optimize.truncation,
                      amp_dtype=job.amp, overlay=overlay, metadata=meta, frames=frames, progress=job.progress,
                      callback=lambda done, total: job.report("render", done, total))
@@ -430,7 +450,8 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
                       progress=progress, on_progress=on_progress)
         job.timings.update(timings)
         frames = frame_range(job.audio.duration, settings.render.fps, start, duration)
-        lines = {job.keyframes[k].segment for k in _plan(job)[0].keyframes_used(frames)} if frames else None
+        used = _plan(job, job.title is not None).keyframes_used(frames) if frames else None
+        lines = {job.keyframes[k].segment if k < len(job.keyframes) else -1 for k in used} if frames else None
         optimize_pending(job, lines=lines)
         return render_job(job, out, frames)
 
@@ -542,13 +563,14 @@ def pick_variant(project_dir: str | Path, line: int, variant: int) -> str:
 @_writes_project
 def render_project(project_dir: str | Path, output: str | Path | None = None, *, fps: float | None = None,
                    size: int | None = None, captions: bool | None = None, crf: int | None = None,
-                   preset: str | None = None, reactivity: float | None = None, pulse: float | None = None,
-                   device: str | None = None, offline: bool = False, overwrite: bool = False, start: float = 0.0,
-                   duration: float | None = None, save: bool = False, progress: bool = False,
-                   on_progress: ProgressFn | None = None) -> VideoResult:
+                   preset: str | None = None, device: str | None = None, offline: bool = False,
+                   overwrite: bool = False, start: float = 0.0, duration: float | None = None, save: bool = False,
+                   progress: bool = False, on_progress: ProgressFn | None = None,
+                   **motion: float | str | None) -> VideoResult:
     """Render the video from a project without optimizing anything (missing latents are an error).
-    fps/size/captions/crf/preset and reactivity/pulse override the project's settings for this render
-    (with `save`, for later renders too)."""
+    fps/size/captions/crf/preset and the motion (ScheduleConfig's reactivity, pulse, walk, energy,
+    intro, outro...) given as keywords override the project's settings for this render (with
+    `save`, for later renders too)."""
     from .interpolate import frame_range
 
     p = Project.open(project_dir, must_exist=True)
@@ -560,7 +582,7 @@ def render_project(project_dir: str | Path, output: str | Path | None = None, *,
     changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf, preset=preset).items()
                if v is not None}
     ren = dataclasses.replace(p.settings.render, **changes)
-    motion = {k: v for k, v in dict(reactivity=reactivity, pulse=pulse).items() if v is not None}
+    motion = {k: v for k, v in motion.items() if v is not None}
     sch = dataclasses.replace(p.settings.schedule, **motion) if motion else None
     job = open_project(project_dir, device=device, render=ren if changes else None, schedule=sch, offline=offline,
                        save=save, progress=progress, on_progress=on_progress)

@@ -379,8 +379,6 @@ def render(generator, source: FrameSource, audio_path: Path, out_path: Path, cfg
     `overlay(i, image)` draws on frame i (captions), on the encoder thread. `callback(done,
     total)` after each batch is handed to the encoder."""
     first, last = frames if frames is not None else (0, len(source))
-    n = last - first
-    rate = fps_fraction(cfg.fps)
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     if generator.device.type == "cpu":  # leave cores to x264: OpenMP threads spin when it takes them

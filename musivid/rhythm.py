@@ -1,4 +1,5 @@
-"""Tempo, beats, onsets and a percussive envelope sampled at the video frame rate (librosa).
+"""Tempo, beats, onsets, a percussive envelope and the loudness, sampled at the video frame rate
+(librosa).
 
 librosa's beat tracker has two known weaknesses here (DESIGN.md §6): it misses the first beat(s)
 and biases the tempo (117.5 BPM on a 120 BPM click track). We correct both: each beat is moved to
@@ -25,23 +26,59 @@ class Rhythm:
     onsets: np.ndarray  # (O,) onset times in seconds
     strength: np.ndarray  # (T,) percussive onset strength (librosa units)
     strength_t: np.ndarray  # (T,) the times of `strength`, in seconds
+    rms: np.ndarray | None = None  # (T,) RMS level of the whole signal at `strength_t` (None: an
+    # analysis saved before it was recorded; loudness then follows the percussive strength)
+
+    def loudness(self, fps: float, n_frames: int, window_s: float = 1.0, range_db: float = 30.0) -> np.ndarray:
+        """(n_frames,) how loud the song is around each frame, in [0, 1]: the RMS power averaged over
+        `window_s`, in dB below the song's loudest moment, mapped from -range_db (0) to 0 dB (1).
+        Silence is 0; a steady drum track is near 1 throughout (the average spans several hits)."""
+        t = np.arange(n_frames) / fps
+        if self.rms is None or not len(self.rms):
+            level = np.interp(t, self.strength_t, self.strength, left=0.0, right=0.0)
+            power = box_mean(level, max(1, int(round(window_s * fps))))
+            peak = float(power.max()) if len(power) else 0.0
+            return (power / peak if peak > 0 else power).astype(np.float32)
+        level = np.interp(t, self.strength_t, self.rms.astype(np.float64), left=0.0, right=0.0)
+        power = box_mean(level**2, max(1, int(round(window_s * fps))))
+        peak = float(power.max()) if len(power) else 0.0
+        if peak <= 0:
+            return np.zeros(n_frames, np.float32)
+        db = 10.0 * np.log10(np.maximum(power / peak, 1e-12))
+        return np.clip(1.0 + db / range_db, 0.0, 1.0).astype(np.float32)
 
     def envelope(self, fps: float, n_frames: int) -> np.ndarray:
-        """(n_frames,) percussive strength at each video frame time (frame i at i / fps), in [0, 1]."""
+        """(n_frames,) percussive strength while each video frame is shown (frame i from i / fps to
+        (i + 1) / fps: the strongest analysis sample in that span, so no hit falls between two
+        frames' sample points), in [0, 1]."""
         per_frame = np.interp(np.arange(n_frames) / fps, self.strength_t, self.strength, left=0.0, right=0.0)
+        k = np.floor(self.strength_t * fps).astype(np.int64)  # the frame shown at each analysis sample
+        inside = (k >= 0) & (k < n_frames)
+        np.maximum.at(per_frame, k[inside], self.strength[inside].astype(per_frame.dtype))
         peak = float(per_frame.max()) if len(per_frame) else 0.0
         return (per_frame / peak if peak > 0 else per_frame).astype(np.float32)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
+        extra = {} if self.rms is None else {"rms": self.rms}
         np.savez(buf, tempo=np.float64(self.tempo), beats=self.beats, onsets=self.onsets, strength=self.strength,
-                 strength_t=self.strength_t)
+                 strength_t=self.strength_t, **extra)
         return buf.getvalue()
 
     @classmethod
     def load(cls, path) -> "Rhythm":
+        """A saved analysis; files written before `rms` existed load with rms None."""
         with np.load(path, allow_pickle=False) as d:
-            return cls(float(d["tempo"]), d["beats"], d["onsets"], d["strength"], d["strength_t"])
+            return cls(float(d["tempo"]), d["beats"], d["onsets"], d["strength"], d["strength_t"],
+                       d["rms"] if "rms" in d.files else None)
+
+
+def box_mean(x: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average of `width` samples (shorter at the ends, never padded with zeros)."""
+    c = np.concatenate([[0.0], np.cumsum(np.asarray(x, dtype=np.float64))])
+    i = np.arange(len(x))
+    lo, hi = np.maximum(i - width // 2, 0), np.minimum(i - width // 2 + width, len(x))
+    return (c[hi] - c[lo]) / np.maximum(hi - lo, 1)
 
 
 def analyze(audio: Audio, cfg: RhythmConfig = RhythmConfig()) -> Rhythm:
@@ -56,6 +93,8 @@ def analyze(audio: Audio, cfg: RhythmConfig = RhythmConfig()) -> Rhythm:
     _, y_perc = librosa.effects.hpss(y)
     env = librosa.onset.onset_strength(y=y_perc, sr=sr, hop_length=hop)  # (T,)
     env_t = librosa.times_like(env, sr=sr, hop_length=hop)
+    rms = librosa.feature.rms(y=y, hop_length=hop)[0]  # (T',) the whole signal: harmonic and percussive
+    rms = np.interp(env_t, librosa.times_like(rms, sr=sr, hop_length=hop), rms)
     tempo, beat_frames = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop,
                                                  start_bpm=cfg.start_bpm, units="frames")
     onset_frames = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop, backtrack=False)
@@ -67,7 +106,7 @@ def analyze(audio: Audio, cfg: RhythmConfig = RhythmConfig()) -> Rhythm:
         tempo_v = 60.0 / float(beats[1] - beats[0])
     else:
         tempo_v = float(np.atleast_1d(tempo)[0])
-    return Rhythm(tempo_v, beats, onsets, env.astype(np.float32), env_t.astype(np.float64))
+    return Rhythm(tempo_v, beats, onsets, env.astype(np.float32), env_t.astype(np.float64), rms.astype(np.float32))
 
 
 def grid_period(beats: np.ndarray) -> float:

@@ -89,6 +89,25 @@ def click_track(bpm: float, duration: float, first: float = 0.5, sr: int = 22050
     return y.astype(np.float32), truth
 
 
+def drum_track(bpm: float, duration: float, start: float = 0.0, end: float | None = None, sr: int = 22050):
+    """A synthetic drum loop (kick on every beat, a noise snare on beats 2 and 4, quiet off-beat
+    hats) playing from `start` to `end` (silence outside); returns (samples, beat times)."""
+    n = int(sr * duration)
+    y = np.zeros(n, np.float32)
+    rng = np.random.default_rng(1)
+    k = np.arange(int(0.15 * sr))
+    kick = np.sin(2 * np.pi * (50 + 80 * np.exp(-k / (0.02 * sr))) * k / sr) * np.exp(-k / (0.08 * sr))
+    hat = 0.3 * rng.standard_normal(len(k)) * np.exp(-k / (0.01 * sr))
+    beats = np.arange(start, (duration if end is None else end) - 0.05, 60.0 / bpm)
+    for i, t in enumerate(beats):
+        for at, sound in ((t, kick + (2 * hat if i % 2 else 0)), (t + 30.0 / bpm, 0.2 * hat)):
+            j = int(at * sr)
+            if j < n:
+                y[j:j + len(sound)] += sound[:n - j]
+    y += 0.002 * rng.standard_normal(n)
+    return y.astype(np.float32), beats
+
+
 @dataclass
 class CliResult:
     returncode: int

@@ -13,6 +13,12 @@ from musivid.errors import InputError
     (lambda: ScheduleConfig(reactivity=5), "reactivity must be from 0 to 1"),
     (lambda: ScheduleConfig(reactivity=-0.1), "reactivity"),
     (lambda: ScheduleConfig(pulse=-1), "pulse"),
+    (lambda: ScheduleConfig(walk=4), "walk must be from 0 to 3"),
+    (lambda: ScheduleConfig(energy=1.5), "energy must be from 0 to 1"),
+    (lambda: ScheduleConfig(intro="fade"), "intro must be one of title, drift, none"),
+    (lambda: ScheduleConfig(outro="title"), "outro must be one of drift, none"),
+    (lambda: ScheduleConfig(title="  "), "title must be 1 to 300 characters"),
+    (lambda: ScheduleConfig(drift=0.5), "drift"),
     (lambda: OptimizeConfig(steps=-1), "steps"),
     (lambda: OptimizeConfig(variants=0), "variants"),
     (lambda: OptimizeConfig(cutouts=0), "cutouts"),
@@ -36,12 +42,14 @@ def test_out_of_range_settings_are_one_line_errors(make, match):
 
 def test_the_edges_of_each_range_are_accepted():
     ScheduleConfig(reactivity=0.0), ScheduleConfig(reactivity=1.0), RenderConfig(crf=0), RenderConfig(crf=51)
+    ScheduleConfig(walk=0.0, energy=1.0, intro="none", outro="none"), ScheduleConfig(walk=3.0, energy=0.0)
     OptimizeConfig(steps=0), RunSettings(device="cuda:3"), RunSettings(device="auto")
 
 
 def test_run_settings_json_round_trip():
     s = RunSettings(optimize=OptimizeConfig(steps=7, variants=3), render=RenderConfig(fps=29.97, captions=True),
-                    schedule=ScheduleConfig(reactivity=0.2), timing=TimingConfig(asr="none"), device="cpu")
+                    schedule=ScheduleConfig(reactivity=0.2, walk=1.5, intro="drift", title="Polar Sea"),
+                    timing=TimingConfig(asr="none"), device="cpu")
     blob = json.loads(json.dumps(s.to_json()))
     assert RunSettings.from_json(blob) == s
 
@@ -65,7 +73,8 @@ def test_the_help_states_the_configs_defaults():
     for opt, value in [("--steps", OptimizeConfig.steps), ("--variants", OptimizeConfig.variants),
                        ("--cutouts", OptimizeConfig.cutouts), ("--fps", f"{RenderConfig.fps:g}"),
                        ("--size", RenderConfig.size), ("--crf", RenderConfig.crf),
-                       ("--reactivity", f"{ScheduleConfig.reactivity:g}")]:
+                       ("--reactivity", f"{ScheduleConfig.reactivity:g}"), ("--walk", f"{ScheduleConfig.walk:g}"),
+                       ("--energy", f"{ScheduleConfig.energy:g}")]:
         m = re.search(re.escape(opt) + r" [A-Z]+ .*?\(default ([\d.]+)\)", text)
         assert m and m.group(1) == str(value), opt
 

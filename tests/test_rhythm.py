@@ -32,3 +32,27 @@ def test_f_measure():
     assert f_measure(t, t) == 1.0
     assert f_measure(t + 0.2, t) == 0.0
     assert 0.6 < f_measure(t[::2], t) < 0.7
+
+
+def test_loudness_follows_the_music_and_old_analyses_still_load(tmp_path):
+    """0 in silence, near 1 through a steady drum loop (averaged over a second); a rhythm.npz saved
+    before the RMS curve existed loads and falls back to the percussive strength."""
+    from conftest import drum_track
+    from musivid.rhythm import Rhythm
+
+    y, _ = drum_track(120, 12.0, start=4.0, end=10.0)
+    r = analyze(Audio(y, 22050, Path("drums")))
+    loud = r.loudness(24, 12 * 24)
+    print(f"loudness: silence {loud[:72].max():.2f}, drums {loud[120:216].min():.2f}-{loud[120:216].max():.2f}")
+    assert loud[:72].max() < 0.1 and loud[-24:].max() < 0.1 and loud[120:216].min() > 0.8
+    p = tmp_path / "rhythm.npz"
+    p.write_bytes(r.to_bytes())
+    again = Rhythm.load(p)
+    assert np.array_equal(again.rms, r.rms) and np.array_equal(again.loudness(24, 288), loud)
+    old = tmp_path / "old.npz"
+    np.savez(old, tempo=np.float64(r.tempo), beats=r.beats, onsets=r.onsets, strength=r.strength,
+             strength_t=r.strength_t)
+    legacy = Rhythm.load(old)
+    assert legacy.rms is None
+    fallback = legacy.loudness(24, 288)
+    assert fallback[120:216].mean() > 2 * fallback[:72].max()  # cruder (flux of noise), but it follows

@@ -1,7 +1,7 @@
 import numpy as np
 
 from musivid.config import ScheduleConfig
-from musivid.schedule import Segment, from_times, keyframes, spread_evenly, warp
+from musivid.schedule import Keyframe, Segment, from_times, keyframes, spread_evenly, warp
 
 
 def test_spread_evenly_covers_the_song():
@@ -68,5 +68,53 @@ def test_keyframe_frames_fall_on_detected_beats_of_a_click_track():
     # the frame plan shows each keyframe's latent exactly at its frame
     p = plan(kf, frame_count(dur, fps), fps, r.envelope(fps, frame_count(dur, fps)), reactivity=0.5)
     for i, k in enumerate(kf[:-1]):
-        f = int(np.ceil(k.time * fps - 1e-9))
-        assert p.left[f] == i and p.u[f] < 0.05
+        f = p.key_frames[i]
+        assert abs(f - k.time * fps) <= 0.5 and p.left[f] == i and p.u[f] == 0.0  # the nearest frame, exactly
+
+
+def test_title_from_the_file_name():
+    from musivid.schedule import title_from_stem
+
+    assert title_from_stem("01 - Northern_Lights (Official Video)") == "Northern Lights"
+    assert title_from_stem("Artist - Song [2011 remaster]") == "Artist, Song"
+    assert title_from_stem("Night Drive") == "Night Drive"
+    assert title_from_stem("2112") == "2112"  # a name that is only a number stays
+
+
+def test_intro_title_only_when_it_has_room_and_the_music_drives_the_picture():
+    from musivid.schedule import intro_title
+
+    kf = [Keyframe(0, 4.0, True)]
+    assert intro_title(ScheduleConfig(), "Night_Drive", kf) == "Night Drive"
+    assert intro_title(ScheduleConfig(title=" Polar Sea "), "x", kf) == "Polar Sea"
+    assert intro_title(ScheduleConfig(), "x", [Keyframe(0, 2.0, True)]) is None  # first line too soon
+    assert intro_title(ScheduleConfig(intro="drift"), "x", kf) is None
+    assert intro_title(ScheduleConfig(reactivity=0.0), "x", kf) is None  # the pure glide of before
+
+
+def test_walk_size_is_zero_at_keyframes_and_settles_over_beats():
+    from musivid.schedule import walk_size
+
+    fps, n = 24.0, 480
+    cfg = ScheduleConfig(walk=1.0, reactivity=0.5, energy=0.0, settle_beats=2.0, intro="drift", outro="none")
+    kf = np.array([96, 240, 360])
+    w = walk_size(kf, n, fps, np.ones(n), 120.0, cfg)
+    assert np.all(w[kf] == 0) and np.all(w[361:] == 0)  # outro none: holds still
+    assert np.isclose(w[168], 0.5)  # a full walk (walk x reactivity) more than 2 beats (1 s) from both
+    assert 0 < w[240 + 6] < 0.5 * w[240 + 24]  # rising over the settle time
+    assert np.isclose(w[0], 0.5 * cfg.drift)  # the intro drifts in from `drift` walks away
+    with_title = walk_size(kf, n, fps, np.ones(n), 120.0, cfg, title=True)
+    assert with_title[0] == 0 and np.isclose(with_title[48], 0.5)  # the title image at frame 0 is a keyframe
+    assert not walk_size(kf, n, fps, np.ones(n), 120.0, ScheduleConfig(reactivity=0.0)).any()
+
+
+def test_walk_pace_advances_on_the_hits():
+    from musivid.schedule import walk_pace
+
+    env = np.zeros(240)
+    env[::12] = 1.0  # a hit every beat at 120 BPM, 24 fps
+    pos = walk_pace(env, 24.0, 120.0, reactivity=0.5, pace=0.5)
+    step = np.diff(pos, prepend=0.0)
+    assert np.isclose(pos[-1], 0.5 * 20, rtol=0.06)  # 0.5 knots per beat over 20 beats
+    assert step[12] > 5 * step[13] and np.allclose(step[13:24], step[13])  # the jump lands on the hit's frame
+    assert np.allclose(np.diff(walk_pace(env, 24.0, 120.0, reactivity=0.0, pace=0.5)), 0.5 / 12)

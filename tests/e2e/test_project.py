@@ -237,6 +237,8 @@ CASES = [
     ("unknown device", lambda t: [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), "--device", "tpu"], "device"),
     ("reactivity out of range", lambda t: [str(SAMPLES / "demo.mp3"), "--reactivity", "5"], "reactivity"),
     ("pulse negative", lambda t: [str(SAMPLES / "demo.mp3"), "--pulse", "-1"], "pulse"),
+    ("walk out of range", lambda t: [str(SAMPLES / "demo.mp3"), "--walk", "9"], "walk must be from 0 to 3"),
+    ("unknown intro", lambda t: [str(SAMPLES / "demo.mp3"), "--intro", "fade"], "fade"),
     ("crf out of range", lambda t: [str(SAMPLES / "demo.mp3"), "--crf", "60"], "crf"),
     ("variants 0", lambda t: [str(SAMPLES / "demo.mp3"), "--variants", "0"], "variants"),
     ("start past the end", lambda t: [str(SAMPLES / "demo.mp3"), str(SAMPLES / "demo.lrc"), "--start", "99"],
