@@ -102,6 +102,29 @@ _excerpt = [click.option("--start", type=click.FloatRange(min=0), default=0.0, h
                          help="Render this many seconds (with --start: a quick preview excerpt).")]
 
 
+class CaptionChoice(click.Choice):
+    """line | karaoke | none; a bare `--captions` means line. Says how to fix a value that was a
+    file name swallowed by the option (`--captions song.mp3`)."""
+
+    def __init__(self) -> None:
+        super().__init__(["line", "karaoke", "none"])
+
+    def convert(self, value, param, ctx):
+        if value not in self.choices and isinstance(value, str) and ("." in value or "/" in value):
+            self.fail(f"{value!r} is not line, karaoke or none: put --captions after the files, or write "
+                      "--captions=line", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _captions(help_text: str):
+    return click.option("--captions", type=CaptionChoice(), is_flag=False, flag_value="line", default=None,
+                        help=help_text)
+
+
+_font = click.option("--font", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="Caption font file (.ttf/.otf/.ttc), tried first; lines it cannot draw get a font that can.")
+
+
 def _options(*decorators):
     def apply(f):
         for d in reversed(decorators):
@@ -115,7 +138,7 @@ def _options(*decorators):
 
 # sections of `musivid --help`, in order: (title, option names)
 HELP_SECTIONS = [
-    ("Output", ["output", "overwrite", "project_dir", "captions", "fps", "size", "crf", "start", "duration"]),
+    ("Output", ["output", "overwrite", "project_dir", "captions", "font", "fps", "size", "crf", "start", "duration"]),
     ("Images", ["steps", "variants", "cutouts", "seed", "device", "checkpoint_every"]),
     ("Motion", ["reactivity", "pulse"]),
     ("Lyric timing", ["asr", "whisper_model"]),
@@ -186,7 +209,9 @@ def cli():
 @_overwrite
 @click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
               help="Project directory (default: OUTPUT's name + .musivid).")
-@click.option("--captions", is_flag=True, help="Burn the lyric line being sung into the picture.")
+@_captions("Burn the lyric line being sung into the picture; `--captions karaoke` also highlights the word "
+           "being sung.")
+@_font
 @click.option("--fps", type=float, default=None, help=f"Video frame rate (default {RenderConfig.fps:g}).")
 @click.option("--size", type=int, default=None, help=f"Video side in pixels (default {RenderConfig.size}).")
 @click.option("--crf", type=int, default=None, help=f"H.264 quality, 0 (lossless) to 51 (worst) (default {RenderConfig.crf}).")
@@ -209,7 +234,7 @@ def cli():
 @_offline
 @click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
 @_verbosity
-def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, start, duration, steps,
+def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, font, fps, size, crf, start, duration, steps,
              variants, cutouts, seed, checkpoint_every, device, reactivity, pulse, asr, whisper_model, clip, biggan, offline,
              untrained, quiet, verbose):
     """Render AUDIO (+ LYRICS) to a music video."""
@@ -224,7 +249,8 @@ def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size,
     settings = RunSettings(
         optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
                                         checkpoint_every_s=checkpoint_every)),
-        render=RenderConfig(**given(fps=fps, size=size, crf=crf), captions=captions),
+        render=RenderConfig(**given(fps=fps, size=size, crf=crf, captions=captions,
+                                    font=str(font.expanduser().resolve()) if font else None)),
         schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse)),
         models=_model_config(clip, biggan, offline, untrained),
         timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
@@ -300,20 +326,26 @@ def pick_cmd(project, line, variant, quiet, verbose):
 @click.option("--fps", type=float, default=None, help="Frame rate for this render (default: the project's).")
 @click.option("--size", type=int, default=None, help="Video side in pixels for this render.")
 @click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
-@click.option("--captions/--no-captions", default=None, help="Burn in the lyric lines (default: the project's).")
+@_captions("Burn in the lyric lines for this render: line, or karaoke (default: the project's).")
+@click.option("--no-captions", is_flag=True, help="No burned-in captions in this render.")
+@_font
 @click.option("--reactivity", type=float, default=None, help="Motion for this render: 0 even glide .. 1 only on hits.")
 @click.option("--pulse", type=float, default=None, help="Kick on onsets for this render, 0 (off) to 5.")
 @_options(*_excerpt)
 @_device(None)
 @_offline
 @_verbosity
-def render_cmd(project, output, overwrite, fps, size, crf, captions, reactivity, pulse, start, duration, device,
-               offline, quiet, verbose):
+def render_cmd(project, output, overwrite, fps, size, crf, captions, no_captions, font, reactivity, pulse, start,
+               duration, device, offline, quiet, verbose):
     """Render the video from a project without optimizing anything."""
     from .pipeline import render_project
 
     _setup_logging(quiet, verbose)
-    res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, reactivity=reactivity,
+    if no_captions and captions not in (None, "none"):
+        raise click.UsageError("--captions and --no-captions exclude each other: pick one")
+    captions = "none" if no_captions else captions
+    res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf,
+                         font=str(font.expanduser().resolve()) if font else None, reactivity=reactivity,
                          pulse=pulse, device=device, offline=offline, overwrite=overwrite, start=start, duration=duration, progress=not quiet)
     _done(res, quiet, verbose)
 

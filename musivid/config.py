@@ -17,7 +17,9 @@ T = TypeVar("T")
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 ASR_CHOICES = ("auto", "faster-whisper", "openai-whisper", "none")
-DEFAULT_WHISPER = "small"  # the Whisper model used when none is given (downloaded by name)
+DEFAULT_WHISPER = "small"
+CAPTION_MODES = ("none", "line", "karaoke")
+AUTO_CLIP = "auto"  # ModelConfig.clip: chosen from the lyrics' language (models/load.py: choose_clip)  # the Whisper model used when none is given (downloaded by name)
 
 
 def _need(ok: bool, what: str, value: Any, fix: str) -> None:
@@ -109,9 +111,14 @@ class RenderConfig:
     batch: int = 8  # frames generated per forward pass
     crf: int = 20  # x264 quality: 0 lossless .. 51 worst; 18-23 is visually good
     audio_bitrate: int = 192_000
-    captions: bool = False  # burn the current lyric line into the picture
+    captions: str = "none"  # none | line (the lyric line being sung) | karaoke (and its word highlighted)
+    font: str | None = None  # caption font file tried first (else found per line: musivid/fonts.py)
 
     def __post_init__(self) -> None:
+        if isinstance(self.captions, bool):  # projects and API calls from before karaoke: true/false
+            object.__setattr__(self, "captions", "line" if self.captions else "none")
+        _need(self.captions in CAPTION_MODES, f"captions must be one of {', '.join(CAPTION_MODES)}", self.captions,
+              "pass --captions line or --captions karaoke")
         _need(0 < self.fps <= 240, "fps must be in (0, 240]", self.fps, "pass e.g. --fps 24")
         _need(32 <= self.size <= 2048 and self.size % 2 == 0, "size must be an even number of pixels from 32 "
               "to 2048", self.size, "pass e.g. --size 256")

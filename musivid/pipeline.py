@@ -212,6 +212,7 @@ def _time_lyrics(lyrics, audio, t: TimingConfig, models: ModelConfig, device, ti
     """Segments for the lyrics (LRC: as given; plain: aligned with Whisper; none: transcribed).
     Returns the timing.TimingResult."""
     from . import timing
+    from .lyrics import timed_segments
     from .models.registry import cache_dir, offline_from_env
 
     for w in (lyrics.warnings if lyrics is not None else ()):
@@ -228,6 +229,8 @@ def _time_lyrics(lyrics, audio, t: TimingConfig, models: ModelConfig, device, ti
         msg = f"{what} with Whisper {align.model_name}"
     with _stage(timings, "timing", msg, on_progress):
         res = timing.segments_for(lyrics, audio, align=align)
+    if lyrics is not None and lyrics.timed:  # LRC: gap marks and enhanced LRC's word times
+        res = dataclasses.replace(res, segments=timed_segments(lyrics, audio.duration))
     if lyrics is not None and not lyrics.timed and res.method == "even":
         log.warning("plain lyrics without a speech recogniser: lines are spread evenly over the song")
     return res
@@ -343,7 +346,6 @@ def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> Vi
     from .captions import CaptionTrack, write_srt
     from .interpolate import FrameLatents
     from .render import render
-    from .schedule import excerpt
 
     s = job.settings
     texts = job.clip_texts()
@@ -362,13 +364,13 @@ def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> Vi
              f" (excerpt {frames[0] / s.render.fps:.2f}-{frames[1] / s.render.fps:.2f} s)" if frames else "")
     with job.stage("render"):
         source = FrameLatents(fplan, kz, kc, envelope, s.schedule.pulse)
-        overlay = CaptionTrack([seg.text for seg in job.segments], fplan.segment) if s.render.captions else None
+        overlay = (CaptionTrack(job.segments, s.render.fps, s.render.captions, s.render.font)
+                   if s.render.captions != "none" else None)  # captions follow the lyric timing, frame-exact
         res = render(gen, source, job.audio.path, out, s.render, truncation=s.optimize.truncation,
                      amp_dtype=job.amp, overlay=overlay, metadata=meta, frames=frames, progress=job.progress,
                      callback=lambda done, total: job.report("render", done, total))
     srt = out.with_suffix(".srt")
-    write_srt(job.segments if frames is None else excerpt(job.segments, frames[0] / s.render.fps,
-                                                             frames[1] / s.render.fps), srt)
+    write_srt(job.segments, srt, s.render.fps, frames)  # the same frames as the burned-in captions
     draw_storyboard(job)
     shown = [Chosen(kf.segment, job.segments[kf.segment].text, chosen[k][0], float(chosen[k][1].score))
              for k, kf in enumerate(job.keyframes) if k in chosen]
@@ -402,7 +404,8 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
         for seg, text in zip(job.segments, job.clip_texts()):
             have = [Variant(v, lat.score, img) for (si, v, lat), img in zip(items, images) if si == seg.index]
             rows.append(Row(seg.index + 1, seg.start, seg.text, have, p.shown_variant(text, lkey)))
-        return write_storyboard(rows, job.project.root / "storyboard.png", job.settings.models.untrained)
+        return write_storyboard(rows, job.project.root / "storyboard.png", job.settings.models.untrained,
+                                job.settings.render.font)
 
 
 # ---- entry points ---------------------------------------------------------------------------------
@@ -542,13 +545,15 @@ def pick_variant(project_dir: str | Path, line: int, variant: int) -> str:
 
 
 def render_project(project_dir: str | Path, output: str | Path | None = None, *, fps: float | None = None,
-                   size: int | None = None, captions: bool | None = None, crf: int | None = None,
+                   size: int | None = None, captions: str | bool | None = None, crf: int | None = None,
+                   font: str | None = None,
                    reactivity: float | None = None, pulse: float | None = None,
                    device: str | None = None, offline: bool = False, overwrite: bool = False, start: float = 0.0,
                    duration: float | None = None, progress: bool = False,
                    on_progress: ProgressFn | None = None) -> VideoResult:
     """Render the video from a project without optimizing anything (missing latents are an error).
-    fps/size/captions/crf and reactivity/pulse override the project's settings for this render."""
+    fps/size/captions ("none" | "line" | "karaoke")/font/crf and reactivity/pulse override the
+    project's settings for this render."""
     from .interpolate import frame_range
 
     p = Project.open(project_dir, must_exist=True)
@@ -557,7 +562,7 @@ def render_project(project_dir: str | Path, output: str | Path | None = None, *,
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
     inputs = [f.path if f else None for f in (p.input("audio"), p.input("lyrics"))]
     check_output(out, inputs, p, overwrite)
-    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf).items() if v is not None}
+    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf, font=font).items() if v is not None}
     ren = dataclasses.replace(p.settings.render, **changes)
     motion = {k: v for k, v in dict(reactivity=reactivity, pulse=pulse).items() if v is not None}
     sch = dataclasses.replace(p.settings.schedule, **motion) if motion else None
