@@ -229,7 +229,8 @@ def cli():
               help="Speech recogniser for plain or missing lyrics.")
 @click.option("--whisper-model", default=None,
               help=f"Whisper model name or local CTranslate2 directory (default {DEFAULT_WHISPER}).")
-@click.option("--clip", "clip", default=None, help="CLIP registry name or a local weight file.")
+@click.option("--clip", "clip", default=None, help="CLIP registry name or a local weight file (default: ViT-B-32/openai "
+              "for English lyrics, the multilingual xlm-roberta-base-ViT-B-32 for others).")
 @click.option("--biggan", "biggan", default=None, help="BigGAN registry name, weight file or directory.")
 @_offline
 @click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
@@ -403,11 +404,11 @@ def models_list():
 @_verbosity
 def models_fetch(names, offline, quiet, verbose):
     """Download and verify NAMES (default: the default CLIP and BigGAN)."""
-    from .config import ModelConfig
+    from .config import DEFAULT_CLIP, ModelConfig
     from .models.registry import FetchOptions, cache_dir, get_entry, offline_from_env, resolve
 
     _setup_logging(quiet, verbose)
-    names = names or (ModelConfig.clip, ModelConfig.biggan)
+    names = names or (DEFAULT_CLIP, ModelConfig.biggan)
     opts = FetchOptions(offline=offline or offline_from_env(), progress=not quiet)
     for name in names:
         paths = resolve(get_entry(name), cache_dir(), opts)
@@ -418,11 +419,11 @@ def models_fetch(names, offline, quiet, verbose):
 @_verbosity
 def models_check(quiet, verbose):
     """Exit 0 if the default models are cached and verify (no network), else 1."""
-    from .config import ModelConfig
+    from .config import DEFAULT_CLIP, ModelConfig
     from .models.registry import FetchOptions, cache_dir, get_entry, resolve
 
     _setup_logging(quiet, verbose)
-    for name in (ModelConfig.clip, ModelConfig.biggan):
+    for name in (DEFAULT_CLIP, ModelConfig.biggan):
         resolve(get_entry(name), cache_dir(), FetchOptions(offline=True))
     if not quiet:
         click.echo("default models are cached and verified")

@@ -17,9 +17,12 @@ T = TypeVar("T")
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 ASR_CHOICES = ("auto", "faster-whisper", "openai-whisper", "none")
-DEFAULT_WHISPER = "small"
+DEFAULT_WHISPER = "small"  # the Whisper model used when none is given (downloaded by name)
 CAPTION_MODES = ("none", "line", "karaoke")
-AUTO_CLIP = "auto"  # ModelConfig.clip: chosen from the lyrics' language (models/load.py: choose_clip)  # the Whisper model used when none is given (downloaded by name)
+# ModelConfig.clip "auto": chosen from the lyrics' language when the run starts (models/load.py: choose_clip)
+AUTO_CLIP = "auto"
+DEFAULT_CLIP = "ViT-B-32/openai"  # English lyrics (and unclear ones)
+MULTILINGUAL_CLIP = "xlm-roberta-base-ViT-B-32/laion5b_s13b_b90k"  # lyrics in another language
 
 
 def _need(ok: bool, what: str, value: Any, fix: str) -> None:
@@ -132,7 +135,7 @@ class RenderConfig:
 class ModelConfig:
     """Which models to use and where their weights come from (musivid/models/)."""
 
-    clip: str = "ViT-B-32/openai"  # registry name
+    clip: str = AUTO_CLIP  # registry name, or auto: ViT-B-32/openai for English lyrics, multilingual otherwise
     biggan: str = "biggan-deep-256"  # registry name
     clip_path: str | None = None  # explicit local weight file (overrides the registry)
     biggan_path: str | None = None

@@ -159,6 +159,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     `persist` the settings and keyframes become the project's; without, they are this run's only."""
     from .audio import decode
     from .lyrics import check_times, clip_text
+    from .models.load import choose_clip
     from .schedule import keyframes as make_keyframes
 
     timings: dict[str, float] = {}
@@ -194,6 +195,10 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
         with _stage(timings, "rhythm", f"analysing the beat of {audio_path.name}", on_progress):
             rhythm = analyze(audio, settings.rhythm)
         p.set_rhythm(rhythm_key, rhythm)
+    models, why = choose_clip(settings.models, [s.text for s in segments])  # "auto": by the lyrics' language
+    if models != settings.models:
+        settings = dataclasses.replace(settings, models=models)
+        log.info(why)
     kfs = make_keyframes(segments, rhythm.beats, settings.schedule, settings.render.fps)
     if persist:
         p.set_inputs(audio_in, lyrics_in)
@@ -434,7 +439,7 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
     Raises InputError for bad input (nothing is written), ModelUnavailableError when weights cannot
     be had, MusividError for other failures; KeyboardInterrupt keeps the finished work.
     """
-    from .models.load import ensure_weights
+    from .models.load import choose_clip, ensure_weights
 
     settings = settings or RunSettings()
     audio_path = Path(audio)
@@ -443,12 +448,12 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
     pdir = Path(project_dir) if project_dir is not None else proj.default_dir(out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
-    _check_inputs(audio_path, lyrics_path)
+    lyr = _check_inputs(audio_path, lyrics_path)
     existing = Project.open(pdir) if (pdir / "project.json").is_file() else None
     check_output(out, [audio_path, lyrics_path], existing, overwrite)
     timings: dict[str, float] = {}
     with _stage(timings, "weights", None, on_progress):
-        ensure_weights(settings.models, progress)
+        ensure_weights(choose_clip(settings.models, [ln.text for ln in lyr.lines] if lyr else None)[0], progress)
     job = prepare(pdir, audio_path, lyrics_path, settings, progress=progress, on_progress=on_progress)
     job.timings.update(timings)
     from .interpolate import frame_range
