@@ -98,18 +98,18 @@ def write_lrc(segments: Sequence[Segment], path: Path) -> None:
 
 
 def _tagged(s: Segment) -> str:
-    """The line's text with a time tag before each word (the words placed in the text where they
-    are found, so spacing and punctuation survive), and the last word's end after it."""
-    spans = word_spans(s.text, s.words)
-    if any(sp is None for sp in spans):
-        body = " ".join(f"<{lrc_time(w.start)}>{w.text.strip()}" for w in s.words)
-    else:
-        parts, pos = [], 0
-        for w, (a, b) in zip(s.words, spans):
-            parts += [s.text[pos:a], f"<{lrc_time(w.start)}>", s.text[a:b]]
-            pos = b
-        body = "".join(parts) + s.text[pos:]
-    return f"{body}<{lrc_time(s.words[-1].end)}>"
+    """The line's text with a time tag before each word found in it (so spelling, spacing and
+    punctuation stay the lyric's own; a transcribed word that is not in the text gets no tag),
+    and the last word's end after it."""
+    parts, pos = [], 0
+    for w, span in zip(s.words, word_spans(s.text, s.words)):
+        if span is None:
+            continue
+        parts += [s.text[pos:span[0]], f"<{lrc_time(w.start)}>", s.text[span[0]:span[1]]]
+        pos = span[1]
+    if not parts:
+        return s.text
+    return "".join(parts) + s.text[pos:] + f"<{lrc_time(s.words[-1].end)}>"
 
 
 # ---- words of a line ---------------------------------------------------------------------------------

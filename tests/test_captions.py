@@ -232,3 +232,12 @@ def test_caption_track_line_and_word_lookup():
     assert [tr.word_at(i) for i in (10, 14, 15, 19, 20)] == [0, 0, 1, 1, 0]
     with pytest.raises(ValueError):
         CaptionTrack(segs, 10, "bold")
+
+
+def test_lrc_keeps_the_lyric_text_when_a_timed_word_is_not_in_it(tmp_path):
+    seg = Segment(0, "Golden lion walks", 1.0, 3.0, (Word("golden", 1.0, 1.4), Word("line", 1.4, 2.0),
+                                                     Word("walks", 2.0, 3.0)))
+    p = tmp_path / "a.lrc"
+    write_lrc([seg], p)
+    assert "[00:01.00]<00:01.00>Golden lion <00:02.00>walks<00:03.00>" in p.read_text()
+    assert load(p).lines[0].text == "Golden lion walks"
