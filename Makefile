@@ -26,10 +26,10 @@ install: $(STAMP)
 demo: install
 	@mkdir -p $(OUT)
 	@if $(BIN)/musivid models check -q 2>/dev/null || $(BIN)/musivid models fetch >/dev/null 2>&1; then \
-		$(BIN)/musivid samples/demo.mp3 samples/demo.lrc -o $(OUT)/demo.mp4 --captions; \
+		$(BIN)/musivid samples/demo.mp3 samples/demo.lrc -o $(OUT)/demo.mp4 --captions karaoke; \
 	else \
 		echo "musivid: pretrained CLIP/BigGAN weights are not available here (see 'musivid models list'): rendering with --untrained random-weight models, a preview of the pipeline only"; \
-		$(BIN)/musivid samples/demo.mp3 samples/demo.lrc -o $(OUT)/demo.mp4 --untrained --steps 60 --captions; \
+		$(BIN)/musivid samples/demo.mp3 samples/demo.lrc -o $(OUT)/demo.mp4 --untrained --steps 60 --captions karaoke; \
 	fi
 
 test: install

@@ -151,6 +151,29 @@ _excerpt = [click.option("--start", type=Finite(min=0), default=0.0, help="Rende
                          help="Render this many seconds (with --start: a quick preview excerpt).")]
 
 
+class CaptionChoice(click.Choice):
+    """line | karaoke | none; a bare `--captions` means line. Says how to fix a value that was a
+    file name swallowed by the option (`--captions song.mp3`)."""
+
+    def __init__(self) -> None:
+        super().__init__(["line", "karaoke", "none"])
+
+    def convert(self, value, param, ctx):
+        if value not in self.choices and isinstance(value, str) and ("." in value or "/" in value):
+            self.fail(f"{value!r} is not line, karaoke or none: put --captions after the files, or write "
+                      "--captions=line", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _captions(help_text: str):
+    return click.option("--captions", type=CaptionChoice(), is_flag=False, flag_value="line", default=None,
+                        help=help_text)
+
+
+_font = click.option("--font", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="Caption font file (.ttf/.otf/.ttc), tried first; lines it cannot draw get a font that can.")
+
+
 def _options(*decorators):
     def apply(f):
         for d in reversed(decorators):
@@ -164,7 +187,7 @@ def _options(*decorators):
 
 # sections of `musivid --help`, in order: (title, option names)
 HELP_SECTIONS = [
-    ("Output", ["output", "overwrite", "project_dir", "captions", "fps", "size", "crf", "preset", "start", "duration"]),
+    ("Output", ["output", "overwrite", "project_dir", "captions", "font", "fps", "size", "crf", "preset", "start", "duration"]),
     ("Images", ["steps", "variants", "cutouts", "seed", "device", "use_compile", "checkpoint_every"]),
     ("Motion", ["reactivity", "walk", "energy", "intro", "outro", "title", "pulse"]),
     ("Lyric timing", ["asr", "whisper_model"]),
@@ -236,7 +259,9 @@ def cli():
 @_overwrite
 @click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
               help="Project directory (default: OUTPUT's name + .musivid).")
-@click.option("--captions", is_flag=True, help="Burn the lyric line being sung into the picture.")
+@_captions("Burn the lyric line being sung into the picture; `--captions karaoke` also highlights the word "
+           "being sung.")
+@_font
 @click.option("--fps", type=Finite(), default=None, help=f"Video frame rate (default {RenderConfig.fps:g}).")
 @click.option("--size", type=int, default=None, help=f"Video side in pixels (default {RenderConfig.size}).")
 @click.option("--crf", type=int, default=None, help=f"H.264 quality, 0 (lossless) to 51 (worst) (default {RenderConfig.crf}).")
@@ -261,15 +286,16 @@ def cli():
               help="Speech recogniser for plain or missing lyrics.")
 @click.option("--whisper-model", default=None,
               help=f"Whisper model name or local CTranslate2 directory (default {DEFAULT_WHISPER}).")
-@click.option("--clip", "clip", default=None, help="CLIP registry name or a local weight file.")
+@click.option("--clip", "clip", default=None, help="CLIP registry name or a local weight file (default: ViT-B-32/openai "
+              "for English lyrics, the multilingual xlm-roberta-base-ViT-B-32 for others).")
 @click.option("--biggan", "biggan", default=None, help="BigGAN registry name, weight file or directory.")
 @_offline
 @click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
 @_accept_truncated
 @_verbosity
-def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, preset, start, duration, steps,
-             variants, cutouts, seed, checkpoint_every, device, use_compile, reactivity, walk, energy, intro, outro,
-             title, pulse, asr, whisper_model, clip, biggan, offline, untrained, accept_truncated, quiet, verbose):
+def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, font, fps, size, crf, preset, start, duration,
+             steps, variants, cutouts, seed, checkpoint_every, device, use_compile, reactivity, walk, energy, intro,
+             outro, title, pulse, asr, whisper_model, clip, biggan, offline, untrained, accept_truncated, quiet, verbose):
     """Render AUDIO (+ LYRICS) to a music video."""
     from .config import RunSettings, TimingConfig
     from .pipeline import make_video
@@ -282,7 +308,8 @@ def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size,
     settings = RunSettings(
         optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
                                         checkpoint_every_s=checkpoint_every, compile=use_compile)),
-        render=RenderConfig(**given(fps=fps, size=size, crf=crf, preset=preset), captions=captions),
+        render=RenderConfig(**given(fps=fps, size=size, crf=crf, preset=preset, captions=captions,
+                                    font=str(font.expanduser().resolve()) if font else None)),
         schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse, walk=walk, energy=energy, intro=intro,
                                         outro=outro, title=title)),
         models=_model_config(clip, biggan, offline, untrained),
@@ -360,26 +387,31 @@ def pick_cmd(project, line, variant, quiet, verbose):
 @click.option("--size", type=int, default=None, help="Video side in pixels for this render.")
 @click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
 @_options(_preset)
-@click.option("--captions/--no-captions", default=None, help="Burn in the lyric lines (default: the project's).")
+@_captions("Burn in the lyric lines for this render: line, or karaoke (default: the project's).")
+@click.option("--no-captions", is_flag=True, help="No burned-in captions in this render.")
+@_font
 @click.option("--reactivity", type=Finite(), default=None, help="Motion for this render: 0 pure glide .. 1 only on hits.")
 @_motion(render=True)
 @click.option("--pulse", type=Finite(), default=None, help="Kick on onsets for this render, 0 (off) to 5.")
-@click.option("--save", is_flag=True, help="Keep this render's fps, size, crf, preset, captions and motion as "
+@click.option("--save", is_flag=True, help="Keep this render's fps, size, crf, preset, captions, font and motion as "
               "the project's settings (default: this render only).")
 @_options(*_excerpt)
 @_device(None)
 @_offline
 @_verbosity
-def render_cmd(project, output, overwrite, fps, size, crf, preset, captions, reactivity, walk, energy, intro, outro,
-               pulse, save, start, duration, device, offline, quiet, verbose):
+def render_cmd(project, output, overwrite, fps, size, crf, preset, captions, no_captions, font, reactivity, walk,
+               energy, intro, outro, pulse, save, start, duration, device, offline, quiet, verbose):
     """Render the video from a project without optimizing anything."""
     from .pipeline import render_project
 
     _setup_logging(quiet, verbose)
+    if no_captions and captions not in (None, "none"):
+        raise click.UsageError("--captions and --no-captions exclude each other: pick one")
+    captions = "none" if no_captions else captions
     res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, preset=preset,
-                         device=device, offline=offline, overwrite=overwrite, start=start, duration=duration,
-                         save=save, progress=not quiet, reactivity=reactivity, pulse=pulse, walk=walk, energy=energy,
-                         intro=intro, outro=outro)
+                         font=str(font.expanduser().resolve()) if font else None, device=device, offline=offline,
+                         overwrite=overwrite, start=start, duration=duration, save=save, progress=not quiet,
+                         reactivity=reactivity, pulse=pulse, walk=walk, energy=energy, intro=intro, outro=outro)
     _done(res, quiet, verbose)
 
 
@@ -438,11 +470,11 @@ def models_list():
 @_verbosity
 def models_fetch(names, offline, quiet, verbose):
     """Download and verify NAMES (default: the default CLIP and BigGAN)."""
-    from .config import ModelConfig
+    from .config import DEFAULT_CLIP, ModelConfig
     from .models.registry import FetchOptions, cache_dir, get_entries, offline_from_env, resolve_all
 
     _setup_logging(quiet, verbose)
-    entries = get_entries(names or (ModelConfig.clip, ModelConfig.biggan))  # every unknown name at once
+    entries = get_entries(names or (DEFAULT_CLIP, ModelConfig.biggan))  # every unknown name at once
     opts = FetchOptions(offline=offline or offline_from_env(), progress=not quiet)
     resolve_all(entries, cache_dir(), opts,  # goes on past a failure, then lists every missing file
                 on_done=lambda e, paths: click.echo(f"{e.name}: ok ({', '.join(str(p) for p in paths)})"))
@@ -452,11 +484,11 @@ def models_fetch(names, offline, quiet, verbose):
 @_verbosity
 def models_check(quiet, verbose):
     """Exit 0 if the default models are cached and verify (no network), else 1."""
-    from .config import ModelConfig
+    from .config import DEFAULT_CLIP, ModelConfig
     from .models.registry import FetchOptions, cache_dir, get_entries, resolve_all
 
     _setup_logging(quiet, verbose)
-    resolve_all(get_entries((ModelConfig.clip, ModelConfig.biggan)), cache_dir(), FetchOptions(offline=True))
+    resolve_all(get_entries((DEFAULT_CLIP, ModelConfig.biggan)), cache_dir(), FetchOptions(offline=True))
     if not quiet:
         click.echo("default models are cached and verified")
 

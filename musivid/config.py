@@ -19,6 +19,11 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 ASR_CHOICES = ("auto", "faster-whisper", "openai-whisper", "none")
 DEFAULT_WHISPER = "small"  # the Whisper model used when none is given (downloaded by name)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+CAPTION_MODES = ("none", "line", "karaoke")
+# ModelConfig.clip "auto": chosen from the lyrics' language when the run starts (models/load.py: choose_clip)
+AUTO_CLIP = "auto"
+DEFAULT_CLIP = "ViT-B-32/openai"  # English lyrics (and unclear ones)
+MULTILINGUAL_CLIP = "xlm-roberta-base-ViT-B-32/laion5b_s13b_b90k"  # lyrics in another language
 
 
 def _need(ok: bool, what: str, value: Any, fix: str) -> None:
@@ -147,9 +152,14 @@ class RenderConfig:
     crf: int = 20  # x264 quality: 0 lossless .. 51 worst; 18-23 is visually good
     preset: str = "medium"  # x264 speed/size trade-off: ultrafast .. veryslow (same quality, other size)
     audio_bitrate: int = 192_000
-    captions: bool = False  # burn the current lyric line into the picture
+    captions: str = "none"  # none | line (the lyric line being sung) | karaoke (and its word highlighted)
+    font: str | None = None  # caption font file tried first (else found per line: musivid/fonts.py)
 
     def __post_init__(self) -> None:
+        if isinstance(self.captions, bool):  # projects and API calls from before karaoke: true/false
+            object.__setattr__(self, "captions", "line" if self.captions else "none")
+        _need(self.captions in CAPTION_MODES, f"captions must be one of {', '.join(CAPTION_MODES)}", self.captions,
+              "pass --captions line or --captions karaoke")
         _need(0 < self.fps <= 240, "fps must be in (0, 240]", self.fps, "pass e.g. --fps 24")
         _need(32 <= self.size <= 2048 and self.size % 2 == 0, "size must be an even number of pixels from 32 "
               "to 2048", self.size, "pass e.g. --size 256")
@@ -165,7 +175,7 @@ class RenderConfig:
 class ModelConfig:
     """Which models to use and where their weights come from (musivid/models/)."""
 
-    clip: str = "ViT-B-32/openai"  # registry name
+    clip: str = AUTO_CLIP  # registry name, or auto: ViT-B-32/openai for English lyrics, multilingual otherwise
     biggan: str = "biggan-deep-256"  # registry name
     clip_path: str | None = None  # explicit local weight file (overrides the registry)
     biggan_path: str | None = None

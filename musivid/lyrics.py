@@ -1,4 +1,9 @@
-"""Lyrics: plain text (one line per lyric line) or LRC (`[mm:ss.xx]` time tags) → [LyricLine]."""
+"""Lyrics: plain text (one line per lyric line) or LRC (`[mm:ss.xx]` time tags) → [LyricLine].
+
+Enhanced LRC is read too: word tags `<mm:ss.xx>` before each word give word times
+(`[00:12.00]<00:12.00>Hello <00:12.50>world`), and a tag after the last word (the A2 extension's
+form) is that word's end. An empty timed line marks a gap: the line before it ends there.
+"""
 from __future__ import annotations
 
 import re
@@ -6,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .schedule import Segment, Word, from_times
 
 # CLIP's context is 77 tokens; lines longer than this many characters are cut for CLIP (the full
 # text stays in captions and the project).
 MAX_LINE_CHARS = 300
 
 _TAG = re.compile(r"\[(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)\]")
+_WORD_TAG = re.compile(r"<(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)>")
+_ANY_TAG = re.compile(r"<[^<>]{0,12}\d[^<>]{0,12}>")  # anything tag-like with a digit: a word tag, maybe bad
 _META = re.compile(r"^\[[a-zA-Z#]+:.*\]\s*$")  # [ar:..] [ti:..] [offset:..] [length:..]
 _OFFSET = re.compile(r"^\[offset:\s*([+-]?\d{1,9})\s*\]\s*$", re.IGNORECASE)  # up to ~11 days in ms
 
@@ -20,6 +28,9 @@ _OFFSET = re.compile(r"^\[offset:\s*([+-]?\d{1,9})\s*\]\s*$", re.IGNORECASE)  # 
 class LyricLine:
     text: str
     time: float | None = None  # seconds, from an LRC tag; None for plain lyrics
+    words: tuple[Word, ...] = ()  # enhanced LRC word times; a last word without an end tag ends at inf
+
+
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,7 @@ class Lyrics:
     timed: bool  # every line carries a time (LRC)
     path: Path | None
     warnings: tuple[str, ...] = ()
+    gaps: tuple[float, ...] = ()  # times of empty timed LRC lines: no lyric from then on
 
 
 def read_text(path: Path) -> str:
@@ -51,15 +63,16 @@ def parse_plain(text: str) -> list[LyricLine]:
     return [LyricLine(t) for t in (_clean(line) for line in text.splitlines()) if t]
 
 
-def parse_lrc(text: str) -> tuple[list[LyricLine], list[str]]:
-    """Parse LRC: several tags per line allowed, metadata tags skipped, [offset:] applied,
-    lines sorted by time. Returns the lines and warnings (e.g. lines out of order)."""
+def parse_lrc(text: str, gaps: list[float] | None = None) -> tuple[list[LyricLine], list[str]]:
+    """Parse LRC: several tags per line allowed, metadata tags skipped, [offset:] applied, word
+    tags read (enhanced LRC), lines sorted by time. Returns the lines and warnings (e.g. lines out
+    of order, bad word tags). Empty timed lines are gap marks: their times go into `gaps`."""
     lines: list[LyricLine] = []
     warnings: list[str] = []
     offset = 0.0
     last = -1.0
     out_of_order = False
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         raw = raw.strip()
         if not raw:
             continue
@@ -79,18 +92,60 @@ def parse_lrc(text: str) -> tuple[list[LyricLine], list[str]]:
                 continue
             warnings.append(f"line without a time tag ignored: {raw[:40]!r}")
             continue
-        body = _clean(raw[pos:])
-        if not body:
-            continue  # an empty timed line marks an instrumental gap
+        body, words = _word_tags(raw[pos:], number, warnings)
+        if not body:  # an empty timed line marks an instrumental gap
+            if gaps is not None:
+                gaps.extend(max(0.0, t - offset) for t in tags)
+            continue
         for t in tags:
             if t < last:
                 out_of_order = True
             last = t
-            lines.append(LyricLine(body, max(0.0, t - offset)))
+            shift = t - tags[0] - offset  # word tags are absolute: a repeat of the line moves them along
+            lines.append(LyricLine(body, max(0.0, t - offset),
+                                   tuple(Word(w.text, max(0.0, w.start + shift), w.end + shift) for w in words)))
     if out_of_order:
         warnings.append("time tags were out of order; lines sorted by time")
     lines.sort(key=lambda x: x.time or 0.0)
     return lines, warnings
+
+
+def _word_tags(body: str, number: int, warnings: list[str]) -> tuple[str, tuple[Word, ...]]:
+    """A line's text without its word tags, and its timed words. A tag with nothing after it is the
+    end of the word before it; a malformed or backwards tag is dropped with a warning."""
+    pieces: list[tuple[float | None, str]] = []  # (time of the tag before it, text)
+    pos, t = 0, None
+    for m in _ANY_TAG.finditer(body):
+        pieces.append((t, body[pos:m.start()]))
+        good = _WORD_TAG.fullmatch(m.group())
+        if good is None:
+            warnings.append(f"LRC line {number}: bad word tag {m.group()!r} ignored (use <mm:ss.xx>)")
+            t = None
+        else:
+            t = int(good.group(1)) * 60 + float(good.group(2).replace(":", "."))
+        pos = m.end()
+    pieces.append((t, body[pos:]))
+    text = _clean("".join(p for _, p in pieces))
+    words: list[Word] = []
+    for k, (start, chunk) in enumerate(pieces):
+        if start is None:
+            continue
+        if words and words[-1].end == float("inf"):
+            if start < words[-1].start:
+                warnings.append(f"LRC line {number}: word tag <{start:.2f}> goes back in time: ignored")
+                continue
+            words[-1] = Word(words[-1].text, words[-1].start, start)  # a word ends where the next begins
+        if chunk.strip():
+            words.append(Word(chunk.strip(), start, float("inf")))
+    return text, tuple(words)
+
+
+def timed_segments(lyrics: Lyrics, duration: float) -> list[Segment]:
+    """Segments of timed (LRC) lyrics: each line from its time until the next line or gap mark,
+    with its word times (enhanced LRC)."""
+    lines = lyrics.lines
+    return from_times([ln.text for ln in lines], [float(ln.time or 0.0) for ln in lines], duration,
+                      lyrics.gaps, [ln.words for ln in lines])
 
 
 def load(path: str | Path) -> Lyrics:
@@ -98,8 +153,9 @@ def load(path: str | Path) -> Lyrics:
     path = Path(path)
     text = read_text(path)
     is_lrc = path.suffix.lower() == ".lrc" or bool(_TAG.match(text.lstrip()))
+    gaps: list[float] = []
     if is_lrc:
-        lines, warnings = parse_lrc(text)
+        lines, warnings = parse_lrc(text, gaps)
     else:
         lines, warnings = parse_plain(text), []
     if not lines:
@@ -107,7 +163,7 @@ def load(path: str | Path) -> Lyrics:
             f"{path}: has no lyric lines (empty or blank): add one line of text per lyric line, "
             "or leave the lyrics out to transcribe the song"
         )
-    return Lyrics(tuple(lines), timed=is_lrc, path=path, warnings=tuple(warnings))
+    return Lyrics(tuple(lines), timed=is_lrc, path=path, warnings=tuple(warnings), gaps=tuple(sorted(gaps)))
 
 
 def check_times(lyrics: Lyrics, duration: float) -> Lyrics:
@@ -126,7 +182,7 @@ def check_times(lyrics: Lyrics, duration: float) -> Lyrics:
             f"{lyrics.path}: every time tag is past the end of the audio ({duration:.2f} s): "
             "check that the LRC belongs to this song"
         )
-    return Lyrics(tuple(keep), True, lyrics.path, tuple(warnings))
+    return Lyrics(tuple(keep), True, lyrics.path, tuple(warnings), lyrics.gaps)
 
 
 def clip_text(text: str) -> tuple[str, bool]:

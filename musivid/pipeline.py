@@ -127,6 +127,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     are this run's only."""
     from .audio import decode
     from .lyrics import check_times, clip_text
+    from .models.load import choose_clip
     from .schedule import keyframes as make_keyframes
 
     timings: dict[str, float] = {}
@@ -163,6 +164,10 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
         with _stage(timings, "rhythm", f"analysing the beat of {audio_path.name}", on_progress):
             rhythm = analyze(audio, settings.rhythm)
         p.set_rhythm(rhythm_key, rhythm)
+    models, why = choose_clip(settings.models, [s.text for s in segments])  # "auto": by the lyrics' language
+    if models != settings.models:
+        settings = dataclasses.replace(settings, models=models)
+        log.info(why)
     kfs = make_keyframes(segments, rhythm.beats, settings.schedule, settings.render.fps)
     if persist:
         p.set_inputs(audio_in, lyrics_in)
@@ -182,6 +187,7 @@ def _time_lyrics(lyrics, audio, t: TimingConfig, models: ModelConfig, device, ti
     """Segments for the lyrics (LRC: as given; plain: aligned with Whisper; none: transcribed).
     Returns the timing.TimingResult."""
     from . import timing
+    from .lyrics import timed_segments
     from .models.registry import cache_dir, offline_from_env
 
     for w in (lyrics.warnings if lyrics is not None else ()):
@@ -198,6 +204,8 @@ def _time_lyrics(lyrics, audio, t: TimingConfig, models: ModelConfig, device, ti
         msg = f"{what} with Whisper {align.model_name}"
     with _stage(timings, "timing", msg, on_progress):
         res = timing.segments_for(lyrics, audio, align=align)
+    if lyrics is not None and lyrics.timed:  # LRC: gap marks and enhanced LRC's word times
+        res = dataclasses.replace(res, segments=timed_segments(lyrics, audio.duration))
     if lyrics is not None and not lyrics.timed and res.method == "even":
         log.warning("plain lyrics without a speech recogniser: lines are spread evenly over the song")
     return res
@@ -334,7 +342,6 @@ def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> Vi
     the storyboard."""
     from .captions import CaptionTrack, write_srt
     from .render import render
-    from .schedule import excerpt
 
     s = job.settings
     source, chosen = frame_source(job, frames)
@@ -344,13 +351,13 @@ def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> Vi
     log.info("rendering %d frames at %g fps, %d px%s", n, s.render.fps, s.render.size,
              f" (excerpt {frames[0] / s.render.fps:.2f}-{frames[1] / s.render.fps:.2f} s)" if frames else "")
     with job.stage("render"):
-        overlay = CaptionTrack([seg.text for seg in job.segments], source.plan.segment) if s.render.captions else None
+        overlay = (CaptionTrack(job.segments, s.render.fps, s.render.captions, s.render.font)
+                   if s.render.captions != "none" else None)  # captions follow the lyric timing, frame-exact
         res = render(gen, source, job.audio.path, out, s.render, truncation=s.optimize.truncation,
                      amp_dtype=job.amp, overlay=overlay, metadata=meta, frames=frames, progress=job.progress,
                      callback=lambda done, total: job.report("render", done, total))
     srt = out.with_suffix(".srt")
-    write_srt(job.segments if frames is None else excerpt(job.segments, frames[0] / s.render.fps,
-                                                             frames[1] / s.render.fps), srt)
+    write_srt(job.segments, srt, s.render.fps, frames)  # the same frames as the burned-in captions
     draw_storyboard(job)
     shown = [Chosen(kf.segment, job.segments[kf.segment].text, chosen[k][0], float(chosen[k][1].score))
              for k, kf in enumerate(job.keyframes) if k in chosen]
@@ -385,7 +392,8 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
         for seg, text in zip(job.segments, job.clip_texts()):
             have = [Variant(v, lat.score, img) for (si, v, lat), img in zip(items, images) if si == seg.index]
             rows.append(Row(seg.index + 1, seg.start, seg.text, have, p.shown_variant(text, lkey)))
-        return write_storyboard(rows, job.project.root / "storyboard.png", job.settings.models.untrained)
+        return write_storyboard(rows, job.project.root / "storyboard.png", job.settings.models.untrained,
+                                job.settings.render.font)
 
 
 # ---- entry points ---------------------------------------------------------------------------------
@@ -421,7 +429,7 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
     from .audio import decode
     from .interpolate import frame_range
     from .lyrics import check_times
-    from .models.load import check_models
+    from .models.load import check_models, choose_clip
 
     settings = settings or RunSettings()
     audio_path = Path(audio)
@@ -433,10 +441,11 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
     # every check before any work, cheapest first; nothing is written until they all pass
     lyr = check_inputs(audio_path, lyrics_path, settings.models, settings.timing.whisper_model)
     proj.check_project_dir(pdir, [audio_path, lyrics_path])
+    models = choose_clip(settings.models, [ln.text for ln in lyr.lines] if lyr else None)[0]  # clip "auto"
     existing = Project.open(pdir) if (pdir / "project.json").is_file() else None
     check_output(out, [audio_path, lyrics_path], existing, overwrite)
     resolve_device(settings.device)
-    check_models(settings.models, progress, fetch=False)  # offline: every weight file is cached
+    check_models(models, progress, fetch=False)  # offline: every weight file is cached
     timings: dict[str, float] = {}
     with _stage(timings, "decode", f"reading {audio_path.name}", on_progress):
         decoded = decode(audio_path, settings.rhythm.sample_rate, accept_truncated=accept_truncated)
@@ -444,7 +453,7 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
         check_times(lyr, decoded.duration)
     frame_range(decoded.duration, settings.render.fps, start, duration)
     with _stage(timings, "weights", None, on_progress):
-        check_models(settings.models, progress)  # fetches what is missing
+        check_models(models, progress)  # fetches what is missing
     with proj.locked(pdir):
         job = prepare(pdir, audio_path, lyrics_path, settings, audio=decoded, accept_truncated=accept_truncated,
                       progress=progress, on_progress=on_progress)
@@ -562,15 +571,15 @@ def pick_variant(project_dir: str | Path, line: int, variant: int) -> str:
 
 @_writes_project
 def render_project(project_dir: str | Path, output: str | Path | None = None, *, fps: float | None = None,
-                   size: int | None = None, captions: bool | None = None, crf: int | None = None,
-                   preset: str | None = None, device: str | None = None, offline: bool = False,
-                   overwrite: bool = False, start: float = 0.0, duration: float | None = None, save: bool = False,
-                   progress: bool = False, on_progress: ProgressFn | None = None,
+                   size: int | None = None, captions: str | bool | None = None, crf: int | None = None,
+                   preset: str | None = None, font: str | None = None, device: str | None = None,
+                   offline: bool = False, overwrite: bool = False, start: float = 0.0, duration: float | None = None,
+                   save: bool = False, progress: bool = False, on_progress: ProgressFn | None = None,
                    **motion: float | str | None) -> VideoResult:
     """Render the video from a project without optimizing anything (missing latents are an error).
-    fps/size/captions/crf/preset and the motion (ScheduleConfig's reactivity, pulse, walk, energy,
-    intro, outro...) given as keywords override the project's settings for this render (with
-    `save`, for later renders too)."""
+    fps/size/captions ("none" | "line" | "karaoke")/font/crf/preset and the motion (ScheduleConfig's
+    reactivity, pulse, walk, energy, intro, outro...) given as keywords override the project's
+    settings for this render (with `save`, for later renders too)."""
     from .interpolate import frame_range
 
     p = Project.open(project_dir, must_exist=True)
@@ -579,7 +588,7 @@ def render_project(project_dir: str | Path, output: str | Path | None = None, *,
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
     inputs = [f.path if f else None for f in (p.input("audio"), p.input("lyrics"))]
     check_output(out, inputs, p, overwrite)
-    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf, preset=preset).items()
+    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf, preset=preset, font=font).items()
                if v is not None}
     ren = dataclasses.replace(p.settings.render, **changes)
     motion = {k: v for k, v in motion.items() if v is not None}

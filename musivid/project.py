@@ -58,7 +58,8 @@ def default_dir(out: Path) -> Path:
 def latent_settings(opt: C.OptimizeConfig, models: C.ModelConfig) -> dict:
     """The settings that key a run's latents (see latent_key)."""
     d = {k: v for k, v in C.to_dict(opt).items() if k not in NOT_LATENT}
-    d["clip"] = "untrained" if models.untrained else (models.clip_path or models.clip)
+    d["clip"] = (("untrained" if models.clip in (C.AUTO_CLIP, C.DEFAULT_CLIP) else f"untrained {models.clip}")
+                 if models.untrained else (models.clip_path or models.clip))  # the tiny multilingual CLIP differs
     d["biggan"] = "untrained" if models.untrained else (models.biggan_path or models.biggan)
     return d
 

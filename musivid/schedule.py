@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -64,13 +65,23 @@ def spread_evenly(texts: list[str], duration: float) -> list[Segment]:
     return [Segment(i, t, float(edges[i]), float(edges[i + 1])) for i, t in enumerate(texts)]
 
 
-def from_times(texts: list[str], starts: list[float], duration: float) -> list[Segment]:
-    """Timed lines: each lasts until the next one starts (the last until the end)."""
+def from_times(texts: list[str], starts: list[float], duration: float, gaps: Sequence[float] = (),
+               words: Sequence[Sequence[Word]] | None = None) -> list[Segment]:
+    """Timed lines: each lasts until the next one starts, or until the first gap mark (an empty
+    timed LRC line: no lyric from then) after its start; the last until the end. `words` (one
+    tuple per text) become the segments' word times, each word ending by its line's end (a word
+    whose end is unknown is given as inf)."""
     order = sorted(range(len(texts)), key=lambda i: starts[i])
+    marks = np.sort(np.asarray(list(gaps), dtype=float))
     segs = []
     for k, i in enumerate(order):
         end = starts[order[k + 1]] if k + 1 < len(order) else duration
-        segs.append(Segment(k, texts[i], float(starts[i]), float(max(end, starts[i]))))
+        after = marks[marks > starts[i]]
+        if len(after):
+            end = min(end, float(after[0]))
+        end = float(max(min(end, duration), starts[i]))
+        ws = tuple(Word(w.text, w.start, min(w.end, end)) for w in (words[i] if words else ()))
+        segs.append(Segment(k, texts[i], float(starts[i]), end, ws))
     return segs
 
 

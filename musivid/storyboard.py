@@ -9,8 +9,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .captions import font, wrap
+from .captions import wrap
 from .files import atomic_write_bytes
+from .fonts import FontFinder
 
 THUMB = 128
 UNTRAINED_BANNER = "UNTRAINED random-weight models: pipeline preview, not a real result"
@@ -32,7 +33,9 @@ class Row:
     chosen: int | None  # the variant number shown in the video
 
 
-def storyboard_png(rows: Sequence[Row], untrained: bool = False) -> bytes:
+def storyboard_png(rows: Sequence[Row], untrained: bool = False, font: str | None = None) -> bytes:
+    """The contact sheet as PNG bytes; each row's text in a font that covers it (`font`: the
+    user's --font, tried first)."""
     from PIL import Image, ImageDraw
 
     ncols = max((len(r.variants) for r in rows), default=0)
@@ -41,13 +44,15 @@ def storyboard_png(rows: Sequence[Row], untrained: bool = False) -> bytes:
     height = len(rows) * (THUMB + head + pad) + pad + (24 if untrained else 0)
     sheet = Image.new("RGB", (width, height), (24, 24, 28))
     draw = ImageDraw.Draw(sheet)
-    big, small = font(14), font(12)
+    finder = FontFinder(font)
+    small = finder.font("v0 0.000 *chosen*", 12)
     y = pad
     if untrained:
-        draw.text((pad, y), UNTRAINED_BANNER, font=big, fill=(255, 120, 80))
+        draw.text((pad, y), UNTRAINED_BANNER, font=finder.font(UNTRAINED_BANNER, 14), fill=(255, 120, 80))
         y += 24
     for row in rows:
         label = f"{row.line}. [{row.time:6.2f}s] {row.text}"
+        big = finder.font(label, 14, row.line)
         for k, line in enumerate(wrap(draw, label, big, text_w - 2 * pad)):
             draw.text((pad, y + 17 * k), line, font=big, fill=(235, 235, 235))
         for j, v in enumerate(row.variants):
@@ -68,6 +73,6 @@ def storyboard_png(rows: Sequence[Row], untrained: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def write_storyboard(rows: Sequence[Row], path: Path, untrained: bool = False) -> Path:
-    atomic_write_bytes(path, storyboard_png(rows, untrained))
+def write_storyboard(rows: Sequence[Row], path: Path, untrained: bool = False, font: str | None = None) -> Path:
+    atomic_write_bytes(path, storyboard_png(rows, untrained, font))
     return path

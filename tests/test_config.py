@@ -88,3 +88,15 @@ def test_resolve_device_on_this_machine():
         with pytest.raises(InputError, match="no CUDA GPU"):
             resolve_device("cuda")
         assert resolve_device("auto")[0].type == "cpu"
+
+
+def test_captions_mode_and_projects_with_true_false_captions():
+    from musivid.config import RenderConfig, RunSettings
+
+    assert RenderConfig(captions=True).captions == "line" and RenderConfig(captions=False).captions == "none"
+    old = RunSettings.from_json({"render": {"captions": True}})
+    assert old.render.captions == "line"
+    assert RunSettings.from_json(RunSettings(render=RenderConfig(captions="karaoke", font="/x.ttf")).to_json()
+                                 ).render == RenderConfig(captions="karaoke", font="/x.ttf")
+    with pytest.raises(InputError, match="captions must be one of none, line, karaoke"):
+        RenderConfig(captions="bold")

@@ -83,3 +83,44 @@ def test_guess_language(lines, lang):
     from musivid.lyrics import guess_language
 
     assert guess_language(lines) == lang
+
+
+def test_enhanced_lrc_word_tags_become_word_times(tmp_path):
+    from musivid.lyrics import timed_segments
+
+    p = tmp_path / "e.lrc"
+    p.write_text("[00:12.00]<00:12.00>Hello <00:12.50>world\n"
+                 "[00:14.00] <00:14.00> A2 <00:14.40> form <00:15.00>\n"  # the A2 extension: a trailing end time
+                 "[00:16.00]<00:16.00>月<00:16.50>亮<00:17.00>\n", encoding="utf-8")
+    lyr = load(p)
+    assert [l.text for l in lyr.lines] == ["Hello world", "A2 form", "月亮"]
+    segs = timed_segments(lyr, 20.0)
+    assert [(w.text, w.start, w.end) for w in segs[0].words] == [("Hello", 12.0, 12.5), ("world", 12.5, 14.0)]
+    assert [(w.text, w.start, w.end) for w in segs[1].words] == [("A2", 14.0, 14.4), ("form", 14.4, 15.0)]
+    assert [(w.text, w.start, w.end) for w in segs[2].words] == [("月", 16.0, 16.5), ("亮", 16.5, 17.0)]
+    assert not lyr.warnings
+
+
+def test_bad_word_tags_are_ignored_with_a_warning():
+    lines, warnings = parse_lrc("[00:01.00]<00:01.00>one <0x:zz>two <00:00.50>three <00:02.00>four\n")
+    assert lines[0].text == "one two three four"
+    # "two" follows a bad tag and "three" a backwards one: both untimed (captions place them by characters)
+    assert [(w.text, w.start, w.end) for w in lines[0].words] == [("one", 1.0, 2.0), ("four", 2.0, float("inf"))]
+    assert any("bad word tag '<0x:zz>'" in w for w in warnings)
+    assert any("goes back in time" in w for w in warnings)
+
+
+def test_repeated_line_tags_move_word_times_along_and_offset_applies():
+    lines, _ = parse_lrc("[offset:+500]\n[00:10.00][00:30.00]<00:10.00>la <00:10.50>la\n")
+    assert [[w.start for w in l.words] for l in lines] == [[9.5, 10.0], [29.5, 30.0]]
+
+
+def test_empty_timed_lines_end_the_line_before_them(tmp_path):
+    from musivid.lyrics import timed_segments
+
+    p = tmp_path / "g.lrc"
+    p.write_text("[00:01.00]one\n[00:03.00]\n[00:08.00]two\n[00:09.00]three\n[00:12.00]\n")
+    lyr = check_times(load(p), 20.0)
+    assert lyr.gaps == (3.0, 12.0)
+    assert [(s.text, s.start, s.end) for s in timed_segments(lyr, 20.0)] == [
+        ("one", 1.0, 3.0), ("two", 8.0, 9.0), ("three", 9.0, 12.0)]

@@ -42,7 +42,9 @@ def _render(tiny_models, tmp_path, fps, duration, size=64, batch=8, **kw):
     p = plan(kfs, n, fps, np.zeros(n), reactivity=0.0)
     out = tmp_path / "v.mp4"
     if "captions" in kw:
-        kw["overlay"] = CaptionTrack(kw.pop("captions"), p.segment)
+        texts = kw.pop("captions")
+        half = duration / len(texts)
+        kw["overlay"] = CaptionTrack([Segment(i, t, i * half, (i + 1) * half) for i, t in enumerate(texts)], fps)
     res = render(gen, FrameLatents(p, kz, kc), audio, out, RenderConfig(fps=fps, size=size, batch=batch),
                  metadata={"title": "t"}, **kw)
     expected = gen.images_uint8(*frame_latents(p, slice(0, n), kz, kc), 1.0, size)  # (n, size, size, 3)

@@ -5,10 +5,11 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
-from ..config import ModelConfig
+from ..config import AUTO_CLIP, DEFAULT_CLIP, MULTILINGUAL_CLIP, ModelConfig
 from ..errors import InputError, ModelUnavailableError, WeightsMismatchError
 from . import biggan as biggan_mod
 from . import clip as clip_mod
@@ -62,34 +63,78 @@ def _opts(cfg: ModelConfig, progress: bool) -> FetchOptions:
     return FetchOptions(offline=cfg.offline or offline_from_env(), progress=progress)
 
 
+def choose_clip(cfg: ModelConfig, texts: Sequence[str] | None) -> tuple[ModelConfig, str]:
+    """Resolve clip "auto" from the lyrics' language: ViT-B-32/openai reads English only, so
+    lyrics in another language get the multilingual CLIP. Returns the config with a registry name
+    (unchanged when one was given) and why it was chosen, for the user. texts None (the song is
+    still to be transcribed): unchanged."""
+    if cfg.clip != AUTO_CLIP or texts is None:
+        return cfg, f"CLIP {cfg.clip_path or cfg.clip}" + (" (tiny, untrained)" if cfg.untrained else "")
+    if cfg.clip_path:  # an own weight file: the default architecture, as before "auto"
+        return dataclasses.replace(cfg, clip=DEFAULT_CLIP), f"CLIP {cfg.clip_path} ({DEFAULT_CLIP} architecture)"
+    from ..lyrics import guess_language
+
+    lang = guess_language(list(texts))
+    tiny = " (tiny, untrained, same classes)" if cfg.untrained else ""
+    if lang in (None, "en"):
+        why = "the lyrics look English" if lang else "the lyrics' language is unclear: the English default"
+        return dataclasses.replace(cfg, clip=DEFAULT_CLIP), f"CLIP {DEFAULT_CLIP}{tiny}: {why} (--clip chooses another)"
+    return (dataclasses.replace(cfg, clip=MULTILINGUAL_CLIP),
+            f"CLIP {MULTILINGUAL_CLIP}{tiny}: the lyrics look {LANGUAGES.get(lang, lang)} ({lang}) and {DEFAULT_CLIP} "
+            "reads English only (--clip chooses another)")
+
+
+LANGUAGES = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
+             "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ru": "Russian", "ar": "Arabic", "he": "Hebrew",
+             "el": "Greek", "th": "Thai", "hi": "Hindi"}
+
+
 def load_clip(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
               progress: bool = False) -> clip_mod.Clip:
-    """CLIP on `device`; `dtype` (default float32) is the dtype its fast image tower stores its
-    weights and computes in (bf16 on CUDA); open_clip's own model (text, reference) stays float32."""
+    """The CLIP of `cfg` (resolve "auto" with choose_clip first; unresolved it is the default) on
+    `device`; `dtype` (default float32) is the dtype its fast image tower stores its weights and
+    computes in (bf16 on CUDA); open_clip's own model (text, reference) stays float32."""
     dtype = dtype or torch.float32
+    name = DEFAULT_CLIP if cfg.clip == AUTO_CLIP else cfg.clip
     if cfg.untrained:
         torch.manual_seed(0)
-        model, tok, size = clip_mod.build(None, untrained=True)
-        return clip_mod.Clip(model.to(device), tok, size, "tiny-clip (untrained)", True, dtype)
-    entry = get_entry(cfg.clip)
+        multilingual = clip_mod.is_hf_arch(get_entry(name).arch)
+        if multilingual:
+            _require(get_entry(name))
+        model, tok, size = clip_mod.build("musivid-tiny-multilingual" if multilingual else None, untrained=True)
+        label = "tiny-multilingual-clip (untrained)" if multilingual else "tiny-clip (untrained)"
+        return clip_mod.Clip(model.to(device), tok, size, label, True, dtype)
+    entry = get_entry(name)
     if entry.kind != "clip":
-        raise ModelUnavailableError(f"{cfg.clip!r} is not a CLIP model: see `musivid models list`")
-    for pkg in entry.requires:
-        try:
-            __import__(pkg)
-        except ImportError:
-            raise ModelUnavailableError(
-                f"{entry.name} needs the Python package {pkg!r}: pip install {pkg}"
-            ) from None
+        raise ModelUnavailableError(f"{name!r} is not a CLIP model: see `musivid models list`")
+    _require(entry)
     if cfg.clip_path:
         path = Path(cfg.clip_path).expanduser()
         if not path.is_file():
             raise ModelUnavailableError(f"{path}: no such CLIP weight file (--clip): check the path")
     else:
         path = resolve_file(entry.weights, cache_dir(cfg.cache_dir), _opts(cfg, progress))
-    model, tok, size = clip_mod.build(entry.arch, untrained=False, quick_gelu=entry.quick_gelu)
-    load_strict(model, read_state_dict(path), path)
+    hf_dir = None
+    if clip_mod.is_hf_arch(entry.arch):  # the text tower's config and tokenizer, in a local directory
+        spm = resolve_file(entry.files[1], cache_dir(cfg.cache_dir), _opts(cfg, progress))
+        hf_dir = clip_mod.write_hf_dir(cache_dir(cfg.cache_dir) / f"{entry.arch}-text", clip_mod.XLMR_BASE_CFG, spm)
+    model, tok, size = clip_mod.build(entry.arch, untrained=False, quick_gelu=entry.quick_gelu, hf_dir=hf_dir)
+    sd = read_state_dict(path)
+    for k in [k for k in sd if k.endswith("embeddings.position_ids")]:
+        if k not in model.state_dict():  # a buffer newer transformers no longer saves (open_clip drops it too)
+            del sd[k]
+    load_strict(model, sd, path)
     return clip_mod.Clip(model.to(device), tok, size, entry.name, False, dtype)
+
+
+def _require(entry) -> None:
+    for pkg in entry.requires:
+        try:
+            __import__(pkg)
+        except ImportError:
+            raise ModelUnavailableError(
+                f"{entry.name} needs the Python package {pkg!r}: pip install 'musivid[multilingual]' "
+                f"(or pass --clip {DEFAULT_CLIP})") from None
 
 
 def load_biggan(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
@@ -141,7 +186,8 @@ def model_problems(cfg: ModelConfig) -> tuple[list[str], bool]:
     for kind, name, path in (("clip", cfg.clip, cfg.clip_path), ("biggan", cfg.biggan, cfg.biggan_path)):
         label = "CLIP" if kind == "clip" else "BigGAN"
         try:
-            entry = get_entry(name)
+            entry = get_entry(DEFAULT_CLIP if name == AUTO_CLIP else name)  # auto: the default or, for
+            # lyrics in another language, the multilingual CLIP (its package is checked when chosen)
         except ModelUnavailableError as e:
             problems.append(str(e))
             continue
@@ -174,8 +220,11 @@ def check_models(cfg: ModelConfig, progress: bool = False, *, fetch: bool = True
     if not fetch and not _opts(cfg, progress).offline:
         return
     entries = []
-    if not cfg.clip_path:
-        entries.append(dataclasses.replace(get_entry(cfg.clip), files=(get_entry(cfg.clip).weights,)))
+    if cfg.clip != AUTO_CLIP:  # auto: fetched when the lyrics' language is known (choose_clip)
+        entry = get_entry(cfg.clip)
+        files = entry.files[1:] if cfg.clip_path else entry.files  # with an own weight file: the tokenizer
+        if files:
+            entries.append(dataclasses.replace(entry, files=files))
     if not cfg.biggan_path:
         entries.append(get_entry(cfg.biggan))
     resolve_all(entries, cache_dir(cfg.cache_dir), _opts(cfg, progress))

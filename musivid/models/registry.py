@@ -46,7 +46,8 @@ class ModelEntry:
     name: str
     kind: str  # "clip" | "biggan"
     arch: str  # open_clip model name, or "biggan-deep-<res>"
-    files: tuple[WeightFile, ...]  # the first is the weights; BigGAN's second is its config.json
+    files: tuple[WeightFile, ...]  # the first is the weights; BigGAN's second is its config.json, a
+    # multilingual CLIP's its tokenizer
     licence: str
     about: str
     requires: tuple[str, ...] = ()  # extra Python packages this entry needs
@@ -92,9 +93,12 @@ REGISTRY: dict[str, ModelEntry] = {
             "xlm-roberta-base-ViT-B-32/laion5b_s13b_b90k", "clip", "xlm-roberta-base-ViT-B-32",
             (WeightFile("clip-xlm-roberta-base-vit-b-32-laion5b.safetensors",
                         _hf("laion/CLIP-ViT-B-32-xlm-roberta-base-laion5B-s13B-b90k", "main",
-                            "open_clip_model.safetensors"), None, 1_470_000_000),),
+                            "open_clip_model.safetensors"), None, 1_470_000_000),
+             # its tokenizer: XLM-RoBERTa's SentencePiece model (the text tower's config is in clip.py)
+             WeightFile("xlm-roberta-base-sentencepiece.bpe.model",
+                        _hf("FacebookAI/xlm-roberta-base", "main", "sentencepiece.bpe.model"), None, 5_069_051)),
             "MIT (LAION)", "multilingual CLIP (XLM-RoBERTa text tower) for non-English lyrics",
-            requires=("transformers",), quick_gelu=False,
+            requires=("transformers", "sentencepiece"), quick_gelu=False,
         ),
         *[
             ModelEntry(

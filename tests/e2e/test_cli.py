@@ -104,7 +104,7 @@ def test_help_is_instant_and_shows_the_main_options():
     r = run_cli("--help")
     assert r.returncode == 0 and "music video" in r.stdout
     assert time.time() - t < 3.0
-    for opt in ("--variants", "--steps", "--captions", "--device", "--crf", "--start", "--duration", "--overwrite",
+    for opt in ("--variants", "--steps", "--captions", "--font", "--device", "--crf", "--start", "--duration", "--overwrite",
                 "--untrained", "--offline", "--whisper-model"):
         assert opt in r.stdout, opt
     assert "render" in r.stdout and "variants" in r.stdout  # the commands too
@@ -121,6 +121,12 @@ def test_a_mistyped_command_is_a_usage_error_with_a_suggestion(tmp_path, monkeyp
     assert r.returncode == 2 and "tpu" in r.stderr and "auto" in r.stderr  # click.Choice lists the choices
     r = musivid("align", "--asr", "vosk", "song.mp3", "-o", "x.lrc")
     assert r.returncode == 2 and "vosk" in r.stderr
+    r = musivid("--captions", "song.mp3")  # the option's optional value swallowed the file name
+    assert r.returncode == 2 and "put --captions after the files" in r.stderr
+    r = musivid("render", "p.musivid", "--captions", "karaoke", "--no-captions")
+    assert r.returncode == 2 and "exclude each other" in r.stderr
+    r = musivid("song.mp3", "--font", "nope.ttf")
+    assert r.returncode == 2 and "nope.ttf" in r.stderr
 
 
 def test_offline_without_weights_fails_fast_and_clearly(tmp_path, monkeypatch):
