@@ -75,9 +75,11 @@ class Job:
     @property
     def title(self) -> str | None:
         """The prompt of the intro's title image (optimized like a line), or None: no title intro."""
+        from .lyrics import clip_text
         from .schedule import intro_title
 
-        return intro_title(self.settings.schedule, self.audio.path.stem, self.keyframes)
+        title = intro_title(self.settings.schedule, self.audio.path.stem, self.keyframes)
+        return clip_text(title)[0] if title is not None else None
 
     def model(self, kind: str):
         """"clip" or "biggan", loaded once, when first needed."""

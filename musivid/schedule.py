@@ -146,12 +146,11 @@ def title_from_stem(stem: str) -> str:
 
 def intro_title(cfg: ScheduleConfig, stem: str, kfs: list[Keyframe]) -> str | None:
     """The prompt of the intro's title image, or None when the intro shows none: it is not asked
-    for, the music drives nothing (reactivity 0), or the first line comes too soon for it."""
-    from .lyrics import clip_text
-
+    for, the music drives nothing (reactivity 0), or the first line comes too soon for it. (The
+    caller cuts it to CLIP's length, as every line: lyrics.clip_text.)"""
     if cfg.intro != "title" or cfg.reactivity <= 0 or not kfs or kfs[0].time < cfg.title_min_s:
         return None
-    return clip_text((cfg.title or "").strip() or title_from_stem(stem))[0]
+    return (cfg.title or "").strip() or title_from_stem(stem)
 
 
 def beat_period(tempo: float) -> float:

@@ -203,8 +203,8 @@ def test_check_project_dir(tmp_path):
 def test_video_metadata_says_ai_generated_and_how():
     from musivid import __version__
 
-    s = RunSettings(optimize=OptimizeConfig(seed=42))
-    meta = proj.video_metadata(s, "song")
+    s = RunSettings(optimize=OptimizeConfig(seed=42), models=ModelConfig(clip="ViT-B-32/openai"))  # as prepare
+    meta = proj.video_metadata(s, "song")  # resolves clip "auto"
     facts = json.loads(meta["description"])
     assert facts["ai_generated"] is True and facts["version"] == __version__ and facts["seed"] == 42
     assert facts["clip"] == "ViT-B-32/openai" and facts["biggan"] == "biggan-deep-256"

@@ -125,7 +125,7 @@ def test_each_line_is_its_own_image_at_its_keyframe(song, tiny_models):
         err = np.abs(frames[f] - want[i]).mean()
         others = [np.abs(frames[f] - want[j]).mean() for j in range(len(rows)) if j != i]
         print(f"{song['name']} keyframe row {k} at frame {f}: error {err:.2f}, other images {np.round(others, 2)}")
-        assert err < 2.0 and err < 0.3 * min(others)  # its own image up to H.264, not another line's
+        assert err < 2.0 and err < 0.5 * min(others)  # its own image up to yuv420/H.264, not another line's
 
 
 def test_any_excerpt_is_the_same_frames(song):
