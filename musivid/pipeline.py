@@ -160,6 +160,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     from .audio import decode
     from .lyrics import check_times, clip_text
     from .schedule import keyframes as make_keyframes
+    from .timing import VERSION as TIMING_VERSION
 
     timings: dict[str, float] = {}
     device, amp = resolve_device(settings.device)
@@ -173,7 +174,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     lyrics_in = proj.InputFile.of(lyrics_path) if lyrics_path else None
     t = settings.timing
     timing_key = {"inputs": [audio_in.sha256, lyrics_in and lyrics_in.sha256], "asr": t.asr,
-                  "whisper_model": t.whisper_model}
+                  "whisper_model": t.whisper_model, "method": TIMING_VERSION}
     cached = p.cached_timing(timing_key)
     if cached is not None:
         segments, method = cached
@@ -228,7 +229,7 @@ def _time_lyrics(lyrics, audio, t: TimingConfig, models: ModelConfig, device, ti
         msg = f"{what} with Whisper {align.model_name}"
     with _stage(timings, "timing", msg, on_progress):
         res = timing.segments_for(lyrics, audio, align=align)
-    if lyrics is not None and not lyrics.timed and res.method == "even":
+    if lyrics is not None and not lyrics.timed and align is None:
         log.warning("plain lyrics without a speech recogniser: lines are spread evenly over the song")
     return res
 
