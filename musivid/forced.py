@@ -151,7 +151,9 @@ class VoiceActivity:
 
     @classmethod
     def from_prob(cls, prob: np.ndarray, step: float = 512 / SR, on: float = 0.5, off: float = 0.35,
-                  edge: float = 0.15) -> "VoiceActivity":
+                  edge: float = 0.15, min_gap: float = 0.2) -> "VoiceActivity":
+        """The mask from probabilities; pauses shorter than `min_gap` seconds (a breath, a
+        consonant Silero doubts, a dip inside a sung line) do not break a voiced run."""
         prob = np.asarray(prob, np.float32).reshape(-1)
         voiced = np.zeros(len(prob), bool)
         state = False
@@ -164,6 +166,11 @@ class VoiceActivity:
             while j > 0 and not voiced[j - 1] and edge <= prob[j - 1] <= prob[j]:
                 j -= 1
             voiced[j:k] = True
+        ends = np.flatnonzero(voiced[:-1] & ~voiced[1:]) + 1  # first unvoiced index of each run
+        for e in ends:
+            nxt = np.flatnonzero(voiced[e:])
+            if len(nxt) and nxt[0] * step < min_gap:
+                voiced[e:e + nxt[0]] = True
         return cls(prob, voiced, step)
 
     def fraction(self, t0: float, t1: float) -> float:

@@ -27,13 +27,20 @@ def test_weight_counts_syllables():
 
 def test_voice_activity_hysteresis_and_rising_edge():
     prob = np.array([0, 0.05, 0.2, 0.3, 0.6, 0.9, 0.4, 0.45, 0.9, 0.2, 0.1, 0, 0.7, 0.8, 0], np.float32)
-    v = VoiceActivity.from_prob(prob)
+    v = VoiceActivity.from_prob(prob, min_gap=0.0)
     # on at 0.6, held through 0.4/0.45 (above 0.35), off at 0.2; the rise from 0.2 counts
     assert v.voiced.tolist() == [False, False, True, True, True, True, True, True, True, False, False, False,
                                  True, True, False]
     assert np.allclose(v.onsets(), np.array([2, 12]) * STEP)
     assert np.allclose(v.offsets(), np.array([9, 14]) * STEP)
     assert v.fraction(2 * STEP, 9 * STEP) == 1.0 and v.fraction(9 * STEP, 12 * STEP) == 0.0
+
+
+def test_voice_activity_bridges_short_pauses():
+    prob = np.array([0.9] * 10 + [0.0] * 5 + [0.9] * 10 + [0.0] * 8 + [0.9] * 5, np.float32)
+    v = VoiceActivity.from_prob(prob, min_gap=0.2)  # 5 steps = 0.16 s bridged, 8 = 0.256 s not
+    assert v.voiced[:25].all() and not v.voiced[25:33].any() and v.voiced[33:].all()
+    assert np.allclose(v.onsets(), [0, 33 * STEP])
 
 
 def lt_of(text: str) -> LineTokens:
