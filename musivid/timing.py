@@ -85,8 +85,13 @@ def _even(texts: list[str], duration: float, warnings: tuple[str, ...] = (), lan
                         language=language)
 
 
-def _numbers(idx: Sequence[int]) -> str:
-    return ", ".join(str(i + 1) for i in idx)
+def _named(idx: Sequence[int], texts: Sequence[str], extra: Sequence[str] = ()) -> str:
+    """Lyric lines by number (1-based, after repeat markers are expanded) and their start."""
+    out = []
+    for k, i in enumerate(idx):
+        t = texts[i] if len(texts[i]) <= 24 else texts[i][:23] + "…"
+        out.append(f'{i + 1} ("{t}"{", " + extra[k] if extra else ""})')
+    return ", ".join(out)
 
 
 def from_alignment(texts: Sequence[str], timed: Sequence, duration: float, model_name: str,
@@ -103,16 +108,15 @@ def from_alignment(texts: Sequence[str], timed: Sequence, duration: float, model
     warnings = []
     skipped = tuple(t.index for t in timed if not t.sung)
     if skipped:
-        warnings.append(f"line(s) {_numbers(skipped)} not found in the song (not sung?): left out of the timing; "
+        warnings.append(f"line(s) {_named(skipped, texts)} not found in the song (not sung?): left out of the timing; "
                         "if they are sung, time them by hand in an LRC")
         if len(skipped) > len(timed) / 2:
             warnings.append(f"only {len(sung)} of {len(timed)} lines were found: Whisper {model_name} may not hear "
                             "this song well; a larger --whisper-model may")
     low = [t for t in sung if t.confidence < LOW_CONFIDENCE]
     if low:
-        warnings.append(f"line(s) {_numbers([t.index for t in low])} timed with low confidence "
-                        f"({', '.join(f'{t.confidence:.2f}' for t in low)}): check them (musivid align writes an "
-                        "LRC to correct)")
+        warnings.append(f"line(s) {_named([t.index for t in low], texts, [f'{t.confidence:.2f}' for t in low])} "
+                        "timed with low confidence: check them (musivid align writes an LRC to correct)")
     for w in warnings:
         log.warning(w)
     segs = [Segment(k, texts[t.index], t.start, t.end, t.words) for k, t in enumerate(sung)]

@@ -176,8 +176,8 @@ def test_from_alignment_skips_unsung_lines_and_warns_by_line_number(caplog):
         (0, "a b", 1.0, 2.0), (1, "e f", 5.0, 6.0), (2, "g h", 8.0, 9.5)]
     assert res.segments[0].words == lines[0].words and res.confidence == (0.9, 0.2, 0.9)
     msgs = [r.getMessage() for r in caplog.records]
-    assert any("line(s) 2 not found" in m for m in msgs) and any("line(s) 3 timed with low confidence (0.20)" in m
-                                                                 for m in msgs), msgs
+    assert any('line(s) 2 ("c d") not found' in m for m in msgs), msgs
+    assert any('line(s) 3 ("e f", 0.20) timed with low confidence' in m for m in msgs), msgs
     assert res.warnings == tuple(msgs)
 
 
