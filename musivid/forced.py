@@ -2,19 +2,23 @@
 `Whisper.align`, the mechanism behind faster-whisper's word timestamps and stable-ts `align`).
 
 The song is walked in 30 s windows. In each window the next lyric lines' tokens are aligned to
-the audio (a monotonic token-to-time path, and each token's probability given the audio). A line
-is accepted when it ends inside the window, is not squeezed into a sliver of time, and the audio
-makes its tokens more likely than silence does (the *support*: measured against the same text
-aligned to a silent window, which cancels what the language model predicts by itself, e.g. a
-chorus's repetition). The next window starts where the
-accepted lines end; a window where the next line is not heard slides on. A line that is neither
-heard nor given time between two heard lines, with no voice there, is reported as not sung.
+the audio: a monotonic token-to-time path, and each token's probability given the audio. A line
+is accepted when it ends inside the window, the path gives it time (not squeezed to a sliver, not
+piled on one instant, not away from every voice the window holds), and the song *supports* its
+tokens: they are more likely with the window's audio than with a silent window and the same text
+before them, which cancels what the language model predicts by itself (e.g. a chorus's
+repetition). The next window starts where the accepted lines end; a window where the next line is
+not heard slides on, to the next voice onset or half a window. A line that is not heard while a
+later line in the same window is, and that the path puts where no voice sounds, is not sung: it
+is left out and reported.
 
-The path cannot be trusted at the edges of a line: the first token of a line takes the music
-before it, the last token the music after it. So a line's start is estimated from its second
-word's start minus the first word's length at the line's own rate of delivery, then moved to a
-voice-activity onset (Silero VAD, shipped with faster-whisper) when one is close; its end is cut
-where the voice stops (or at its last word's expected length) and never reaches the next line.
+The path cannot be trusted at the edges of a line: its first tokens take the music before the
+line, its last token the music after it. A line's start is therefore found from its *anchor*, the
+first unit after the stretched leading ones: the earliest voice onset (Silero VAD, shipped with
+faster-whisper) from which the voice runs on into the anchor, or without one the anchor's start
+less the expected length of the units before it at the line's own rate (median seconds per
+syllable of its inner units). Its end is where the voice stops after its last unit starts, kept
+between half and two and a half times that unit's expected length, and before the next line.
 Scripts without spaces (Chinese, Japanese, Thai...) are timed per character.
 """
 from __future__ import annotations
@@ -357,6 +361,7 @@ def _align_window(model, tok, enc, silence, lines, cand, t0, nf, last_window, va
     np.maximum.at(tok_end, np.clip(path[:, 0], 0, n), path[:, 1] + 1)
     # tokens the path skipped take the time where their neighbours meet
     tok_start = np.minimum.accumulate(tok_start[::-1])[::-1][:n]
+    tok_start = np.where(np.isfinite(tok_start), tok_start, nf // 2)  # (a path never misses the end)
     tok_end = np.maximum(np.maximum.accumulate(tok_end)[:n], tok_start)
     tok_start = t0 + tok_start * FRAME_S
     tok_end = t0 + tok_end * FRAME_S

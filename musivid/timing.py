@@ -242,7 +242,6 @@ class FasterWhisper:
 class OpenAIWhisper:
     """openai-whisper: transcription only (plain lyrics are matched to its transcript)."""
 
-    english_only = False
     fallback = False
 
     def __init__(self, model, download_root: Path | None = None, device: str = "cpu"):
