@@ -59,8 +59,28 @@ def read_text(path: Path) -> str:
     return text
 
 
+# a repeat marker at the end of a line: "(x2)", "x2", "×3", "[2x]", "(x 2)"; after a space or alone
+_REPEAT = re.compile(r"(?:^|\s)[(\[]?\s*(?:[x×]\s*(\d{1,2})|(\d{1,2})\s*[x×])\s*[)\]]?$", re.IGNORECASE)
+
+
 def parse_plain(text: str) -> list[LyricLine]:
-    return [LyricLine(t) for t in (_clean(line) for line in text.splitlines()) if t]
+    """One lyric line per non-blank line. A repeat marker at the end of a line ("(x2)", "×2",
+    "x3", "[2x]") stands for the line sung that many times; a marker alone repeats the line
+    before it."""
+    out: list[LyricLine] = []
+    for raw in text.splitlines():
+        t = _clean(raw)
+        m = _REPEAT.search(t)
+        if m:
+            n = int(m.group(1) or m.group(2))
+            body = t[:m.start()].strip()
+            if 2 <= n <= 20 and (body or out):
+                line = LyricLine(body) if body else out.pop()
+                out.extend([line] * n)
+                continue
+        if t:
+            out.append(LyricLine(t))
+    return out
 
 
 def parse_lrc(text: str, gaps: list[float] | None = None) -> tuple[list[LyricLine], list[str]]:

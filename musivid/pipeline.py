@@ -131,6 +131,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     from .lyrics import check_times, clip_text
     from .models.load import choose_clip
     from .schedule import keyframes as make_keyframes
+    from .timing import VERSION as TIMING_VERSION
 
     timings: dict[str, float] = {}
     device, amp = resolve_device(settings.device)
@@ -145,7 +146,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     lyrics_in = proj.InputFile.of(lyrics_path) if lyrics_path else None
     t = settings.timing
     timing_key = {"inputs": [audio_in.sha256, lyrics_in and lyrics_in.sha256], "asr": t.asr,
-                  "whisper_model": t.whisper_model}
+                  "whisper_model": t.whisper_model, "method": TIMING_VERSION}
     cached = p.cached_timing(timing_key)
     if cached is not None:
         segments, method = cached
@@ -208,7 +209,7 @@ def _time_lyrics(lyrics, audio, t: TimingConfig, models: ModelConfig, device, ti
         res = timing.segments_for(lyrics, audio, align=align)
     if lyrics is not None and lyrics.timed:  # LRC: gap marks and enhanced LRC's word times
         res = dataclasses.replace(res, segments=timed_segments(lyrics, audio.duration))
-    if lyrics is not None and not lyrics.timed and res.method == "even":
+    if lyrics is not None and not lyrics.timed and align is None:
         log.warning("plain lyrics without a speech recogniser: lines are spread evenly over the song")
     return res
 

