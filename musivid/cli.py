@@ -5,6 +5,7 @@
     musivid pick PROJECT --line N --variant V      choose the variant a line shows
     musivid render PROJECT [-o OUT.mp4]            render again without optimizing
     musivid align AUDIO [LYRICS] -o out.lrc        time the lyrics, to check and correct
+    musivid batch SONGS... | DIR -o OUTDIR         a video for every song (Ray workers)
     musivid models list | fetch [NAME...] | check  pretrained weights
     musivid bench                                  optimizer throughput
 
@@ -52,10 +53,15 @@ class _Handler(logging.Handler):
             _say(f"musivid: debug: {record.name}: {msg}")
 
 
-def _setup_logging(quiet: bool, verbose: bool) -> None:
+def _setup_logging(quiet: bool, verbose: bool, only_from: tuple[str, ...] | None = None) -> None:
+    """`musivid: ...` lines for the library's messages; with `only_from`, INFO lines only from
+    those loggers (batch: one line per song and stage, not every song's details)."""
     _reset_logging()
     logger = logging.getLogger("musivid")
-    logger.addHandler(_Handler())
+    handler = _Handler()
+    if only_from:
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith(only_from))
+    logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     logger.propagate = False  # a library that calls logging.basicConfig() must not print them twice
 
@@ -116,7 +122,8 @@ def _options(*decorators):
 # sections of `musivid --help`, in order: (title, option names)
 HELP_SECTIONS = [
     ("Output", ["output", "overwrite", "project_dir", "captions", "fps", "size", "crf", "start", "duration"]),
-    ("Images", ["steps", "variants", "cutouts", "seed", "device", "checkpoint_every"]),
+    ("Images", ["steps", "variants", "cutouts", "seed", "device", "micro_batch", "checkpoint_every"]),
+    ("Several devices", ["gpus", "workers", "ray_address", "no_ray"]),
     ("Motion", ["reactivity", "pulse"]),
     ("Lyric timing", ["asr", "whisper_model"]),
     ("Models", ["clip", "biggan", "offline", "untrained"]),
@@ -179,6 +186,75 @@ def cli():
 
 # ---- musivid AUDIO [LYRICS] ----------------------------------------------------------------------------
 
+def _gpus(ctx, param, value):
+    if value is None or value == "all":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r}: give a number of GPUs (1 or more) or 'all'")
+    return int(value)
+
+
+# what every video-making command takes (musivid AUDIO and musivid batch)
+_SETTINGS = [
+    click.option("--captions", is_flag=True, help="Burn the lyric line being sung into the picture."),
+    click.option("--fps", type=float, default=None, help=f"Video frame rate (default {RenderConfig.fps:g})."),
+    click.option("--size", type=int, default=None, help=f"Video side in pixels (default {RenderConfig.size})."),
+    click.option("--crf", type=int, default=None,
+                 help=f"H.264 quality, 0 (lossless) to 51 (worst) (default {RenderConfig.crf})."),
+    click.option("--steps", type=int, default=None, help=f"Optimization steps per line (default {OptimizeConfig.steps})."),
+    click.option("--variants", type=int, default=None,
+                 help=f"Variants per lyric line (default {OptimizeConfig.variants})."),
+    click.option("--cutouts", type=int, default=None,
+                 help=f"CLIP cutouts per image and step (default {OptimizeConfig.cutouts})."),
+    click.option("--seed", type=int, default=None, help=f"Run seed (default {OptimizeConfig.seed})."),
+    click.option("--micro-batch", "micro_batch", type=click.IntRange(min=1), default=None,
+                 help="Latents per forward pass (default: all at once; with --gpus, pending / GPUs)."),
+    click.option("--checkpoint-every", "checkpoint_every", type=float, default=None,
+                 help=f"Save the running optimization every SECONDS (default {OptimizeConfig.checkpoint_every_s:g})."),
+    _device(),
+    click.option("--reactivity", type=float, default=None,
+                 help=f"0: even glide .. 1: motion only on hits (default {ScheduleConfig.reactivity:g})."),
+    click.option("--pulse", type=float, default=None, help=f"Kick on onsets, 0 (off) to 5 (default {ScheduleConfig.pulse:g})."),
+    click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
+                 help="Speech recogniser for plain or missing lyrics."),
+    click.option("--whisper-model", default=None,
+                 help=f"Whisper model name or local CTranslate2 directory (default {DEFAULT_WHISPER})."),
+    click.option("--clip", "clip", default=None, help="CLIP registry name or a local weight file."),
+    click.option("--biggan", "biggan", default=None, help="BigGAN registry name, weight file or directory."),
+    _offline,
+    click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images."),
+]
+
+_SCALE = [
+    click.option("--gpus", default=None, callback=_gpus, metavar="N|all",
+                 help="Shard the lines over N GPUs (all: every visible one), one worker each; without a GPU "
+                      "(or with --device cpu), N CPU worker processes."),
+    click.option("--workers", type=click.IntRange(min=1), default=None,
+                 help="Worker processes on --device (on the CPU: for tests and CPU clusters)."),
+    click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+                 help="Run the workers on this Ray cluster (default: a local Ray instance if Ray is installed)."),
+    click.option("--no-ray", is_flag=True, help="Never use Ray: local worker processes (batch: one song at a time, "
+                                                 "in this process, unless --workers)."),
+]
+
+
+def _run_settings(captions, fps, size, crf, steps, variants, cutouts, seed, micro_batch, checkpoint_every, device,
+                  reactivity, pulse, asr, whisper_model, clip, biggan, offline, untrained):
+    """RunSettings from the _SETTINGS options (a default wherever an option was not given)."""
+    from .config import RunSettings, TimingConfig
+
+    def given(**kw):
+        return {k: v for k, v in kw.items() if v is not None}
+
+    return RunSettings(
+        optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
+                                        micro_batch=micro_batch, checkpoint_every_s=checkpoint_every)),
+        render=RenderConfig(**given(fps=fps, size=size, crf=crf), captions=captions),
+        schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse)),
+        models=_model_config(clip, biggan, offline, untrained),
+        timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
+
+
 @cli.command("make", hidden=True)
 @click.argument("audio", type=click.Path(path_type=Path))
 @click.argument("lyrics", required=False, type=click.Path(path_type=Path))
@@ -186,50 +262,33 @@ def cli():
 @_overwrite
 @click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
               help="Project directory (default: OUTPUT's name + .musivid).")
-@click.option("--captions", is_flag=True, help="Burn the lyric line being sung into the picture.")
-@click.option("--fps", type=float, default=None, help=f"Video frame rate (default {RenderConfig.fps:g}).")
-@click.option("--size", type=int, default=None, help=f"Video side in pixels (default {RenderConfig.size}).")
-@click.option("--crf", type=int, default=None, help=f"H.264 quality, 0 (lossless) to 51 (worst) (default {RenderConfig.crf}).")
 @_options(*_excerpt)
-@click.option("--steps", type=int, default=None, help=f"Optimization steps per line (default {OptimizeConfig.steps}).")
-@click.option("--variants", type=int, default=None, help=f"Variants per lyric line (default {OptimizeConfig.variants}).")
-@click.option("--cutouts", type=int, default=None, help=f"CLIP cutouts per image and step (default {OptimizeConfig.cutouts}).")
-@click.option("--seed", type=int, default=None, help=f"Run seed (default {OptimizeConfig.seed}).")
-@click.option("--checkpoint-every", "checkpoint_every", type=float, default=None,
-              help=f"Save the running optimization every SECONDS (default {OptimizeConfig.checkpoint_every_s:g}).")
-@_device()
-@click.option("--reactivity", type=float, default=None, help=f"0: even glide .. 1: motion only on hits (default {ScheduleConfig.reactivity:g}).")
-@click.option("--pulse", type=float, default=None, help=f"Kick on onsets, 0 (off) to 5 (default {ScheduleConfig.pulse:g}).")
-@click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
-              help="Speech recogniser for plain or missing lyrics.")
-@click.option("--whisper-model", default=None,
-              help=f"Whisper model name or local CTranslate2 directory (default {DEFAULT_WHISPER}).")
-@click.option("--clip", "clip", default=None, help="CLIP registry name or a local weight file.")
-@click.option("--biggan", "biggan", default=None, help="BigGAN registry name, weight file or directory.")
-@_offline
-@click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
+@_options(*_SETTINGS)
+@_options(*_SCALE)
 @_verbosity
-def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size, crf, start, duration, steps,
-             variants, cutouts, seed, checkpoint_every, device, reactivity, pulse, asr, whisper_model, clip, biggan, offline,
-             untrained, quiet, verbose):
+def make_cmd(audio, lyrics, output, overwrite, project_dir, start, duration, gpus, workers, ray_address, no_ray,
+             quiet, verbose, **options):
     """Render AUDIO (+ LYRICS) to a music video."""
-    from .config import RunSettings, TimingConfig
+    from contextlib import nullcontext
+
     from .pipeline import make_video
 
     _setup_logging(quiet, verbose)
+    settings = _run_settings(**options)
+    pool = None
+    if gpus is not None or workers is not None or ray_address is not None:
+        from .workers import open_pool
 
-    def given(**kw):
-        return {k: v for k, v in kw.items() if v is not None}
+        pool = open_pool(settings.models, settings.device, gpus=gpus, workers=workers, ray_address=ray_address,
+                         use_ray=not no_ray)
+    with pool or nullcontext():
+        runner = None
+        if pool is not None:
+            from .shard import Sharder
 
-    settings = RunSettings(
-        optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
-                                        checkpoint_every_s=checkpoint_every)),
-        render=RenderConfig(**given(fps=fps, size=size, crf=crf), captions=captions),
-        schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse)),
-        models=_model_config(clip, biggan, offline, untrained),
-        timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
-    res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
-                     duration=duration, progress=not quiet)
+            runner = Sharder(pool)
+        res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
+                         duration=duration, progress=not quiet, runner=runner)
     _done(res, quiet, verbose)
 
 
@@ -257,6 +316,33 @@ def _done(res, quiet: bool, verbose: bool) -> None:
     if verbose:
         _say("musivid: timings: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" if k.endswith("_s") else f"{k} {v}"
                                              for k, v in res.timings.items()))
+
+
+# ---- batch ---------------------------------------------------------------------------------------------
+
+@cli.command("batch")
+@click.argument("songs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output-dir", "outdir", type=click.Path(path_type=Path), required=True,
+              help="Where every song's NAME.mp4, NAME.srt and project NAME.musivid/ go.")
+@_overwrite
+@_options(*_SETTINGS)
+@_options(*_SCALE)
+@_verbosity
+def batch_cmd(songs, outdir, overwrite, gpus, workers, ray_address, no_ray, quiet, verbose, **options):
+    """Make a video for every song: SONGS are audio files or directories of them, each with its
+    lyrics beside it (same name, .lrc or .txt; none: transcribed). One song per worker (a GPU
+    each, or the CPU), models loaded once per worker; a re-run skips finished songs."""
+    from .batch import find_songs, raise_if_failed, run_batch, summary
+    from .workers import open_pool
+
+    _setup_logging(quiet, verbose, only_from=None if verbose else ("musivid.batch", "musivid.workers"))
+    settings = _run_settings(**options)
+    found = find_songs(list(songs))
+    with open_pool(settings.models, settings.device, gpus=gpus, workers=workers, ray_address=ray_address,
+                   use_ray=not no_ray, exact=False, inline_ok=True) as pool:
+        results = run_batch(found, outdir, settings, pool, overwrite=overwrite)
+    click.echo(summary(results))
+    raise_if_failed(results)
 
 
 # ---- project commands ------------------------------------------------------------------------------

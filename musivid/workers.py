@@ -125,13 +125,19 @@ def serve(conn, spec: WorkerSpec, index: int, visible: str | None) -> None:
                 return
 
 
+def _visible(index: int) -> str:
+    """CUDA_VISIBLE_DEVICES for the GPU worker `index`: the index-th of this process's GPUs."""
+    mine = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return mine[index] if index < len(mine) else str(index)
+
+
 class _ProcessWorker:
     def __init__(self, spec: WorkerSpec, index: int):
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # no fork of a process that may hold CUDA or threads
         self.conn, child = ctx.Pipe()
-        visible = str(index) if spec.gpu else ("" if spec.device == "cpu" else None)
+        visible = None if not spec.gpu else _visible(index)
         self.proc = ctx.Process(target=serve, args=(child, spec, index, visible), daemon=True,
                                 name=f"musivid-worker-{index}")
         self.proc.start()
@@ -415,7 +421,8 @@ def open_pool(models: ModelConfig, device: str = "auto", *, gpus: str | int | No
         threads = 0 if gpu else (torch.get_num_threads() if exact else max(1, (os.cpu_count() or 1) // n))
         if backend == "process" and inline_ok and n == 1:
             backend = "inline"
-        spec = WorkerSpec(models, device, gpu, threads)
+        # a GPU worker sees only its own GPU, as cuda:0
+        spec = WorkerSpec(models, "cuda" if gpu and backend != "inline" else device, gpu, threads)
         log.info("%d %s worker(s) (%s)", n, "GPU" if gpu else "CPU", {"ray": "Ray actors", "process": "local processes",
                                                                       "inline": "in this process"}[backend])
         return Pool(spec, n, backend, owns_ray=owns)
