@@ -25,6 +25,7 @@ from . import project as proj
 from .config import RunSettings
 from .errors import InputError, MusividError
 from .files import sha256_file
+from .workers import relay
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ def render_song(host, emit, song: Song, outdir: Path, settings: RunSettings, ove
 def run_batch(songs: list[Song], outdir: Path, settings: RunSettings, pool, *, overwrite: bool = False) -> list[SongResult]:
     """Make every song's video on the pool's workers, one song per worker at a time. Returns one
     SongResult per song, in the order given; a failed song has status "failed" and its error."""
+    outdir = outdir.absolute()  # workers (Ray actors) need not share this process's working directory
     outdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, SongResult] = {}
     todo = []
@@ -167,14 +169,16 @@ def run_batch(songs: list[Song], outdir: Path, settings: RunSettings, pool, *, o
     def n_done() -> str:
         return f"[{len(results)}/{total} done]"
 
-    def on_event(_worker, ev) -> None:  # from the pool's threads
+    current: dict[int, str] = {}  # worker -> the song it makes
+
+    def on_event(worker, ev) -> None:  # from the pool's threads
         with count:
-            if ev[0] == "log":
-                log.warning("%s", ev[1])
-            elif ev[0] == "stage":
+            if ev[0] == "stage":
                 _, name, stage, done, size = ev
                 part = f" {done}/{size}" if size > 1 and 0 < done < size else ""
                 log.info("%s: %s%s %s", name, stage, part, n_done())
+            else:
+                relay(ev, current.get(worker, f"worker {worker + 1}"))
 
     pool.on_event = on_event
     # the workers' device: each sees only its own GPU, as "cuda"
@@ -186,6 +190,7 @@ def run_batch(songs: list[Song], outdir: Path, settings: RunSettings, pool, *, o
         while free and queue:
             i, song = free.pop(), queue.pop(0)
             started[song.name] = time.monotonic()
+            current[i] = song.name
             log.info("%s: started on worker %d %s", song.name, i + 1, n_done())
             running[pool.submit(i, render_song, song, outdir, run_settings, overwrite)] = (i, song)
         finished_now, _ = wait(running, return_when=FIRST_COMPLETED)

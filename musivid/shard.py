@@ -33,6 +33,7 @@ from . import project as proj
 from .config import OptimizeConfig
 from .errors import MusividError
 from .progress import Bar
+from .workers import relay
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class Sharder:
                 sub = [keys[i] for i in idx]
                 tasks.append(ShardTask(sum(map(len, plans)) + len(tasks), j, [todo[i][0] for i in idx],
                                        [todo[i][1] for i in idx], [seeds[i] for i in idx], sub, cfg, init,
-                                       p.shard_checkpoint_file(sub)))
+                                       p.shard_checkpoint_file(sub).absolute()))  # workers' cwd may differ
             plans.append(tasks)
         self._gather(job, plans, cfg.steps)
 
@@ -159,9 +160,8 @@ class Sharder:
         size = {t.id: len(t.keys) for t in tasks}
         bar = Bar(sum(size[t] * (steps - done[t]) for t in done), "optimizing", "latent-step", enabled=job.progress)
 
-        def on_event(_worker, ev):  # from the pool's threads
-            if ev[0] == "log":
-                log.warning("%s", ev[1])
+        def on_event(worker, ev):  # from the pool's threads
+            if relay(ev, f"shard {worker + 1}"):
                 return
             _, tid, step, total = ev
             with self._lock:

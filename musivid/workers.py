@@ -12,7 +12,8 @@ thread), and the return value is the task's result. Backends:
 
 `submit` returns a concurrent.futures.Future. A worker that dies (killed, out of host memory, a
 lost node) fails its task with WorkerDied, and the pool starts a fresh worker for its next task.
-In a worker, warnings of the `musivid` logger come back as ("log", message) events.
+In a worker, the `musivid` logger's records come back as ("log", level, message) events, which
+`relay` logs in the driver through the `musivid.remote` logger.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .config import ModelConfig, resolve_device
 from .errors import InputError, MusividError
 
 log = logging.getLogger(__name__)
+remote_log = logging.getLogger("musivid.remote")  # what workers logged, relayed by the driver
 
 BACKENDS = ("ray", "process", "inline")
 Emit = Callable[[Any], None]
@@ -60,10 +62,10 @@ class Host:
         self.device, self.amp = resolve_device(spec.device)
         self.models: dict[str, Any] = {}  # kind -> model; pipeline.Job shares this dict (make_video(models=))
         self._emit: Emit | None = None
-        if forward_logs:  # a worker process: its warnings go to the driver, not to its own stderr
+        if forward_logs:  # a worker process: its messages go to the driver, not to its own stderr
             logger = logging.getLogger("musivid")
             logger.addHandler(_Forward(self))
-            logger.setLevel(logging.WARNING)
+            logger.setLevel(logging.INFO)
             logger.propagate = False
 
     def model(self, kind: str):
@@ -85,12 +87,21 @@ class Host:
 
 class _Forward(logging.Handler):
     def __init__(self, host: Host):
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.host = host
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.host._emit is not None:
-            self.host._emit(("log", record.getMessage()))
+            self.host._emit(("log", record.levelno, record.getMessage()))
+
+
+def relay(event: tuple, source: str) -> bool:
+    """Log a worker's ("log", level, message) event here, prefixed with `source`; False for
+    any other event."""
+    if event[0] != "log":
+        return False
+    remote_log.log(event[1], "%s: %s", source, event[2])
+    return True
 
 
 def portable(e: BaseException) -> BaseException:

@@ -11,9 +11,9 @@ PKG = Path(__file__).resolve().parents[1] / "musivid"
 LAYERS = {
     0: {"errors", "config", "files", "rng", "progress"},
     1: {"audio", "rhythm", "lyrics", "timing", "schedule", "cutouts", "optimize", "interpolate", "captions",
-        "render", "storyboard", "bench", "reference", "models"},
-    2: {"project"},
-    3: {"pipeline"},
+        "render", "storyboard", "bench", "reference", "models", "workers"},
+    2: {"project", "shard"},
+    3: {"pipeline", "batch"},
     4: {"cli", "__main__"},
 }
 
