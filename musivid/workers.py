@@ -113,6 +113,19 @@ def portable(e: BaseException) -> BaseException:
         return MusividError(f"{type(e).__name__}: {e}")
 
 
+def settle(messages, on_event: Callable[[Any], None]) -> Any:
+    """Pass a task's ("event", x) messages to on_event until its ("result", x), returned, or its
+    ("error", exception), raised; EOFError if the messages end first."""
+    for kind, value in messages:
+        if kind == "event":
+            on_event(value)
+        elif kind == "result":
+            return value
+        else:
+            raise value
+    raise EOFError("the worker's messages ended before its result")
+
+
 # ---- local processes ----------------------------------------------------------------------------
 
 def serve(conn, spec: WorkerSpec, index: int, visible: str | None) -> None:
@@ -160,17 +173,14 @@ class _ProcessWorker:
         return self.proc.pid
 
     def call(self, fn: Callable, args: tuple, on_event: Callable[[Any], None]) -> Any:
+        def messages():
+            while True:
+                yield self.conn.recv()
+
         try:
             self.conn.send((fn, args))
-            while True:
-                kind, value = self.conn.recv()
-                if kind == "event":
-                    on_event(value)
-                elif kind == "result":
-                    return value
-                else:
-                    raise value
-        except (EOFError, OSError, BrokenPipeError):
+            return settle(messages(), on_event)
+        except (EOFError, OSError):
             self.proc.join(5)
             raise WorkerDied(f"worker {self.index + 1} (pid {self.proc.pid}) died (exit code {self.proc.exitcode})"
                              ) from None
@@ -246,17 +256,10 @@ class _RayWorker:
         from ray.exceptions import RayActorError
 
         try:
-            for ref in self.actor.run.options(num_returns="streaming").remote(fn, args):
-                kind, value = ray.get(ref)
-                if kind == "event":
-                    on_event(value)
-                elif kind == "result":
-                    return value
-                else:
-                    raise value
-        except RayActorError as e:
+            refs = self.actor.run.options(num_returns="streaming").remote(fn, args)
+            return settle((ray.get(ref) for ref in refs), on_event)
+        except (RayActorError, EOFError) as e:
             raise WorkerDied(f"worker {self.index + 1} (Ray actor) died: {str(e).splitlines()[0][:200]}") from None
-        raise WorkerDied(f"worker {self.index + 1} (Ray actor) ended its task without a result")
 
     def stop(self, interrupt: bool) -> None:
         import ray

@@ -9,7 +9,8 @@ import time
 import pytest
 import torch
 
-from musivid.batch import Song, SongResult, find_songs, summary
+from conftest import demo_excerpt, run_cli
+from musivid.batch import SongResult, find_songs, summary
 from musivid.config import ModelConfig, OptimizeConfig, RunSettings
 from musivid.errors import InputError, MusividError
 from musivid.optimize import OptimState
@@ -145,3 +146,14 @@ def test_process_pool_relays_logs_and_replaces_a_killed_worker(caplog):
         assert isinstance(WorkerDied("x"), MusividError)
         again = pool.submit(0, task_echo, 5).result(timeout=120)  # a fresh worker takes the slot
         assert again[0] == 10 and again[1] not in pids
+
+
+def test_local_worker_processes_from_the_console_entry_point(tmp_path):
+    """`python -m musivid ... --no-ray --workers 2`: spawned workers import musivid/__main__.py
+    again, which must not run the command a second time; the sharded run completes."""
+    song = demo_excerpt(tmp_path / "song.wav", 12.0, 9.5)
+    r = run_cli(str(song), str(song.with_suffix(".lrc")), "--untrained", "--cutouts", "4", "--fps", "4", "--size",
+                "64", "--asr", "none", "--device", "cpu", "--steps", "3", "--no-ray", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert "over 2 CPU worker(s) (process), micro-batches of 2" in r.stderr
+    assert r.stderr.count("reading song.wav") == 1 and (tmp_path / "song.mp4").is_file()

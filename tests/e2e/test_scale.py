@@ -13,7 +13,7 @@ import av
 import pytest
 import torch
 
-from conftest import SAMPLES, musivid, write_audio
+from conftest import demo_excerpt, musivid
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'musivid[ray]'")
 
@@ -28,30 +28,12 @@ def local_ray(tmp_path_factory):
     ray.shutdown()
 
 
-def lrc_excerpt(t0: float, t1: float) -> str:
-    """The demo's LRC lines that start in [t0, t1), shifted to start at 0."""
-    out = []
-    for line in (SAMPLES / "demo.lrc").read_text().splitlines():
-        if line.startswith("[0"):
-            mm, rest = line[1:].split(":", 1)
-            ss, text = rest.split("]", 1)
-            t = int(mm) * 60 + float(ss)
-            if t0 <= t < t1:
-                out.append(f"[00:{t - t0:05.2f}]{text}")
-    return "\n".join(out) + "\n"
-
-
 @pytest.fixture(scope="module")
 def album(tmp_path_factory):
     """Two 9.5-second songs cut from the demo, with their LRC beside them, and a bad file."""
-    from musivid.audio import decode
-
     d = tmp_path_factory.mktemp("album")
-    audio = decode(SAMPLES / "demo.mp3", 22050)
-    for name, t0 in (("first", 0.0), ("second", 12.0)):
-        lo = int(t0 * audio.sample_rate)
-        write_audio(d / f"{name}.wav", audio.samples[lo:lo + int(CLIP_S * audio.sample_rate)], audio.sample_rate)
-        (d / f"{name}.lrc").write_text(lrc_excerpt(t0, t0 + CLIP_S))
+    demo_excerpt(d / "first.wav", 0.0, CLIP_S)
+    demo_excerpt(d / "second.wav", 12.0, CLIP_S)
     (d / "broken.mp3").write_text("this is not audio")
     return d
 
