@@ -157,3 +157,78 @@ def test_local_worker_processes_from_the_console_entry_point(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "over 2 CPU worker(s) (process), micro-batches of 2" in r.stderr
     assert r.stderr.count("reading song.wav") == 1 and (tmp_path / "song.mp4").is_file()
+
+
+# ---- why a shard equals one device bit for bit ------------------------------------------------------
+
+TEXTS = ["a red fox in the snow", "a lighthouse in a storm", "fireworks over a city", "rain on a window",
+         "the sea at night"]
+
+
+def test_a_shard_of_whole_micro_batches_equals_those_latents_in_one_run_bit_for_bit(tiny_models):
+    """fp32, CPU: 5 latents in micro-batches of 2 in one run, against shards [0, 4) and [4, 5)
+    run separately: every tensor of the state (latents, best latents, scores, Adam moments) is
+    equal to the last bit."""
+    from musivid.optimize import optimize
+    from musivid.rng import seed_for
+
+    clip, gen = tiny_models
+    seeds = [seed_for(0, t, 0) for t in TEXTS]
+    cfg = OptimizeConfig(steps=4, cutouts=4, micro_batch=2)
+    whole = optimize(gen, clip, TEXTS, seeds, cfg).state
+    parts = [optimize(gen, clip, TEXTS[r.start:r.stop], seeds[r.start:r.stop], cfg).state for r in split(5, 2, 2)]
+    joined = OptimState.stack(parts)
+    for k in OptimState._ROWS:
+        assert torch.equal(getattr(whole, k), getattr(joined, k)), k
+    for k in whole.adam:
+        assert all(torch.equal(a, b) for a, b in zip(whole.adam[k], joined.adam[k])), k
+
+
+def test_what_changes_the_last_bits_batch_shape_and_threads(tiny_models):
+    """The reasons sharding keeps whole micro-batches and the one-device thread count: a text
+    embedding does not depend on the other texts (each is encoded alone), while a matrix product's
+    rows do depend on how many rows it has (kernel blocking). Equal to 1e-5 either way."""
+    from musivid.optimize import text_embeddings
+
+    clip, _ = tiny_models
+    together = text_embeddings(clip, TEXTS)
+    assert all(torch.equal(together[i], text_embeddings(clip, [t])[0]) for i, t in enumerate(TEXTS))
+    torch.manual_seed(0)
+    w, x = torch.randn(64, 512), torch.randn(5, 512)
+    rows = torch.nn.functional.linear(x, w)
+    alone = torch.cat([torch.nn.functional.linear(x[i:i + 1], w) for i in range(5)])
+    assert torch.allclose(rows, alone, atol=1e-5)
+    print("5-row vs 1-row products bit-identical here:", torch.equal(rows, alone))
+
+
+@pytest.mark.gpu
+def test_gpu_workers_each_see_their_own_gpu_and_agree_with_one_device(tmp_path):
+    """On a machine with GPUs: one local worker process per GPU, each seeing only its GPU as
+    cuda:0; the sharded latents agree with one device to bf16/atomics noise."""
+    from musivid.optimize import optimize
+    from musivid.rng import seed_for
+
+    n = torch.cuda.device_count()
+    with open_pool(SPEC.models, "cuda", gpus="all", use_ray=False) as pool:
+        assert pool.size == n and pool.spec.gpu
+        seen = [pool.submit(i, task_visible).result(timeout=300) for i in range(n)]
+    assert [s[1] for s in seen] == ["cuda"] * n and len({s[0] for s in seen}) == n
+    from musivid.models.load import load_biggan, load_clip
+
+    clip, gen = load_clip(SPEC.models, "cuda"), load_biggan(SPEC.models, "cuda")
+    seeds = [seed_for(0, t, 0) for t in TEXTS]
+    cfg = OptimizeConfig(steps=4, cutouts=4, micro_batch=2)
+    whole = optimize(gen, clip, TEXTS, seeds, cfg, device="cuda", amp_dtype=torch.bfloat16).state
+    with open_pool(SPEC.models, "cuda", gpus="all", use_ray=False) as pool:
+        from musivid.shard import ShardTask, optimize_shard
+
+        shards = split(5, n, 2)
+        futs = [pool.submit(j, optimize_shard, [ShardTask(j, j, TEXTS[r.start:r.stop], [0] * len(r),
+                                                          seeds[r.start:r.stop], [f"k{i}" for i in r], cfg, None,
+                                                          tmp_path / f"ck{j}.pt")]) for j, r in enumerate(shards)]
+        joined = OptimState.stack([f.result(timeout=600)[0] for f in futs])
+    assert torch.allclose(whole.best_z.cpu(), joined.best_z, atol=1e-2)
+
+
+def task_visible(host, emit):
+    return os.environ.get("CUDA_VISIBLE_DEVICES"), host.device.type
