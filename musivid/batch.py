@@ -33,6 +33,10 @@ AUDIO_SUFFIXES = (".mp3", ".wav", ".flac", ".m4a", ".ogg", ".opus", ".aac", ".wm
                   ".mp4", ".mkv", ".webm", ".mov")
 LYRICS_SUFFIXES = (".lrc", ".txt")  # in this order of preference
 REPORT_EVERY_S = 30.0  # a running stage is reported again at most this often
+STAGES = {"weights": "checking weights", "decode": "decoding", "load_whisper": "loading Whisper",
+          "timing": "timing the lyrics", "rhythm": "finding the beat", "load_clip": "loading CLIP",
+          "load_biggan": "loading BigGAN", "optimize": "optimizing", "render": "rendering",
+          "storyboard": "drawing the storyboard"}  # pipeline stage -> what the progress line says
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,7 @@ def run_batch(songs: list[Song], outdir: Path, settings: RunSettings, pool, *, o
             if ev[0] == "stage":
                 _, name, stage, done, size = ev
                 part = f" {done}/{size}" if size > 1 and 0 < done < size else ""
-                log.info("%s: %s%s %s", name, stage, part, n_done())
+                log.info("%s: %s%s %s", name, STAGES.get(stage, stage), part, n_done())
             else:
                 relay(ev, current.get(worker, f"worker {worker + 1}"))
 

@@ -132,21 +132,24 @@ def serve(conn, spec: WorkerSpec, index: int, visible: str | None) -> None:
     """A local worker process: run the tasks that arrive on `conn` until it closes."""
     if visible is not None:  # before anything touches CUDA
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
-    host = Host(spec, index)
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        fn, args = msg
-        try:
-            conn.send(("result", host.run(fn, args, lambda ev: conn.send(("event", ev)))))
-        except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
-            conn.send(("error", portable(e)))
-            if not isinstance(e, Exception):  # interrupted: stop serving
+    try:
+        host = Host(spec, index)
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
                 return
+            if msg is None:
+                return
+            fn, args = msg
+            try:
+                conn.send(("result", host.run(fn, args, lambda ev: conn.send(("event", ev)))))
+            except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
+                conn.send(("error", portable(e)))
+                if not isinstance(e, Exception):  # interrupted: stop serving
+                    return
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C reaches the workers too; the driver reports it
+        return
 
 
 def _visible(index: int) -> str:

@@ -84,7 +84,7 @@ def test_batch_makes_the_album_reports_the_bad_file_and_a_rerun_does_nothing_new
     assert row["broken"].split()[1] == "failed" and "broken.mp3" in row["broken"]
     assert table[-1] == "2/3 songs done, 1 failed"
     # progress: one line per song and stage, with the overall count
-    assert "musivid: first: optimize" in r.stderr and "/3 done]" in r.stderr
+    assert "musivid: first: optimizing" in r.stderr and "/3 done]" in r.stderr
     assert "musivid: error: 1 song(s) failed: broken" in r.stderr
 
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
@@ -95,11 +95,14 @@ def test_batch_makes_the_album_reports_the_bad_file_and_a_rerun_does_nothing_new
     after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     assert after == before  # nothing optimized, rendered or even rewritten
 
-    # other settings are another run: a song is not "finished" for them
-    more = musivid("batch", album / "first.wav", "-o", out, *FAST, "--steps", "5", "--no-ray")
+    # other settings are another run: a song is not "finished" for them. --no-ray: one song at
+    # a time in this process, which loads the models once for both songs
+    more = musivid("batch", album / "first.wav", album / "second.wav", "-o", out, *FAST, "--steps", "5", "--no-ray")
     assert more.returncode == 0, more.stderr
-    assert more.stdout.splitlines()[1].split()[1] == "done"
-    assert all(v["steps"] == 5 for v in latents(out / "first.musivid").values())
+    assert [line.split()[1] for line in more.stdout.splitlines()[1:3]] == ["done", "done"]
+    assert more.stderr.count(": loading CLIP") == 1 and more.stderr.count(": loading BigGAN") == 1
+    for name in ("first", "second"):
+        assert all(v["steps"] == 5 for v in latents(out / f"{name}.musivid").values())
 
 
 def _wait_for(cond, timeout=120.0):
