@@ -1,3 +1,5 @@
 from .cli import main
 
-main()
+# guarded: worker processes started with "spawn" (musivid/workers.py) import this module again
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@
     musivid pick PROJECT --line N --variant V      choose the variant a line shows
     musivid render PROJECT [-o OUT.mp4]            render again without optimizing
     musivid align AUDIO [LYRICS] -o out.lrc        time the lyrics, to check and correct
+    musivid batch SONGS... | DIR -o OUTDIR         a video for every song (Ray workers)
     musivid models list | fetch [NAME...] | check  pretrained weights
     musivid bench                                  optimizer throughput
 
@@ -17,16 +18,16 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
 import signal
 import sys
 from pathlib import Path
 
 import click
 
-from .config import (ASR_CHOICES, DEFAULT_WHISPER, INTRO_CHOICES, OUTRO_CHOICES, X264_PRESETS, OptimizeConfig,
-                     RenderConfig, ScheduleConfig)
+from .config import ASR_CHOICES, DEFAULT_WHISPER, X264_PRESETS, RenderConfig
 from .errors import Interrupted, MusividError
+from .options import (ACCEPT_TRUNCATED, EXCERPT, FONT, HELP_SECTIONS, OFFLINE, OVERWRITE, PRESET, SCALE, SETTINGS,
+                      Finite, captions_option, combine, device_option, motion_options, run_settings, verbosity)
 
 EXIT_INTERRUPTED = 130
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -58,10 +59,15 @@ class _Handler(logging.Handler):
             _say(f"musivid: debug: {record.name}: {msg}")
 
 
-def _setup_logging(quiet: bool, verbose: bool) -> None:
+def _setup_logging(quiet: bool, verbose: bool, only_from: tuple[str, ...] | None = None) -> None:
+    """`musivid: ...` lines for the library's messages; with `only_from`, INFO lines only from
+    those loggers (batch: one line per song and stage, not every song's details)."""
     _reset_logging()
     logger = logging.getLogger("musivid")
-    logger.addHandler(_Handler())
+    handler = _Handler()
+    if only_from:
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith(only_from))
+    logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     logger.propagate = False  # a library that calls logging.basicConfig() must not print them twice
 
@@ -74,128 +80,7 @@ def _reset_logging() -> None:
     logger.propagate = True
 
 
-def _verbosity(f):
-    f = click.option("-v", "--verbose", is_flag=True, help="Also diagnostics and the time of every stage.")(f)
-    return click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")(f)
-
-
-class DeviceChoice(click.Choice):
-    """auto, cpu, cuda, or cuda:N."""
-
-    def __init__(self) -> None:
-        super().__init__(["auto", "cpu", "cuda", "cuda:N"])
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit():
-            return value
-        if value == "cuda:N":
-            self.fail("give a GPU number, e.g. cuda:0", param, ctx)
-        return super().convert(value, param, ctx)
-
-
-def _device(default: str | None = "auto"):
-    text = "Where to run: auto (a GPU if there is one), cpu, cuda or cuda:N."
-    if default is None:
-        text += " Default: the project's."
-    return click.option("--device", type=DeviceChoice(), default=default, show_default=default is not None, help=text)
-
-
-class Finite(click.ParamType):
-    """A float that is a number (nan and inf are refused), at least `min` (above it if `min_open`);
-    other ranges are checked by the configs, with the option's name."""
-
-    name = "number"
-
-    def __init__(self, min: float | None = None, min_open: bool = False) -> None:
-        self.min, self.min_open = min, min_open
-
-    def convert(self, value, param, ctx):
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(v):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        if self.min is not None and (v < self.min or (self.min_open and v == self.min)):
-            self.fail(f"{value!r}: must be {'more than' if self.min_open else 'at least'} {self.min:g}", param, ctx)
-        return v
-
-
-_offline = click.option("--offline", is_flag=True, help="Never touch the network (also MUSIVID_OFFLINE=1).")
-_accept_truncated = click.option("--accept-truncated", is_flag=True,
-                                 help="Use an audio file that decodes shorter than it says it is (warns).")
-_overwrite = click.option("-y", "--overwrite", is_flag=True,
-                          help="Replace an existing output file (this project's own last video is replaced anyway).")
-
-
-def _motion(render: bool = False):
-    """The walk and the intro/outro: options of the main command, and one-off options of `render`
-    (whose default is the project's)."""
-    d = {k: "the project's" if render else f"{getattr(ScheduleConfig, k):g}" for k in ("walk", "energy")}
-    d |= {k: "the project's" if render else getattr(ScheduleConfig, k) for k in ("intro", "outro")}
-    return _options(
-        click.option("--walk", type=Finite(), default=None, help="How far the picture wanders from a line's image in "
-                     f"the breaks, 0 (no walk) to 3, times --reactivity (default {d['walk']})."),
-        click.option("--energy", type=Finite(), default=None, help="How strongly loudness sizes the walk: 0 (not at "
-                     f"all) to 1 (no walk in silence) (default {d['energy']})."),
-        click.option("--intro", type=click.Choice(INTRO_CHOICES), default=None, help="Before the first line: glide "
-                     f"from an image of the title, drift into the first line, or hold still (default {d['intro']})."),
-        click.option("--outro", type=click.Choice(OUTRO_CHOICES), default=None, help="After the last line: drift "
-                     f"away or hold still (default {d['outro']})."))
-
-
-_preset = click.option("--preset", type=click.Choice(X264_PRESETS), default=None,
-                       help=f"x264 speed/size trade-off at the same quality (default {RenderConfig.preset}).")
-_excerpt = [click.option("--start", type=Finite(min=0), default=0.0, help="Render from this time (s): a preview."),
-            click.option("--duration", type=Finite(min=0, min_open=True), default=None,
-                         help="Render this many seconds (with --start: a quick preview excerpt).")]
-
-
-class CaptionChoice(click.Choice):
-    """line | karaoke | none; a bare `--captions` means line. Says how to fix a value that was a
-    file name swallowed by the option (`--captions song.mp3`)."""
-
-    def __init__(self) -> None:
-        super().__init__(["line", "karaoke", "none"])
-
-    def convert(self, value, param, ctx):
-        if value not in self.choices and isinstance(value, str) and ("." in value or "/" in value):
-            self.fail(f"{value!r} is not line, karaoke or none: put --captions after the files, or write "
-                      "--captions=line", param, ctx)
-        return super().convert(value, param, ctx)
-
-
-def _captions(help_text: str):
-    return click.option("--captions", type=CaptionChoice(), is_flag=False, flag_value="line", default=None,
-                        help=help_text)
-
-
-_font = click.option("--font", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                     help="Caption font file (.ttf/.otf/.ttc), tried first; lines it cannot draw get a font that can.")
-
-
-def _options(*decorators):
-    def apply(f):
-        for d in reversed(decorators):
-            f = d(f)
-        return f
-
-    return apply
-
-
 # ---- the group ----------------------------------------------------------------------------------------
-
-# sections of `musivid --help`, in order: (title, option names)
-HELP_SECTIONS = [
-    ("Output", ["output", "overwrite", "project_dir", "captions", "font", "fps", "size", "crf", "preset", "start", "duration"]),
-    ("Images", ["steps", "variants", "cutouts", "seed", "device", "use_compile", "checkpoint_every"]),
-    ("Motion", ["reactivity", "walk", "energy", "intro", "outro", "title", "pulse"]),
-    ("Lyric timing", ["asr", "whisper_model"]),
-    ("Models", ["clip", "biggan", "offline", "untrained"]),
-    ("Input", ["accept_truncated"]),
-    ("Messages", ["quiet", "verbose"]),
-]
-
 
 class MainGroup(click.Group):
     """`musivid AUDIO ...` runs the hidden `make` command; named subcommands work as usual; a word
@@ -256,83 +141,38 @@ def cli():
 @click.argument("audio", type=click.Path(path_type=Path))
 @click.argument("lyrics", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .mp4 (default: AUDIO's name + .mp4).")
-@_overwrite
+@OVERWRITE
 @click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
               help="Project directory (default: OUTPUT's name + .musivid).")
-@_captions("Burn the lyric line being sung into the picture; `--captions karaoke` also highlights the word "
-           "being sung.")
-@_font
-@click.option("--fps", type=Finite(), default=None, help=f"Video frame rate (default {RenderConfig.fps:g}).")
-@click.option("--size", type=int, default=None, help=f"Video side in pixels (default {RenderConfig.size}).")
-@click.option("--crf", type=int, default=None, help=f"H.264 quality, 0 (lossless) to 51 (worst) (default {RenderConfig.crf}).")
-@_options(_preset)
-@_options(*_excerpt)
-@click.option("--steps", type=int, default=None, help=f"Optimization steps per line (default {OptimizeConfig.steps}).")
-@click.option("--variants", type=int, default=None, help=f"Variants per lyric line (default {OptimizeConfig.variants}).")
-@click.option("--cutouts", type=int, default=None, help=f"CLIP cutouts per image and step (default {OptimizeConfig.cutouts}).")
-@click.option("--seed", type=int, default=None, help=f"Run seed (default {OptimizeConfig.seed}).")
-@click.option("--checkpoint-every", "checkpoint_every", type=Finite(), default=None,
-              help=f"Save the running optimization every SECONDS (default {OptimizeConfig.checkpoint_every_s:g}).")
-@_device()
-@click.option("--compile/--no-compile", "use_compile", default=None,
-              help="torch.compile the optimizer step on CUDA: pays on long runs, costs a minute or two "
-                   "to compile (default: off; see benchmarks/RESULTS.md).")
-@click.option("--reactivity", type=Finite(), default=None, help="How strongly the music drives the picture: 0 (a pure "
-              f"glide from line to line, no walk) .. 1 (motion only on hits) (default {ScheduleConfig.reactivity:g}).")
-@_motion()
-@click.option("--title", default=None, help="The intro's title image shows this (default: the audio file's name).")
-@click.option("--pulse", type=Finite(), default=None, help=f"Kick on onsets, 0 (off) to 5 (default {ScheduleConfig.pulse:g}).")
-@click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
-              help="Speech recogniser for plain or missing lyrics.")
-@click.option("--whisper-model", default=None,
-              help=f"Whisper model name or local CTranslate2 directory (default {DEFAULT_WHISPER}).")
-@click.option("--clip", "clip", default=None, help="CLIP registry name or a local weight file (default: ViT-B-32/openai "
-              "for English lyrics, the multilingual xlm-roberta-base-ViT-B-32 for others).")
-@click.option("--biggan", "biggan", default=None, help="BigGAN registry name, weight file or directory.")
-@_offline
-@click.option("--untrained", is_flag=True, help="Tiny random-weight models of the same classes: a preview, not real images.")
-@_accept_truncated
-@_verbosity
-def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, font, fps, size, crf, preset, start, duration,
-             steps, variants, cutouts, seed, checkpoint_every, device, use_compile, reactivity, walk, energy, intro,
-             outro, title, pulse, asr, whisper_model, clip, biggan, offline, untrained, accept_truncated, quiet, verbose):
+@combine(*EXCERPT)
+@combine(*SETTINGS)
+@ACCEPT_TRUNCATED
+@combine(*SCALE)
+@verbosity
+def make_cmd(audio, lyrics, output, overwrite, project_dir, start, duration, accept_truncated, gpus, workers, ray_address,
+             no_ray, quiet, verbose, **options):
     """Render AUDIO (+ LYRICS) to a music video."""
-    from .config import RunSettings, TimingConfig
+    from contextlib import nullcontext
+
     from .pipeline import make_video
 
     _setup_logging(quiet, verbose)
+    settings = run_settings(**options)
+    pool = None
+    if gpus is not None or workers is not None or ray_address is not None:
+        from .workers import open_pool
 
-    def given(**kw):
-        return {k: v for k, v in kw.items() if v is not None}
+        pool = open_pool(settings.models, settings.device, gpus=gpus, workers=workers, ray_address=ray_address,
+                         use_ray=not no_ray)
+    with pool or nullcontext():
+        runner = None
+        if pool is not None:
+            from .shard import Sharder
 
-    settings = RunSettings(
-        optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
-                                        checkpoint_every_s=checkpoint_every, compile=use_compile)),
-        render=RenderConfig(**given(fps=fps, size=size, crf=crf, preset=preset, captions=captions,
-                                    font=str(font.expanduser().resolve()) if font else None)),
-        schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse, walk=walk, energy=energy, intro=intro,
-                                        outro=outro, title=title)),
-        models=_model_config(clip, biggan, offline, untrained),
-        timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
-    res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
-                     duration=duration, accept_truncated=accept_truncated, progress=not quiet)
+            runner = Sharder(pool)
+        res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
+                         duration=duration, accept_truncated=accept_truncated, progress=not quiet, runner=runner)
     _done(res, quiet, verbose)
-
-
-def _model_config(clip, biggan, offline, untrained):
-    """--clip/--biggan take a registry name, or else a local path."""
-    from .config import ModelConfig
-    from .models.registry import REGISTRY
-
-    kw = {"offline": offline, "untrained": untrained}
-    for name, value in (("clip", clip), ("biggan", biggan)):
-        if value is None:
-            continue
-        if value in REGISTRY:
-            kw[name] = value
-        else:
-            kw[f"{name}_path"] = str(Path(value).expanduser())
-    return ModelConfig(**kw)
 
 
 def _done(res, quiet: bool, verbose: bool) -> None:
@@ -345,15 +185,42 @@ def _done(res, quiet: bool, verbose: bool) -> None:
                                              for k, v in res.timings.items()))
 
 
+# ---- batch ---------------------------------------------------------------------------------------------
+
+@cli.command("batch")
+@click.argument("songs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output-dir", "outdir", type=click.Path(path_type=Path), required=True,
+              help="Where every song's NAME.mp4, NAME.srt and project NAME.musivid/ go.")
+@OVERWRITE
+@combine(*SETTINGS)
+@combine(*SCALE)
+@verbosity
+def batch_cmd(songs, outdir, overwrite, gpus, workers, ray_address, no_ray, quiet, verbose, **options):
+    """Make a video for every song: SONGS are audio files or directories of them, each with its
+    lyrics beside it (same name, .lrc or .txt; none: transcribed). One song per worker (a GPU
+    each, or the CPU), models loaded once per worker; a re-run skips finished songs."""
+    from .batch import find_songs, raise_if_failed, run_batch, summary
+    from .workers import open_pool
+
+    _setup_logging(quiet, verbose, only_from=None if verbose else ("musivid.batch", "musivid.workers"))
+    settings = run_settings(**options)
+    found = find_songs(list(songs))
+    with open_pool(settings.models, settings.device, gpus=gpus, workers=workers, ray_address=ray_address,
+                   use_ray=not no_ray, exact=False, inline_ok=True) as pool:
+        results = run_batch(found, outdir, settings, pool, overwrite=overwrite)
+    click.echo(summary(results))
+    raise_if_failed(results)
+
+
 # ---- project commands ------------------------------------------------------------------------------
 
 @cli.command("variants")
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("--line", type=click.IntRange(min=1), required=True, help="1-based lyric line number.")
 @click.option("--count", type=click.IntRange(1, 64), default=2, show_default=True, help="How many new variants.")
-@_device(None)
-@_offline
-@_verbosity
+@device_option(None)
+@OFFLINE
+@verbosity
 def variants_cmd(project, line, count, device, offline, quiet, verbose):
     """Optimize COUNT new variants of one line; every other line stays as it is."""
     from .pipeline import add_variants
@@ -368,7 +235,7 @@ def variants_cmd(project, line, count, device, offline, quiet, verbose):
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("--line", type=click.IntRange(min=1), required=True, help="1-based lyric line number.")
 @click.option("--variant", type=click.IntRange(min=0), required=True, help="Variant number (see the storyboard).")
-@_verbosity
+@verbosity
 def pick_cmd(project, line, variant, quiet, verbose):
     """Choose which variant of a line the video shows (then `musivid render PROJECT`)."""
     from .pipeline import pick_variant
@@ -382,23 +249,23 @@ def pick_cmd(project, line, variant, quiet, verbose):
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Output .mp4 (default: the project's last output).")
-@_overwrite
+@OVERWRITE
 @click.option("--fps", type=Finite(), default=None, help="Frame rate for this render (default: the project's).")
 @click.option("--size", type=int, default=None, help="Video side in pixels for this render.")
 @click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
-@_options(_preset)
-@_captions("Burn in the lyric lines for this render: line, or karaoke (default: the project's).")
+@combine(PRESET)
+@captions_option("Burn in the lyric lines for this render: line, or karaoke (default: the project's).")
 @click.option("--no-captions", is_flag=True, help="No burned-in captions in this render.")
-@_font
+@FONT
 @click.option("--reactivity", type=Finite(), default=None, help="Motion for this render: 0 pure glide .. 1 only on hits.")
-@_motion(render=True)
+@motion_options(render=True)
 @click.option("--pulse", type=Finite(), default=None, help="Kick on onsets for this render, 0 (off) to 5.")
 @click.option("--save", is_flag=True, help="Keep this render's fps, size, crf, preset, captions, font and motion as "
               "the project's settings (default: this render only).")
-@_options(*_excerpt)
-@_device(None)
-@_offline
-@_verbosity
+@combine(*EXCERPT)
+@device_option(None)
+@OFFLINE
+@verbosity
 def render_cmd(project, output, overwrite, fps, size, crf, preset, captions, no_captions, font, reactivity, walk,
                energy, intro, outro, pulse, save, start, duration, device, offline, quiet, verbose):
     """Render the video from a project without optimizing anything."""
@@ -421,16 +288,16 @@ def render_cmd(project, output, overwrite, fps, size, crf, preset, captions, no_
 @click.argument("audio", type=click.Path(path_type=Path))
 @click.argument("lyrics", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Timed lyrics (.lrc).")
-@_overwrite
+@OVERWRITE
 @click.option("--srt", is_flag=True, help="Also write an .srt beside the .lrc.")
 @click.option("--asr", type=click.Choice([a for a in ASR_CHOICES if a not in ("auto", "none")]),
               default="faster-whisper", show_default=True, help="Speech recogniser.")
 @click.option("--whisper-model", default=None,
               help=f"Whisper model name or local CTranslate2 directory (default {DEFAULT_WHISPER}).")
-@_device()
-@_offline
-@_accept_truncated
-@_verbosity
+@device_option()
+@OFFLINE
+@ACCEPT_TRUNCATED
+@verbosity
 def align_cmd(audio, lyrics, output, overwrite, srt, asr, whisper_model, device, offline, accept_truncated, quiet,
               verbose):
     """Time the lyrics against the song (or transcribe it) and write an LRC to check and edit."""
@@ -466,8 +333,8 @@ def models_list():
 
 @models.command("fetch")
 @click.argument("names", nargs=-1)
-@_offline
-@_verbosity
+@OFFLINE
+@verbosity
 def models_fetch(names, offline, quiet, verbose):
     """Download and verify NAMES (default: the default CLIP and BigGAN)."""
     from .config import DEFAULT_CLIP, ModelConfig
@@ -481,7 +348,7 @@ def models_fetch(names, offline, quiet, verbose):
 
 
 @models.command("check")
-@_verbosity
+@verbosity
 def models_check(quiet, verbose):
     """Exit 0 if the default models are cached and verify (no network), else 1."""
     from .config import DEFAULT_CLIP, ModelConfig
@@ -508,7 +375,7 @@ def _batch_sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
 
 
 @cli.command("bench")
-@_device()
+@device_option()
 @click.option("--untrained", is_flag=True, help="Tiny random models (CPU-sized).")
 @click.option("--full-size", is_flag=True, help="Full-size architectures with random weights (GPU throughput).")
 @click.option("--clip", default="ViT-B-32/openai", show_default=True)
@@ -532,7 +399,7 @@ def _batch_sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
 @click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None,
               help="Write results as a Markdown block for benchmarks/RESULTS.md.")
-@_verbosity
+@verbosity
 def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, steps, use_compile, census, render_bench,
               seconds, size, preset, json_out, md_out, quiet, verbose):
     """Latent-steps/s of musivid's batched optimizer against the one-prompt reference loop

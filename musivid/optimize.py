@@ -3,7 +3,10 @@
 Per step: one generator pass for all N latents, one grid_sample for all N×C cutouts, one CLIP
 pass, one backward (frozen models: input gradients only), one fused Adam step. The loss is a sum
 over latents, so each latent's gradient, and Adam's element-wise update, is what it would be alone.
-All randomness is counter-based per latent (musivid/rng.py), so results do not depend on batching.
+All randomness is counter-based per latent (musivid/rng.py), so batching changes no random number.
+The arithmetic is per latent too, but matrix kernels pick their blocking by batch size (CPU and
+GPU): a latent's result is bit-identical wherever it is computed in the same micro-batch (same
+members, same order), and equal to ~1e-6 otherwise. Sharding (musivid/shard.py) keeps micro-batches.
 No host synchronisation happens inside the step: scores and best latents stay on the device.
 """
 from __future__ import annotations
@@ -321,7 +324,10 @@ def snapshot(live: OptimState) -> OptimState:
 
 
 def text_embeddings(clip, texts: Sequence[str]) -> torch.Tensor:
+    """(N, D) embedding of each text. Each distinct text is encoded alone: matrix kernels pick
+    their blocking by batch size, so encoding texts together would make a line's embedding (and
+    so its latents, at the last bit) depend on which other lines share its run or shard."""
     uniq = list(dict.fromkeys(texts))
-    emb = clip.encode_text(uniq)
+    emb = torch.cat([clip.encode_text([t]) for t in uniq])  # (U, D); once per run, so the loop is cheap
     index = torch.tensor([uniq.index(t) for t in texts], device=emb.device)
     return emb[index].float()

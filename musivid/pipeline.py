@@ -61,6 +61,7 @@ class Job:
     on_progress: ProgressFn | None = None
     timings: dict[str, float] = field(default_factory=dict)
     _models: dict[str, Any] = field(default_factory=dict)
+    runner: Any = None  # optimizes a group of latents instead of _run_group: shard.Sharder (several devices)
 
     @property
     def lkey(self) -> dict:
@@ -257,7 +258,7 @@ def optimize_pending(job: Job, extra: list[tuple[str, int]] | None = None, lines
         elif start > 0:
             log.info("continuing %d latent(s) from step %d/%d", len(items), start, steps)
         seeds = [seed_for(s.optimize.seed, t, v) for t, v, _, _ in items]
-        _run_group(job, [(t, v) for t, v, _, _ in items], keys, seeds, state)
+        (job.runner or _run_group)(job, [(t, v) for t, v, _, _ in items], keys, seeds, state)
         total += len(items)
     p.clear_checkpoint()
     return total
@@ -404,8 +405,8 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
 def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str | Path | None = None,
                settings: RunSettings | None = None, *, project_dir: str | Path | None = None,
                overwrite: bool = False, start: float = 0.0, duration: float | None = None,
-               accept_truncated: bool = False, progress: bool = False,
-               on_progress: ProgressFn | None = None) -> VideoResult:
+               accept_truncated: bool = False, progress: bool = False, on_progress: ProgressFn | None = None,
+               runner: Any = None, models: dict[str, Any] | None = None) -> VideoResult:
     """Render AUDIO (+ LYRICS) to a music video: what `musivid AUDIO [LYRICS]` does.
 
     audio: any audio file, or a video whose sound track is used.
@@ -423,6 +424,8 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
         instead of refusing it.
     progress: show progress bars on stderr; on_progress(stage, done, total) is called as work
         advances. Messages go to the `musivid` logger.
+    runner: optimizes the pending latents over several devices (shard.Sharder); models: a dict
+        that keeps the loaded models for the next call (musivid.batch: once per worker).
 
     Returns a VideoResult (paths, segments, keyframes, scores, frame count, timings).
     Raises InputError for bad input, ModelUnavailableError when weights cannot be had (both before
@@ -461,6 +464,7 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
         job = prepare(pdir, audio_path, lyrics_path, settings, audio=decoded, accept_truncated=accept_truncated,
                       progress=progress, on_progress=on_progress)
         job.timings.update(timings)
+        job.runner, job._models = runner, (job._models if models is None else models)
         frames = frame_range(job.audio.duration, settings.render.fps, start, duration)
         used = _plan(job, job.title is not None).keyframes_used(frames) if frames else None
         lines = {job.keyframes[k].segment if k < len(job.keyframes) else -1 for k in used} if frames else None

@@ -336,27 +336,49 @@ class Project:
         return self.root / "checkpoint.pt"
 
     def save_checkpoint(self, keys: list[str], state) -> None:
-        atomic_torch_save({"keys": list(keys), "state": _state_dict(state)}, self.checkpoint_file)
+        write_checkpoint(self.checkpoint_file, keys, state)
 
     def load_checkpoint(self):
         """(keys, OptimState) of an interrupted optimization, or None."""
-        import torch
+        return read_checkpoint(self.checkpoint_file)
 
-        if not self.checkpoint_file.is_file():
-            return None
-        try:
-            blob = torch.load(self.checkpoint_file, map_location="cpu", weights_only=True)
-            keys, state = [str(k) for k in blob["keys"]], _state_from(blob["state"])
-            if not (len(keys) == len(state.z) == len(state.cls) == len(state.seeds)):
-                raise ValueError("keys and state rows differ")
-            return keys, state
-        except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs its progress
-            log.warning("%s is unreadable (%s): discarded it; the interrupted lines start over",
-                        self.checkpoint_file, type(e).__name__)
-            return None
+    def shard_checkpoint_file(self, keys: list[str]) -> Path:
+        """Where a worker optimizing these latents (one shard, musivid/shard.py) checkpoints them;
+        named by the keys, so the shards of different runs never overwrite each other."""
+        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+        return self.root / "checkpoints" / f"shard-{digest}.pt"
+
+    def shard_checkpoints(self) -> list[tuple[list[str], Any]]:
+        """(keys, OptimState) of every shard checkpoint that reads back."""
+        found = (read_checkpoint(f) for f in sorted((self.root / "checkpoints").glob("shard-*.pt")))
+        return [c for c in found if c is not None]
 
     def clear_checkpoint(self) -> None:
         self.checkpoint_file.unlink(missing_ok=True)
+        for f in (self.root / "checkpoints").glob("shard-*.pt"):
+            f.unlink(missing_ok=True)
+
+
+def write_checkpoint(path: Path, keys: list[str], state) -> None:
+    """Atomically save a running optimization of the latents `keys` (also from worker processes)."""
+    atomic_torch_save({"keys": list(keys), "state": _state_dict(state)}, path)
+
+
+def read_checkpoint(path: Path):
+    """(keys, OptimState) saved by write_checkpoint, or None (missing, or damaged: a warning)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        keys, state = [str(k) for k in blob["keys"]], _state_from(blob["state"])
+        if not (len(keys) == len(state.z) == len(state.cls) == len(state.seeds)):
+            raise ValueError("keys and state rows differ")
+        return keys, state
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs its progress
+        log.warning("%s is unreadable (%s): discarded it; the interrupted lines start over", path, type(e).__name__)
+        return None
 
 
 # ---- the project lock -----------------------------------------------------------------------------

@@ -146,6 +146,26 @@ def write_audio(path: Path, samples: np.ndarray, sr: int = 22050, codec: str | N
     return path
 
 
+def demo_excerpt(path: Path, t0: float, seconds: float) -> Path:
+    """A short song cut from samples/demo.mp3 at `t0`, written to `path` (format from the suffix),
+    with the demo's LRC lines that start inside it, shifted, as PATH.lrc beside it."""
+    from musivid.audio import decode
+
+    audio = decode(SAMPLES / "demo.mp3", 22050)
+    lo = int(t0 * audio.sample_rate)
+    write_audio(path, audio.samples[lo:lo + int(seconds * audio.sample_rate)], audio.sample_rate)
+    lines = []
+    for line in (SAMPLES / "demo.lrc").read_text().splitlines():
+        if line[1:2].isdigit():
+            mm, rest = line[1:].split(":", 1)
+            ss, text = rest.split("]", 1)
+            t = int(mm) * 60 + float(ss)
+            if t0 <= t < t0 + seconds:
+                lines.append(f"[00:{t - t0:05.2f}]{text}")
+    path.with_suffix(".lrc").write_text("\n".join(lines) + "\n")
+    return path
+
+
 def click_track(bpm: float, duration: float, first: float = 0.5, sr: int = 22050, noise: float = 0.01):
     n = int(sr * duration)
     y = np.zeros(n, np.float32)

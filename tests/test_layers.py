@@ -11,10 +11,10 @@ PKG = Path(__file__).resolve().parents[1] / "musivid"
 LAYERS = {
     0: {"errors", "config", "files", "rng", "progress"},
     1: {"audio", "rhythm", "lyrics", "timing", "forced", "schedule", "cutouts", "optimize", "interpolate", "captions",
-        "fonts", "render", "storyboard", "bench", "census", "reference", "models"},
-    2: {"project"},
-    3: {"pipeline"},
-    4: {"cli", "__main__"},
+        "fonts", "render", "storyboard", "bench", "census", "reference", "models", "workers"},
+    2: {"project", "shard"},
+    3: {"pipeline", "batch"},
+    4: {"cli", "options", "__main__"},
 }
 
 
