@@ -181,6 +181,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
         res = _time_lyrics(lyrics, audio, settings.timing, settings.models, device, timings, on_progress)
         segments, method = res.segments, res.method
         p.set_timing(timing_key, method, segments)
+    segments = p.edited(segments, audio.duration)  # lines re-timed or re-worded by hand (the studio)
     for s in segments:
         text, cut = clip_text(s.text)
         if cut:
@@ -318,7 +319,8 @@ def chosen_variant(job: Job, text: str) -> tuple[int, proj.SavedLatent]:
     return v, job.project.load_latent(proj.latent_key(job.lkey, text, v))
 
 
-def _line_text(job: Job, line: int) -> str:
+def line_text(job: Job, line: int) -> str:
+    """The CLIP text of 1-based lyric line `line` (an InputError if there is no such line)."""
     if not 1 <= line <= len(job.segments):
         raise InputError(f"--line {line}: the project has lines 1 to {len(job.segments)}")
     return job.clip_texts()[line - 1]
@@ -335,9 +337,9 @@ def _plan(job: Job):
     return plan(job.keyframes, n, s.render.fps, envelope, s.schedule.reactivity), envelope
 
 
-def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> VideoResult:
+def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None, record: bool = True) -> VideoResult:
     """Render the video (or the excerpt `frames`) from the project's latents, with its .srt and
-    the storyboard."""
+    the storyboard; `record=False` (a preview) leaves the project's outputs and choices as they are."""
     import torch
 
     from .captions import CaptionTrack, write_srt
@@ -369,27 +371,30 @@ def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> Vi
     srt = out.with_suffix(".srt")
     write_srt(job.segments if frames is None else excerpt(job.segments, frames[0] / s.render.fps,
                                                              frames[1] / s.render.fps), srt)
-    draw_storyboard(job)
     shown = [Chosen(kf.segment, job.segments[kf.segment].text, chosen[k][0], float(chosen[k][1].score))
              for k, kf in enumerate(job.keyframes) if k in chosen]
-    job.project.set_chosen(shown)
-    job.project.set_outputs(out, srt)
-    job.project.save()
+    if record:
+        draw_storyboard(job)
+        job.project.set_chosen(shown)
+        job.project.set_outputs(out, srt)
+        job.project.save()
     return VideoResult(out, srt, job.project.root, job.segments, job.keyframes, [c.score for c in shown],
                        s.models.untrained, res.frames, dict(job.timings))
 
 
 def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
-    """PROJECT/storyboard.png: every line's variants (thumbnails generated here) and scores."""
+    """PROJECT/storyboard.png: every line's variants (the first `max_variants`) and scores; and
+    every variant's thumbnail in PROJECT/thumbs/ (the studio shows them)."""
     import torch
 
-    from .storyboard import THUMB, Row, Variant, write_storyboard
+    from .storyboard import THUMB, Row, Variant, png, write_storyboard
 
     lkey, p = job.lkey, job.project
-    items = []  # (segment, variant, saved latent)
+    items = []  # (segment, variant, saved latent, key)
     for seg, text in zip(job.segments, job.clip_texts()):
-        for v in p.variants_of(text, lkey)[:max_variants]:
-            items.append((seg.index, v, p.load_latent(proj.latent_key(lkey, text, v))))
+        for v in p.variants_of(text, lkey):
+            key = proj.latent_key(lkey, text, v)
+            items.append((seg.index, v, p.load_latent(key), key))
     gen = job.model("biggan")
     images = []
     with job.stage("storyboard"):
@@ -398,9 +403,12 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
             z = torch.stack([it[2].z for it in part]).float()
             c = torch.sigmoid(torch.stack([it[2].cls for it in part]).float())
             images += list(gen.images_uint8(z, c, job.settings.optimize.truncation, THUMB, job.amp))
+        for (_, _, _, key), img in zip(items, images):
+            p.save_thumbnail(key, png(img))
         rows = []
         for seg, text in zip(job.segments, job.clip_texts()):
-            have = [Variant(v, lat.score, img) for (si, v, lat), img in zip(items, images) if si == seg.index]
+            have = [Variant(v, lat.score, img) for (si, v, lat, _), img in zip(items, images) if si == seg.index]
+            have = have[:max_variants]
             rows.append(Row(seg.index + 1, seg.start, seg.text, have, p.shown_variant(text, lkey)))
         return write_storyboard(rows, job.project.root / "storyboard.png", job.settings.models.untrained)
 
@@ -409,8 +417,8 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
 
 def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str | Path | None = None,
                settings: RunSettings | None = None, *, project_dir: str | Path | None = None,
-               overwrite: bool = False, start: float = 0.0, duration: float | None = None,
-               progress: bool = False, on_progress: ProgressFn | None = None) -> VideoResult:
+               overwrite: bool = False, start: float = 0.0, duration: float | None = None, render: bool = True,
+               progress: bool = False, on_progress: ProgressFn | None = None) -> VideoResult | None:
     """Render AUDIO (+ LYRICS) to a music video: what `musivid AUDIO [LYRICS]` does.
 
     audio: any audio file, or a video whose sound track is used.
@@ -424,6 +432,7 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
         resumes: finished lines are not optimized again, an interrupted run continues.
     start, duration: render only this excerpt of the song, in seconds (a quick preview); only the
         lines it shows are optimized.
+    render: False stops after optimizing (and drawing the storyboard) and returns None.
     progress: show progress bars on stderr; on_progress(stage, done, total) is called as work
         advances. Messages go to the `musivid` logger.
 
@@ -442,7 +451,8 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
     _check_inputs(audio_path, lyrics_path)
     existing = Project.open(pdir) if (pdir / "project.json").is_file() else None
-    check_output(out, [audio_path, lyrics_path], existing, overwrite)
+    if render:
+        check_output(out, [audio_path, lyrics_path], existing, overwrite)
     timings: dict[str, float] = {}
     with _stage(timings, "weights", None, on_progress):
         ensure_weights(settings.models, progress)
@@ -453,6 +463,9 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
     frames = frame_range(job.audio.duration, settings.render.fps, start, duration)
     lines = {job.keyframes[k].segment for k in _plan(job)[0].keyframes_used(frames)} if frames else None
     optimize_pending(job, lines=lines)
+    if not render:
+        draw_storyboard(job)
+        return None
     return render_job(job, out, frames)
 
 
@@ -514,7 +527,7 @@ def add_variants(project_dir: str | Path, line: int, count: int, *, device: str 
     if not 1 <= count <= 64:
         raise InputError(f"--count {count}: must be from 1 to 64")
     job = open_project(project_dir, device=device, offline=offline, progress=progress, on_progress=on_progress)
-    text = _line_text(job, line)
+    text = line_text(job, line)
     start = max(job.project.variants_of(text, job.lkey), default=-1) + 1
     new = [(text, v) for v in range(start, start + count)]
     optimize_pending(job, extra=new)

@@ -9,6 +9,7 @@
       checkpoint.pt       the running optimization (OptimState), saved every few seconds and
                           on interrupt; removed when its latents are finished
       storyboard.png      contact sheet of every line's variants
+      thumbs/<key>.png    every variant's keyframe image, small (the studio shows them)
 
 A latent's key hashes the line's text, the variant number and every setting that changes its
 optimization (models, seed, lr, cutouts...), so editing one lyric line re-optimizes that line only,
@@ -28,7 +29,7 @@ from typing import Any
 from . import config as C
 from .errors import InputError, MusividError
 from .files import atomic_torch_save, atomic_write_bytes, sha256_file
-from .schedule import Keyframe, Segment
+from .schedule import Keyframe, Segment, retime
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,50 @@ class Project:
         self._data["timing"] = {"key": key, "method": method, "segments": [s.to_json() for s in segments]}
 
     def segments(self) -> list[Segment]:
+        """The timed lines, with the line edits applied (see `edited`)."""
+        return self.edited(self.timed_segments())
+
+    def timed_segments(self) -> list[Segment]:
+        """The lines as timed from the inputs, before any line edit."""
         return [Segment.from_json(s) for s in self._data.get("timing", {}).get("segments", [])]
+
+    # ---- line edits: a line's text or start changed by hand (the studio), kept beside the timing --
+    def edit_line(self, index: int, *, text: str | None = None, start: float | None = None) -> None:
+        """Record a new text and/or start for segment `index`. It applies on top of the inputs' timing
+        for as long as the inputs still give that line the same text and start (see `edited`)."""
+        raw = self.timed_segments()[index]
+        e = self._data.setdefault("edits", {}).setdefault(str(index), {"was": [raw.text, raw.start]})
+        if text is not None:
+            e["text"] = text
+        if start is not None:
+            e["start"] = round(float(start), 4)
+        if e.get("text") == raw.text:
+            del e["text"]
+        if e.get("start") is not None and abs(e["start"] - raw.start) < 1e-4:
+            del e["start"]
+        if set(e) == {"was"}:
+            del self._data["edits"][str(index)]
+
+    def edited(self, segments: list[Segment], duration: float | None = None) -> list[Segment]:
+        """`segments` (as timed from the inputs) with the recorded line edits applied. An edit whose
+        line has since changed in the inputs is dropped, with a warning."""
+        edits = self._data.get("edits", {})
+        out = list(segments)
+        for k in sorted(edits, key=int):
+            i, e = int(k), edits[k]
+            if i >= len(out) or segments[i].text != e["was"][0] or abs(segments[i].start - e["was"][1]) > 1e-3:
+                log.warning("line %d changed in the lyrics since it was edited by hand: that edit is dropped", i + 1)
+                del edits[k]
+                continue
+            if "text" in e:
+                out[i] = dataclasses.replace(out[i], text=e["text"])
+            if "start" in e:
+                try:
+                    out = retime(out, i, e["start"], duration)
+                except InputError as err:  # its neighbours moved in the inputs
+                    log.warning("the start set by hand for line %d no longer fits (%s): it is dropped", i + 1, err)
+                    del e["start"]
+        return out
 
     @property
     def rhythm_file(self) -> Path:
@@ -181,6 +225,12 @@ class Project:
         except Exception as e:  # noqa: BLE001 - a damaged cache only costs the analysis
             log.warning("%s is unreadable (%s): analysing the song again", self.rhythm_file, type(e).__name__)
             return None
+
+    def rhythm(self):
+        """The saved beat analysis (rhythm.Rhythm), whatever it was made from; None if none."""
+        from .rhythm import Rhythm
+
+        return Rhythm.load(self.rhythm_file) if self.rhythm_file.is_file() else None
 
     def set_rhythm(self, key: dict, rhythm) -> None:
         atomic_write_bytes(self.rhythm_file, rhythm.to_bytes())
@@ -223,6 +273,12 @@ class Project:
         except Exception as e:  # noqa: BLE001
             raise MusividError(f"{path}: unreadable latents ({type(e).__name__}): delete the file "
                                "and rerun to optimize that line again") from None
+
+    def thumbnail_file(self, key: str) -> Path:
+        return self.root / "thumbs" / f"{key}.png"
+
+    def save_thumbnail(self, key: str, png: bytes) -> None:
+        atomic_write_bytes(self.thumbnail_file(key), png)
 
     def shown_variant(self, text: str, settings_key: dict) -> int | None:
         """The variant a line shows: the picked one, else the best-scoring; None if it has none."""
