@@ -4,6 +4,7 @@
     musivid variants PROJECT --line N [--count K]  re-roll a line
     musivid pick PROJECT --line N --variant V      choose the variant a line shows
     musivid render PROJECT [-o OUT.mp4]            render again without optimizing
+    musivid studio [PROJECT | AUDIO [LYRICS]]      a local web page to pick, re-roll, re-time, render
     musivid align AUDIO [LYRICS] -o out.lrc        time the lyrics, to check and correct
     musivid models list | fetch [NAME...] | check  pretrained weights
     musivid bench                                  optimizer throughput
@@ -213,24 +214,34 @@ def make_cmd(audio, lyrics, output, overwrite, project_dir, captions, fps, size,
              variants, cutouts, seed, checkpoint_every, device, reactivity, pulse, asr, whisper_model, clip, biggan, offline,
              untrained, quiet, verbose):
     """Render AUDIO (+ LYRICS) to a music video."""
-    from .config import RunSettings, TimingConfig
     from .pipeline import make_video
 
     _setup_logging(quiet, verbose)
+    settings = _run_settings(steps=steps, variants=variants, cutouts=cutouts, seed=seed, checkpoint_every=checkpoint_every,
+                             fps=fps, size=size, crf=crf, captions=captions, reactivity=reactivity, pulse=pulse,
+                             clip=clip, biggan=biggan, offline=offline, untrained=untrained, asr=asr,
+                             whisper_model=whisper_model, device=device)
+    res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
+                     duration=duration, progress=not quiet)
+    _done(res, quiet, verbose)
+
+
+def _run_settings(*, steps=None, variants=None, cutouts=None, seed=None, checkpoint_every=None, fps=None, size=None,
+                  crf=None, captions=False, reactivity=None, pulse=None, clip=None, biggan=None, offline=False,
+                  untrained=False, asr="auto", whisper_model=None, device="auto"):
+    """RunSettings from the options (None: the default)."""
+    from .config import RunSettings, TimingConfig
 
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}
 
-    settings = RunSettings(
+    return RunSettings(
         optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
                                         checkpoint_every_s=checkpoint_every)),
         render=RenderConfig(**given(fps=fps, size=size, crf=crf), captions=captions),
         schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse)),
         models=_model_config(clip, biggan, offline, untrained),
         timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
-    res = make_video(audio, lyrics, output, settings, project_dir=project_dir, overwrite=overwrite, start=start,
-                     duration=duration, progress=not quiet)
-    _done(res, quiet, verbose)
 
 
 def _model_config(clip, biggan, offline, untrained):
@@ -316,6 +327,87 @@ def render_cmd(project, output, overwrite, fps, size, crf, captions, reactivity,
     res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, reactivity=reactivity,
                          pulse=pulse, device=device, offline=offline, overwrite=overwrite, start=start, duration=duration, progress=not quiet)
     _done(res, quiet, verbose)
+
+
+# ---- studio -----------------------------------------------------------------------------------------
+
+@cli.command("studio")
+@click.argument("target", required=False, type=click.Path(path_type=Path), metavar="[PROJECT | AUDIO [LYRICS]]")
+@click.argument("lyrics", required=False, type=click.Path(path_type=Path), metavar="")
+@click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
+              help="With AUDIO: the project directory (default: AUDIO's name + .musivid).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Another than this machine's own exposes the studio to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8765, or a free one; 0: any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser.")
+@click.option("--steps", type=int, default=None, help=f"With AUDIO: optimization steps per line (default {OptimizeConfig.steps}).")
+@click.option("--variants", type=int, default=None, help=f"With AUDIO: variants per line (default {OptimizeConfig.variants}).")
+@click.option("--cutouts", type=int, default=None, help=f"With AUDIO: CLIP cutouts per step (default {OptimizeConfig.cutouts}).")
+@click.option("--fps", type=float, default=None, help=f"With AUDIO: video frame rate (default {RenderConfig.fps:g}).")
+@click.option("--size", type=int, default=None, help=f"With AUDIO: video side in pixels (default {RenderConfig.size}).")
+@click.option("--captions", is_flag=True, help="With AUDIO: burn the lyric lines into the video.")
+@click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
+              help="With AUDIO: speech recogniser for plain or missing lyrics.")
+@click.option("--untrained", is_flag=True, help="With AUDIO: tiny random-weight models (a preview, not real images).")
+@_device(None)
+@_offline
+@_verbosity
+def studio_cmd(target, lyrics, project_dir, host, port, open_browser, steps, variants, cutouts, fps, size, captions, asr,
+               untrained, device, offline, quiet, verbose):
+    """A local web page on a project: pick, re-roll, re-word and re-time lines, preview, render.
+
+    It works on the same project directory as the other commands (use them in turn): every
+    line's variants with their CLIP scores, the song's timeline, jobs with live progress.
+
+    \b
+    musivid studio song.musivid            open a project made by `musivid song.mp3 ...`
+    musivid studio song.mp3 lyrics.lrc     make (or resume) the project, without rendering, and open it
+    musivid studio song.mp3 lyrics.lrc --untrained --steps 20 --variants 3
+    """
+    import importlib.util
+
+    from .errors import InputError
+    from .pipeline import default_output
+    from .project import default_dir
+
+    if any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn")):
+        raise MusividError("musivid studio needs FastAPI and uvicorn: pip install 'musivid[studio]'")
+    from .studio import MakeRequest, Studio, serve
+
+    _setup_logging(quiet, verbose)
+    if target is None:
+        found = sorted(p for p in Path.cwd().glob("*.musivid") if (p / "project.json").is_file())
+        if len(found) != 1:
+            raise InputError("give a project directory or an AUDIO file: " + (
+                f"here are {', '.join(p.name for p in found)}" if found else "there is no *.musivid project here"))
+        target = found[0]
+    make = None
+    if target.is_dir():
+        given = [n for n, v in (("LYRICS", lyrics), ("--project", project_dir), ("--steps", steps), ("--variants", variants),
+                                ("--cutouts", cutouts), ("--fps", fps), ("--size", size), ("--captions", captions),
+                                ("--untrained", untrained)) if v]
+        if given:
+            raise InputError(f"{target}: is a project: {', '.join(given)} only apply when the studio makes a project "
+                             "from AUDIO (a project keeps its own settings)")
+        pdir = target
+    else:
+        if not target.exists():
+            raise InputError(f"{target}: no such file or project directory")
+        pdir = project_dir or default_dir(default_output(target))
+        make = MakeRequest(target, lyrics, _run_settings(steps=steps, variants=variants, cutouts=cutouts, fps=fps,
+                                                         size=size, captions=captions, offline=offline,
+                                                         untrained=untrained, asr=asr, device=device or "auto"))
+    studio = Studio(pdir, make=make, device=device, offline=offline)
+
+    def ready(url: str) -> None:
+        click.echo(f"musivid studio: {url}")
+        _say(f"musivid: serving {studio.root}; open the URL above (it holds the access token); Ctrl-C stops")
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    serve(studio, host, port, on_ready=ready)
 
 
 # ---- align ------------------------------------------------------------------------------------------
