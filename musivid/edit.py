@@ -9,11 +9,13 @@ Project's accessors, and reports to `on_progress(stage, done, total)`; an except
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .errors import InputError
-from .pipeline import (ProgressFn, VideoResult, draw_storyboard, line_text, open_project, optimize_pending,
+from .pipeline import (Job, ProgressFn, VideoResult, draw_storyboard, line_text, open_project, optimize_pending,
                        render_job)
 from .project import Project, latent_key, latent_settings
 from .schedule import Keyframe, Segment
@@ -61,6 +63,19 @@ def project_lines(project: Project) -> list[LineInfo]:
         out.append(LineInfo(seg.index + 1, seg, kfs.get(seg.index), have, shown,
                             shown is not None and project.picked(text) == shown))
     return out
+
+
+@contextmanager
+def models_kept() -> Iterator[None]:
+    """Within the block, a model loaded by one job stays loaded for the next ones (keyed by model
+    settings and device) instead of being loaded again by every job: for a long-lived process, the
+    studio. One job at a time."""
+    outer = Job.kept_models
+    Job.kept_models = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        Job.kept_models = outer
 
 
 def optimize_project(project_dir: str | Path, *, device: str | None = None, offline: bool = False,

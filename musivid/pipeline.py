@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 from . import project as proj
 from .config import ModelConfig, RenderConfig, RunSettings, ScheduleConfig, TimingConfig, resolve_device
@@ -63,7 +63,8 @@ class Job:
     progress: bool = False
     on_progress: ProgressFn | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    _models: dict[str, Any] = field(default_factory=dict)
+    _models: dict[Any, Any] = field(default_factory=dict)
+    kept_models: ClassVar[dict | None] = None  # models shared by every job while set (edit.models_kept)
 
     @property
     def lkey(self) -> dict:
@@ -77,7 +78,9 @@ class Job:
 
     def model(self, kind: str):
         """"clip" or "biggan", loaded once, when first needed."""
-        if kind not in self._models:
+        cache = self._models if Job.kept_models is None else Job.kept_models
+        key = (kind, self.settings.models, str(self.device))
+        if key not in cache:
             from .models import load
 
             loader = {"clip": load.load_clip, "biggan": load.load_biggan}[kind]
@@ -85,8 +88,8 @@ class Job:
             name = "(tiny, untrained)" if m.untrained else {"clip": m.clip_path or m.clip,
                                                           "biggan": m.biggan_path or m.biggan}[kind]
             with self.stage(f"load_{kind}", f"loading {'CLIP' if kind == 'clip' else 'BigGAN'} {name}"):
-                self._models[kind] = loader(self.settings.models, self.device, progress=self.progress)
-        return self._models[kind]
+                cache[key] = loader(self.settings.models, self.device, progress=self.progress)
+        return cache[key]
 
     @contextmanager
     def stage(self, name: str, message: str | None = None) -> Iterator[None]:
@@ -180,7 +183,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     else:
         res = _time_lyrics(lyrics, audio, settings.timing, settings.models, device, timings, on_progress)
         segments, method = res.segments, res.method
-        p.set_timing(timing_key, method, segments)
+        p.set_timing(timing_key, method, segments, audio.duration)
     segments = p.edited(segments, audio.duration)  # lines re-timed or re-worded by hand (the studio)
     for s in segments:
         text, cut = clip_text(s.text)

@@ -161,8 +161,11 @@ class Project:
             return None
         return [Segment.from_json(s) for s in t["segments"]], t["method"]
 
-    def set_timing(self, key: dict, method: str, segments: list[Segment]) -> None:
+    def set_timing(self, key: dict, method: str, segments: list[Segment], duration: float | None = None) -> None:
+        """The lines as timed from the inputs (and the song's duration: where the last line may end)."""
         self._data["timing"] = {"key": key, "method": method, "segments": [s.to_json() for s in segments]}
+        if duration is not None:
+            self._data["timing"]["duration"] = round(float(duration), 4)
 
     def segments(self) -> list[Segment]:
         """The timed lines, with the line edits applied (see `edited`)."""
@@ -193,6 +196,7 @@ class Project:
         """`segments` (as timed from the inputs) with the recorded line edits applied. An edit whose
         line has since changed in the inputs is dropped, with a warning."""
         edits = self._data.get("edits", {})
+        duration = duration if duration is not None else self._data.get("timing", {}).get("duration")
         out = list(segments)
         for k in sorted(edits, key=int):
             i, e = int(k), edits[k]

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from ..errors import InputError
+from ..edit import models_kept
 from .access import is_loopback
 from .core import Studio
 
@@ -70,10 +71,12 @@ def serve(studio: Studio, host: str = "127.0.0.1", port: int | None = None,
     sock = bind(host, port)
     server = _server(studio)
     try:
-        studio.begin()
-        if on_ready is not None:
-            on_ready(url(sock, host, studio.token))
-        server.run(sockets=[sock])
+        with models_kept():  # the jobs of this session share the loaded models
+            studio.begin()
+            if on_ready is not None:
+                on_ready(url(sock, host, studio.token))
+            server.run(sockets=[sock])
+            studio.close()
     finally:
         studio.close()
         sock.close()
@@ -92,9 +95,11 @@ def running(studio: Studio, host: str = "127.0.0.1", port: int = 0, begin: bool 
     if not server.started:
         raise RuntimeError("the studio's server did not start")
     try:
-        if begin:
-            studio.begin()
-        yield url(sock, host, studio.token)
+        with models_kept():
+            if begin:
+                studio.begin()
+            yield url(sock, host, studio.token)
+            studio.close()
     finally:
         server.should_exit = True
         thread.join(30)
