@@ -33,6 +33,7 @@ def project_view(root: Path) -> dict:
     out: dict = {"name": root.name.removesuffix(".musivid"), "root": str(root), "exists": False}
     if not (root / "project.json").is_file():
         return out
+    out["version"] = (root / "project.json").stat().st_mtime_ns  # as in Studio.state: no reload for this one
     try:
         p = Project.open(root)
         settings = p.settings

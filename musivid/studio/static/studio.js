@@ -77,6 +77,7 @@ async function poll() {
 // ---- the project -----------------------------------------------------------------------------------
 async function load() {
   state.project = await api("GET", "/api/project");
+  if (state.project.version !== undefined) state.version = state.project.version;
   draw();
 }
 
@@ -162,7 +163,7 @@ function lineCard(li, n, editing) {
   if (!li.variants.length) row.append(el("p", { class: "empty" }, "Not optimized yet."));
   for (const v of li.variants) {
     const chosen = v.variant === li.shown;
-    const img = v.thumb ? el("img", { src: v.thumb, alt: `line ${li.line}, variant ${v.variant}`, loading: "lazy" })
+    const img = v.thumb ? el("img", { src: v.thumb, alt: `line ${li.line}, variant ${v.variant}` })
                         : el("div", { class: "noimg" }, "no thumbnail");
     const score = v.score == null ? "n/a" : v.score.toFixed(3);
     row.append(el("figure", { class: "variant needs-idle" + (chosen ? " chosen" : ""), dataset: { variant: v.variant },
@@ -230,7 +231,7 @@ const px = (t) => (t / state.project.duration) * $("timeline").clientWidth;
 
 function drawTimeline() {
   const p = state.project;
-  if (!p || !p.exists || !p.duration) return;
+  if (!p || !p.exists || !p.duration || state.drag) return;  // a line being dragged keeps its element
   const canvas = $("wave"), box = $("timeline");
   const w = box.clientWidth, h = box.clientHeight, dpr = window.devicePixelRatio || 1;
   canvas.width = w * dpr; canvas.height = h * dpr;
@@ -328,6 +329,8 @@ $("timeline").addEventListener("pointerup", (ev) => {
   const start = Math.max(0, li.start + ((ev.clientX - d.x0) / $("timeline").clientWidth) * state.project.duration);
   act(async () => { try { await retime(d.line, Math.round(start * 100) / 100); } finally { drawTimeline(); } });
 });
+
+$("timeline").addEventListener("pointercancel", () => { state.drag = null; drawTimeline(); });
 
 // ---- buttons -----------------------------------------------------------------------------------------
 $("render").classList.add("needs-idle");
