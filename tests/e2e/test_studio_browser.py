@@ -160,6 +160,12 @@ def test_render_and_preview_play_in_the_page(project_copy, page):
         page.click("#render")
         expect(page.locator("#jobbar")).to_have_class("running")
         expect(page.locator("#cancel")).to_be_visible()
+        # a second tab sees the running job (not a second copy of it) and cannot start another
+        other = page.context.new_page()
+        other.goto(url)
+        expect(other.locator("#job-label")).to_contain_text("rendering the video")
+        expect(other.locator("#render")).to_be_disabled()
+        other.close()
         wait_job(page)
         expect(page.locator("#job-message")).to_contain_text("UNTRAINED")
         meta = page.wait_for_function(

@@ -188,6 +188,32 @@ def test_one_job_at_a_time_cancel_keeps_finished_work_and_models_stay_loaded(stu
     assert not (s.root / "checkpoint.pt").exists()
 
 
+def test_a_cancelled_render_leaves_no_video_and_the_project_as_it_was(studio):
+    s, c = studio
+    before = (s.root / "project.json").read_bytes()
+    assert c.post("/api/jobs", {"kind": "render"})[0] == 202
+    deadline = time.monotonic() + 300
+    while True:
+        job = json.loads(c.get("/api/state")[2])["job"]
+        assert job["state"] == "running" and time.monotonic() < deadline, job
+        if job["stage"] == "render" and 0 < job["done"] < job["total"]:
+            break
+        time.sleep(0.02)
+    c.post("/api/cancel", {})
+    assert c.wait_job()["state"] == "cancelled"
+    out = s.root.with_suffix(".mp4")
+    assert not out.exists() and not list(out.parent.glob(".song.*"))  # no partial or temporary file
+    assert json.loads((s.root / "project.json").read_bytes()) == json.loads(before)
+    assert c.get("/media/video")[0] == 404
+
+
+def test_loopback_hosts():
+    from musivid.studio.access import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "example.com"))
+
+
 def test_studio_command_line(tiny_project, tmp_path, monkeypatch):
     r = musivid("studio", tiny_project, "--steps", "3")
     assert r.returncode == 2 and "--steps only apply when the studio makes a project from AUDIO" in r.stderr
