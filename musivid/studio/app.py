@@ -130,8 +130,11 @@ def create_app(studio: Studio) -> FastAPI:
         if kind not in ("audio", "video") or not (studio.root / "project.json").is_file():
             return _error(404, f"{kind}: no such media")
         p = Project.open(studio.root)
-        f = p.input("audio") if kind == "audio" else None
-        path = f.path if f is not None else p.output("video") if kind == "video" else None
+        if kind == "audio":
+            song = p.input("audio")
+            path = song.path if song is not None else None
+        else:
+            path = p.output("video")
         if path is None or not path.is_file() or (kind == "video" and path.suffix.lower() != ".mp4"):
             return _error(404, f"the project has no {kind} file yet")
         return FileResponse(path)

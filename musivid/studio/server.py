@@ -72,13 +72,14 @@ def serve(studio: Studio, host: str = "127.0.0.1", port: int | None = None,
     server = _server(studio)
     try:
         with models_kept():  # the jobs of this session share the loaded models
-            studio.begin()
-            if on_ready is not None:
-                on_ready(url(sock, host, studio.token))
-            server.run(sockets=[sock])
-            studio.close()
+            try:
+                studio.begin()
+                if on_ready is not None:
+                    on_ready(url(sock, host, studio.token))
+                server.run(sockets=[sock])
+            finally:
+                studio.close()  # within models_kept: a cancelled job unwinds with its models
     finally:
-        studio.close()
         sock.close()
 
 
@@ -96,12 +97,13 @@ def running(studio: Studio, host: str = "127.0.0.1", port: int = 0, begin: bool 
         raise RuntimeError("the studio's server did not start")
     try:
         with models_kept():
-            if begin:
-                studio.begin()
-            yield url(sock, host, studio.token)
-            studio.close()
+            try:
+                if begin:
+                    studio.begin()
+                yield url(sock, host, studio.token)
+            finally:
+                studio.close()
     finally:
         server.should_exit = True
         thread.join(30)
-        studio.close()
         sock.close()

@@ -84,6 +84,7 @@ async function load() {
 function draw() {
   const p = state.project;
   $("name").textContent = p.name;
+  document.title = `musivid studio: ${p.name}`;
   const note = $("untrained");
   note.hidden = !p.untrained;
   note.textContent = p.untrained_note || "";
