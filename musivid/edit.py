@@ -97,14 +97,16 @@ def draw_thumbnails(project_dir: str | Path, *, device: str | None = None, offli
 def retime_line(project_dir: str | Path, line: int, start: float) -> Segment:
     """Move 1-based lyric line `line` to start at `start` seconds (see schedule.retime): its keyframe
     follows it, to the nearest beat; nothing is optimized again. Returns the line as now timed."""
-    from .schedule import retime
+    from .schedule import keyframes, retime
 
     job = open_project(project_dir)
     line_text(job, line)
-    retime(job.segments, line - 1, start, job.audio.duration)  # an InputError if the order would break
+    segments = retime(job.segments, line - 1, start, job.audio.duration)  # an InputError if the order would break
     job.project.edit_line(line - 1, start=start)
-    job.project.save()
-    return open_project(project_dir).segments[line - 1]  # the keyframes are placed (and saved) again
+    s = job.settings
+    job.project.set_keyframes(keyframes(segments, job.rhythm.beats, s.schedule, s.render.fps))  # as prepare places them
+    job.project.save()  # one write: no reader sees the new start without its keyframe
+    return segments[line - 1]
 
 
 def rewrite_line(project_dir: str | Path, line: int, text: str, *, device: str | None = None,
