@@ -197,9 +197,10 @@ SCALE = [
 ]
 
 
-def run_settings(captions, font, fps, size, crf, preset, steps, variants, cutouts, seed, micro_batch, checkpoint_every,
-                 device, use_compile, reactivity, walk, energy, intro, outro, title, pulse, asr, whisper_model, clip,
-                 biggan, offline, untrained):
+def run_settings(*, captions=None, font=None, fps=None, size=None, crf=None, preset=None, steps=None, variants=None,
+                 cutouts=None, seed=None, micro_batch=None, checkpoint_every=None, device="auto", use_compile=None,
+                 reactivity=None, walk=None, energy=None, intro=None, outro=None, title=None, pulse=None, asr="auto",
+                 whisper_model=None, clip=None, biggan=None, offline=False, untrained=False):
     """RunSettings from the SETTINGS options (a default wherever an option was not given)."""
     from .config import RunSettings, TimingConfig
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 from . import project as proj
 from .config import ModelConfig, RenderConfig, RunSettings, ScheduleConfig, TimingConfig, resolve_device
 from .errors import InputError, MusividError
-from .project import UNTRAINED_NOTE, Chosen, Project, check_inputs, check_output, default_output
+from .progress import timed_stage
+from .checks import check_inputs, check_output, check_project_dir, default_output
+from .project import UNTRAINED_NOTE, Chosen, Project
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,9 @@ class Job:
     progress: bool = False
     on_progress: ProgressFn | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    _models: dict[str, Any] = field(default_factory=dict)
+    _models: dict[Any, Any] = field(default_factory=dict)  # (kind, ModelConfig, device, dtype) -> model
     runner: Any = None  # optimizes a group of latents instead of _run_group: shard.Sharder (several devices)
+    kept_models: ClassVar[dict | None] = None  # models shared by every job while set (edit.models_kept)
 
     @property
     def lkey(self) -> dict:
@@ -84,7 +86,9 @@ class Job:
 
     def model(self, kind: str):
         """"clip" or "biggan", loaded once, when first needed."""
-        if kind not in self._models:
+        cache = self._models if Job.kept_models is None else Job.kept_models
+        key = (kind, self.settings.models, str(self.device), self.amp)
+        if key not in cache:
             from .models import load
 
             loader = {"clip": load.load_clip, "biggan": load.load_biggan}[kind]
@@ -92,12 +96,12 @@ class Job:
             name = "(tiny, untrained)" if m.untrained else {"clip": m.clip_path or m.clip,
                                                           "biggan": m.biggan_path or m.biggan}[kind]
             with self.stage(f"load_{kind}", f"loading {'CLIP' if kind == 'clip' else 'BigGAN'} {name}"):
-                self._models[kind] = loader(self.settings.models, self.device, self.amp, progress=self.progress)
-        return self._models[kind]
+                cache[key] = loader(self.settings.models, self.device, self.amp, progress=self.progress)
+        return cache[key]
 
     @contextmanager
     def stage(self, name: str, message: str | None = None) -> Iterator[None]:
-        with _stage(self.timings, name, message, self.on_progress):
+        with timed_stage(self.timings, name, message, self.on_progress):
             yield
 
     def report(self, stage: str, done: int, total: int) -> None:
@@ -105,18 +109,8 @@ class Job:
             self.on_progress(stage, done, total)
 
 
-@contextmanager
-def _stage(timings: dict[str, float], name: str, message: str | None, on_progress: ProgressFn | None):
-    """A step of the run: said when it starts (INFO), timed, reported to `on_progress`."""
-    if message:
-        log.info(message)
-    if on_progress is not None:
-        on_progress(name, 0, 1)
-    t = time.monotonic()
-    yield
-    timings[f"{name}_s"] = timings.get(f"{name}_s", 0.0) + time.monotonic() - t
-    if on_progress is not None:
-        on_progress(name, 1, 1)
+def _stager(timings: dict[str, float], on_progress: ProgressFn | None):
+    return lambda name, message: timed_stage(timings, name, message, on_progress, log)
 
 
 # ---- inputs ---------------------------------------------------------------------------------------
@@ -138,7 +132,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     device, amp = resolve_device(settings.device)
     lyrics = check_inputs(audio_path, lyrics_path)
     if audio is None:
-        with _stage(timings, "decode", f"reading {audio_path.name}", on_progress):
+        with timed_stage(timings, "decode", f"reading {audio_path.name}", on_progress):
             audio = decode(audio_path, settings.rhythm.sample_rate, accept_truncated=accept_truncated)
     if lyrics is not None:
         lyrics = check_times(lyrics, audio.duration)
@@ -152,9 +146,13 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     if cached is not None:
         segments, method = cached
     else:
-        res = _time_lyrics(lyrics, audio, settings.timing, settings.models, device, timings, on_progress)
+        from .timing import time_lyrics
+
+        res = time_lyrics(lyrics, audio, settings.timing, settings.models, device.type,
+                              _stager(timings, on_progress))
         segments, method = res.segments, res.method
-        p.set_timing(timing_key, method, segments)
+        p.set_timing(timing_key, method, segments, audio.duration)
+    segments = p.edited(segments, audio.duration)  # lines re-timed or re-worded by hand (the studio)
     for s in segments:
         text, cut = clip_text(s.text)
         if cut:
@@ -165,7 +163,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     if rhythm is None:
         from .rhythm import analyze
 
-        with _stage(timings, "rhythm", f"analysing the beat of {audio_path.name}", on_progress):
+        with timed_stage(timings, "rhythm", f"analysing the beat of {audio_path.name}", on_progress):
             rhythm = analyze(audio, settings.rhythm)
         p.set_rhythm(rhythm_key, rhythm)
     models, why = choose_clip(settings.models, [s.text for s in segments])  # "auto": by the lyrics' language
@@ -184,35 +182,6 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     log.info("%s: %.2f s, %d lines (%s), %.1f BPM, %d beats", audio_path.name, audio.duration, len(segments),
              method, rhythm.tempo, len(rhythm.beats))
     return Job(p, settings, audio, segments, rhythm, kfs, device, amp, progress, on_progress, timings)
-
-
-def _time_lyrics(lyrics, audio, t: TimingConfig, models: ModelConfig, device, timings: dict,
-                 on_progress: ProgressFn | None, required: bool = False):
-    """Segments for the lyrics (LRC: as given; plain: aligned with Whisper; none: transcribed).
-    Returns the timing.TimingResult."""
-    from . import timing
-    from .lyrics import timed_segments
-    from .models.registry import cache_dir, offline_from_env
-
-    for w in (lyrics.warnings if lyrics is not None else ()):
-        log.warning(w)
-    align = None
-    if (lyrics is None or not lyrics.timed) and t.asr != "none":
-        with _stage(timings, "load_whisper", None, on_progress):
-            align = timing.aligner(t.asr, t.whisper_model, offline=models.offline or offline_from_env(),
-                                   device=device.type, cache=cache_dir(models.cache_dir) / "whisper",
-                                   required=required or lyrics is None)
-    msg = None
-    if align is not None:
-        what = "transcribing the song" if lyrics is None else f"aligning {len(lyrics.lines)} lyric lines to the song"
-        msg = f"{what} with Whisper {align.model_name}"
-    with _stage(timings, "timing", msg, on_progress):
-        res = timing.segments_for(lyrics, audio, align=align)
-    if lyrics is not None and lyrics.timed:  # LRC: gap marks and enhanced LRC's word times
-        res = dataclasses.replace(res, segments=timed_segments(lyrics, audio.duration))
-    if lyrics is not None and not lyrics.timed and align is None:
-        log.warning("plain lyrics without a speech recogniser: lines are spread evenly over the song")
-    return res
 
 
 # ---- optimizing -----------------------------------------------------------------------------------
@@ -302,7 +271,8 @@ def chosen_variant(job: Job, text: str) -> tuple[int, proj.SavedLatent]:
     return v, job.project.load_latent(proj.latent_key(job.lkey, text, v))
 
 
-def _line_text(job: Job, line: int) -> str:
+def line_text(job: Job, line: int) -> str:
+    """The CLIP text of 1-based lyric line `line` (an InputError if there is no such line)."""
     if not 1 <= line <= len(job.segments):
         raise InputError(f"--line {line}: the project has lines 1 to {len(job.segments)}")
     return job.clip_texts()[line - 1]
@@ -341,9 +311,9 @@ def frame_source(job: Job, frames: tuple[int, int] | None = None):
     return FrameLatents(fplan, kz, kc, fplan.envelope, s.schedule.pulse, s.optimize.seed), chosen
 
 
-def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> VideoResult:
+def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None, record: bool = True) -> VideoResult:
     """Render the video (or the excerpt `frames`) from the project's latents, with its .srt and
-    the storyboard."""
+    the storyboard; `record=False` (a preview) leaves the project's outputs and choices as they are."""
     from .captions import CaptionTrack, write_srt
     from .render import render
 
@@ -362,28 +332,31 @@ def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None) -> Vi
                      callback=lambda done, total: job.report("render", done, total))
     srt = out.with_suffix(".srt")
     write_srt(job.segments, srt, s.render.fps, frames)  # the same frames as the burned-in captions
-    draw_storyboard(job)
     shown = [Chosen(kf.segment, job.segments[kf.segment].text, chosen[k][0], float(chosen[k][1].score))
              for k, kf in enumerate(job.keyframes) if k in chosen]
-    job.project.set_chosen(shown)
-    job.project.set_outputs(out, srt)
-    job.project.save()
+    if record:
+        draw_storyboard(job)
+        job.project.set_chosen(shown)
+        job.project.set_outputs(out, srt)
+        job.project.save()
     return VideoResult(out, srt, job.project.root, job.segments, job.keyframes, [c.score for c in shown],
                        s.models.untrained, res.frames, dict(job.timings))
 
 
 def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
-    """PROJECT/storyboard.png: every line's variants (thumbnails generated here) and scores."""
+    """PROJECT/storyboard.png: every line's variants (the first `max_variants`) and scores; and
+    every variant's thumbnail in PROJECT/thumbs/ (the studio shows them)."""
     import torch
 
-    from .storyboard import THUMB, Row, Variant, write_storyboard
+    from .storyboard import THUMB, Row, Variant, png, write_storyboard
 
     lkey, p = job.lkey, job.project
-    items = []  # (segment, variant, saved latent)
+    items = []  # (segment, variant, saved latent, key)
     for seg, text in zip(job.segments, job.clip_texts()):
-        for v in p.variants_of(text, lkey)[:max_variants]:
-            if (lat := p.try_latent(proj.latent_key(lkey, text, v))) is not None:
-                items.append((seg.index, v, lat))
+        for v in p.variants_of(text, lkey):
+            key = proj.latent_key(lkey, text, v)
+            if (lat := p.try_latent(key)) is not None:
+                items.append((seg.index, v, lat, key))
     gen = job.model("biggan")
     images = []
     with job.stage("storyboard"):
@@ -392,9 +365,12 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
             z = torch.stack([it[2].z for it in part]).float()
             c = torch.sigmoid(torch.stack([it[2].cls for it in part]).float())
             images += list(gen.images_uint8(z, c, job.settings.optimize.truncation, THUMB, job.amp))
+        for (_, _, _, key), img in zip(items, images):
+            p.save_thumbnail(key, png(img))
         rows = []
         for seg, text in zip(job.segments, job.clip_texts()):
-            have = [Variant(v, lat.score, img) for (si, v, lat), img in zip(items, images) if si == seg.index]
+            have = [Variant(v, lat.score, img) for (si, v, lat, _), img in zip(items, images) if si == seg.index]
+            have = have[:max_variants]
             rows.append(Row(seg.index + 1, seg.start, seg.text, have, p.shown_variant(text, lkey)))
         return write_storyboard(rows, job.project.root / "storyboard.png", job.settings.models.untrained,
                                 job.settings.render.font)
@@ -404,9 +380,9 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
 
 def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str | Path | None = None,
                settings: RunSettings | None = None, *, project_dir: str | Path | None = None,
-               overwrite: bool = False, start: float = 0.0, duration: float | None = None,
+               overwrite: bool = False, start: float = 0.0, duration: float | None = None, render: bool = True,
                accept_truncated: bool = False, progress: bool = False, on_progress: ProgressFn | None = None,
-               runner: Any = None, models: dict[str, Any] | None = None) -> VideoResult:
+               runner: Any = None, models: dict[Any, Any] | None = None) -> VideoResult | None:
     """Render AUDIO (+ LYRICS) to a music video: what `musivid AUDIO [LYRICS]` does.
 
     audio: any audio file, or a video whose sound track is used.
@@ -422,6 +398,7 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
         lines it shows are optimized.
     accept_truncated: use an audio file that decodes shorter than it says it is (with a warning)
         instead of refusing it.
+    render: False stops after optimizing (and drawing the storyboard) and returns None.
     progress: show progress bars on stderr; on_progress(stage, done, total) is called as work
         advances. Messages go to the `musivid` logger.
     runner: optimizes the pending latents over several devices (shard.Sharder); models: a dict
@@ -446,20 +423,21 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
     # every check before any work, cheapest first; nothing is written until they all pass
     lyr = check_inputs(audio_path, lyrics_path, settings.models, settings.timing.whisper_model)
-    proj.check_project_dir(pdir, [audio_path, lyrics_path])
-    models = choose_clip(settings.models, [ln.text for ln in lyr.lines] if lyr else None)[0]  # clip "auto"
+    check_project_dir(pdir, [audio_path, lyrics_path])
+    model_cfg = choose_clip(settings.models, [ln.text for ln in lyr.lines] if lyr else None)[0]  # clip "auto"
     existing = Project.open(pdir) if (pdir / "project.json").is_file() else None
-    check_output(out, [audio_path, lyrics_path], existing, overwrite)
+    if render:
+        check_output(out, [audio_path, lyrics_path], existing, overwrite)
     resolve_device(settings.device)
-    check_models(models, progress, fetch=False)  # offline: every weight file is cached
+    check_models(model_cfg, progress, fetch=False)  # offline: every weight file is cached
     timings: dict[str, float] = {}
-    with _stage(timings, "decode", f"reading {audio_path.name}", on_progress):
+    with timed_stage(timings, "decode", f"reading {audio_path.name}", on_progress):
         decoded = decode(audio_path, settings.rhythm.sample_rate, accept_truncated=accept_truncated)
     if lyr is not None:
         check_times(lyr, decoded.duration)
     frame_range(decoded.duration, settings.render.fps, start, duration)
-    with _stage(timings, "weights", None, on_progress):
-        check_models(models, progress)  # fetches what is missing
+    with timed_stage(timings, "weights", None, on_progress):
+        check_models(model_cfg, progress)  # fetches what is missing
     with proj.locked(pdir):
         job = prepare(pdir, audio_path, lyrics_path, settings, audio=decoded, accept_truncated=accept_truncated,
                       progress=progress, on_progress=on_progress)
@@ -469,6 +447,9 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
         used = _plan(job, job.title is not None).keyframes_used(frames) if frames else None
         lines = {job.keyframes[k].segment if k < len(job.keyframes) else -1 for k in used} if frames else None
         optimize_pending(job, lines=lines)
+        if not render:
+            draw_storyboard(job)
+            return None
         return render_job(job, out, frames)
 
 
@@ -492,8 +473,8 @@ def align_lyrics(audio: str | Path, lyrics: str | Path | None, output: str | Pat
     dev, _ = resolve_device(device)
     a = decode(audio, timing.SR, accept_truncated=accept_truncated)
     lyr = check_times(lyr, a.duration) if lyr is not None else None
-    res = _time_lyrics(lyr, a, TimingConfig(asr=asr, whisper_model=whisper_model), ModelConfig(offline=offline), dev,
-                       {}, None, required=True)
+    res = timing.time_lyrics(lyr, a, TimingConfig(asr=asr, whisper_model=whisper_model),
+                             ModelConfig(offline=offline), dev.type, _stager({}, None), required=True)
     write_lrc(res.segments, out)
     if srt:
         write_srt(res.segments, out.with_suffix(".srt"))
@@ -548,7 +529,7 @@ def add_variants(project_dir: str | Path, line: int, count: int, *, device: str 
     if not 1 <= count <= 64:
         raise InputError(f"--count {count}: must be from 1 to 64")
     job = open_project(project_dir, device=device, offline=offline, progress=progress, on_progress=on_progress)
-    text = _line_text(job, line)
+    text = line_text(job, line)
     start = max(job.project.variants_of(text, job.lkey), default=-1) + 1
     new = [(text, v) for v in range(start, start + count)]
     optimize_pending(job, extra=new)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 log = logging.getLogger("musivid.progress")
 
@@ -55,3 +57,20 @@ class Bar:
 
     def __exit__(self, *_exc) -> None:
         self.close()
+
+
+@contextmanager
+def timed_stage(timings: dict[str, float], name: str, message: str | None,
+                on_progress: Callable[[str, int, int], None] | None = None,
+                logger: logging.Logger | None = None) -> Iterator[None]:
+    """A step of a run: said when it starts (INFO), its seconds added to timings[NAME_s], reported
+    to `on_progress(name, done, total)` as 0/1 then 1/1."""
+    if message:
+        (logger or log).info(message)
+    if on_progress is not None:
+        on_progress(name, 0, 1)
+    t = time.monotonic()
+    yield
+    timings[f"{name}_s"] = timings.get(f"{name}_s", 0.0) + time.monotonic() - t
+    if on_progress is not None:
+        on_progress(name, 1, 1)

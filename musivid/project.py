@@ -9,6 +9,7 @@
       checkpoint.pt       the running optimization (OptimState), saved every few seconds and
                           on interrupt; removed when its latents are finished
       storyboard.png      contact sheet of every line's variants
+      thumbs/<key>.png    every variant's keyframe image, small (the studio shows them)
       .lock               the project lock (see `locked`): the PID of the command writing it
 
 A latent's key hashes the line's text, the variant number and every setting that changes its
@@ -34,15 +35,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import config as C
-from .errors import InputError, ModelUnavailableError, MusividError, ProjectBusyError
-from .files import atomic_torch_save, atomic_write_bytes, check_writable, looks_like_path, same_file, sha256_file
-from .schedule import Keyframe, Segment
+from .errors import InputError, MusividError, ProjectBusyError
+from .files import atomic_torch_save, atomic_write_bytes, sha256_file
+from .schedule import Keyframe, Segment, retime
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
 LOCK = ".lock"
-FILES = {"project.json", "rhythm.npz", "latents", "checkpoint.pt", "storyboard.png", LOCK}  # what a project holds
+FILES = {"project.json", "rhythm.npz", "latents", "checkpoint.pt", "checkpoints", "storyboard.png", "thumbs",
+         LOCK}  # what a project holds
 UNTRAINED_NOTE = ("UNTRAINED: tiny random-weight models (--untrained); this video is a pipeline "
                   "preview, not a real result")
 # OptimizeConfig fields that do not key a latent: they do not change it (variants, micro_batch,
@@ -211,11 +213,58 @@ class Project:
             return None
         return [Segment.from_json(s) for s in t["segments"]], t["method"]
 
-    def set_timing(self, key: dict, method: str, segments: list[Segment]) -> None:
+    def set_timing(self, key: dict, method: str, segments: list[Segment], duration: float | None = None) -> None:
+        """The lines as timed from the inputs (and the song's duration: where the last line may end)."""
         self._data["timing"] = {"key": key, "method": method, "segments": [s.to_json() for s in segments]}
+        if duration is not None:
+            self._data["timing"]["duration"] = round(float(duration), 4)
 
     def segments(self) -> list[Segment]:
+        """The timed lines, with the line edits applied (see `edited`)."""
+        return self.edited(self.timed_segments())
+
+    def timed_segments(self) -> list[Segment]:
+        """The lines as timed from the inputs, before any line edit."""
         return [Segment.from_json(s) for s in self._data.get("timing", {}).get("segments", [])]
+
+    # ---- line edits: a line's text or start changed by hand (the studio), kept beside the timing --
+    def edit_line(self, index: int, *, text: str | None = None, start: float | None = None) -> None:
+        """Record a new text and/or start for segment `index`. It applies on top of the inputs' timing
+        for as long as the inputs still give that line the same text and start (see `edited`)."""
+        raw = self.timed_segments()[index]
+        e = self._data.setdefault("edits", {}).setdefault(str(index), {"was": [raw.text, raw.start]})
+        if text is not None:
+            e["text"] = text
+        if start is not None:
+            e["start"] = round(float(start), 4)
+        if e.get("text") == raw.text:
+            del e["text"]
+        if e.get("start") is not None and abs(e["start"] - raw.start) < 1e-4:
+            del e["start"]
+        if set(e) == {"was"}:
+            del self._data["edits"][str(index)]
+
+    def edited(self, segments: list[Segment], duration: float | None = None) -> list[Segment]:
+        """`segments` (as timed from the inputs) with the recorded line edits applied. An edit whose
+        line has since changed in the inputs is dropped, with a warning."""
+        edits = self._data.get("edits", {})
+        duration = duration if duration is not None else self._data.get("timing", {}).get("duration")
+        out = list(segments)
+        for k in sorted(edits, key=int):
+            i, e = int(k), edits[k]
+            if i >= len(out) or segments[i].text != e["was"][0] or abs(segments[i].start - e["was"][1]) > 1e-3:
+                log.warning("line %d changed in the lyrics since it was edited by hand: that edit is dropped", i + 1)
+                del edits[k]
+                continue
+            if "text" in e:
+                out[i] = dataclasses.replace(out[i], text=e["text"])
+            if "start" in e:
+                try:
+                    out = retime(out, i, e["start"], duration)
+                except InputError as err:  # its neighbours moved in the inputs
+                    log.warning("the start set by hand for line %d no longer fits (%s): it is dropped", i + 1, err)
+                    del e["start"]
+        return out
 
     @property
     def rhythm_file(self) -> Path:
@@ -232,6 +281,12 @@ class Project:
         except Exception as e:  # noqa: BLE001 - a damaged cache only costs the analysis
             log.warning("%s is unreadable (%s): analysing the song again", self.rhythm_file, type(e).__name__)
             return None
+
+    def rhythm(self):
+        """The saved beat analysis (rhythm.Rhythm), whatever it was made from; None if none."""
+        from .rhythm import Rhythm
+
+        return Rhythm.load(self.rhythm_file) if self.rhythm_file.is_file() else None
 
     def set_rhythm(self, key: dict, rhythm) -> None:
         atomic_write_bytes(self.rhythm_file, rhythm.to_bytes())
@@ -289,6 +344,12 @@ class Project:
             log.warning("%s cannot be read (damaged or truncated): line %r, variant %s will be optimized again",
                         self.latent_file(key), str(meta.get("text", "?"))[:40], meta.get("variant", "?"))
             return None
+
+    def thumbnail_file(self, key: str) -> Path:
+        return self.root / "thumbs" / f"{key}.png"
+
+    def save_thumbnail(self, key: str, png: bytes) -> None:
+        atomic_write_bytes(self.thumbnail_file(key), png)
 
     def shown_variant(self, text: str, settings_key: dict) -> int | None:
         """The variant a line shows: the picked one, else the best-scoring; None if it has none."""
@@ -436,82 +497,6 @@ def locked(root: str | Path) -> Iterator[None]:
                 except OSError:
                     pass
         os.close(fd)  # closing releases the flock
-
-
-# ---- checks before any work -----------------------------------------------------------------------
-
-def check_inputs(audio: Path, lyrics: Path | None, models: C.ModelConfig | None = None,
-                 whisper: str | None = None):
-    """The cheap checks, before any weight is fetched or anything written, all reported in one
-    line: the files exist, the lyrics parse, the local model paths exist. Returns the lyrics."""
-    from .lyrics import load
-    from .models.load import model_problems
-
-    problems, lyr = [], None
-    if not audio.exists():
-        problems.append(f"{audio}: no such file: check the audio path")
-    elif audio.is_dir():
-        problems.append(f"{audio}: is a directory, not an audio file")
-    try:
-        lyr = load(lyrics) if lyrics is not None else None
-    except InputError as e:
-        problems.append(str(e))
-    if whisper and looks_like_path(whisper) and not Path(whisper).expanduser().exists():
-        problems.append(f"--whisper-model {whisper}: no such directory: give a Whisper model name (e.g. "
-                        f"small) or a local CTranslate2 model directory")
-    bad, bad_path = model_problems(models) if models is not None and not models.untrained else ([], False)
-    if problems or bad:
-        raise (InputError if problems or bad_path else ModelUnavailableError)("; ".join(problems + bad))
-    return lyr
-
-
-def default_output(audio: Path, inputs: list[Path | None] = ()) -> Path:
-    """AUDIO's name with .mp4, or NAME.video.mp4 when that (or its .srt) would replace an input (a
-    video given as the audio, lyrics named NAME.srt); said in the log."""
-    out = audio.with_suffix(".mp4")
-    if any(src is not None and same_file(t, src) for t in (out, out.with_suffix(".srt")) for src in [audio, *inputs]):
-        alt = audio.with_name(audio.stem + ".video.mp4")
-        log.info("the default output %s would replace an input: writing %s", out.name, alt.name)
-        out = alt
-    return out
-
-
-def check_output(out: Path, inputs: list[Path | None], project: Project | None = None, overwrite: bool = False,
-                 side: tuple[str, ...] = (".srt",)) -> None:
-    """Before any slow work: the output (.mp4, or .lrc for `align`) and its side files (NAME.srt)
-    go to a writable place, replace none of the inputs (not even with `overwrite`), and replace an
-    existing file only if it is this project's own last output (or with `overwrite`)."""
-    kind = "video" if out.suffix.lower() == ".mp4" else "lrc"
-    targets = [(out, kind)] + [(out.with_suffix(ext), ext[1:]) for ext in side]
-    for target, what in targets:
-        for src in inputs:
-            if src is not None and same_file(target, src):
-                raise InputError(f"{target}: is an input of this run and would be overwritten: choose another -o")
-        ours = project is not None and project.output(what) == target.resolve()
-        if target.exists() and not overwrite and not ours:
-            raise InputError(f"{target}: exists{'' if project is None else ' and is not from this project'}: pass "
-                             "-y/--overwrite to replace it, or choose another -o")
-    check_writable(out)
-
-
-def check_project_dir(root: Path, inputs: list[Path | None]) -> None:
-    """The project directory can be made or reused: it is no input, no file, not some other
-    non-empty directory (whose files a project would mix with or replace), in a writable place."""
-    for src in inputs:
-        inside = src is not None and root.resolve() in src.resolve().parents
-        if src is not None and (same_file(root, src) or (inside and src.resolve().relative_to(root.resolve()).parts[0]
-                                                         in FILES)):
-            raise InputError(f"{src}: is an input of this run and the project directory {root} would replace it: "
-                             "choose another --project")
-    if root.exists() and not root.is_dir():
-        raise InputError(f"{root}: exists and is not a project directory: choose another --project")
-    if root.is_dir() and not (root / "project.json").is_file():
-        other = sorted(p.name for p in root.iterdir() if p.name not in FILES)
-        if other:
-            raise InputError(f"{root}: is not a musivid project and holds other files ({', '.join(other[:3])}): "
-                             "choose another --project (a new or empty directory)")
-    if not root.exists():
-        check_writable(root, "--project")
 
 
 # ---- provenance -------------------------------------------------------------------------------------

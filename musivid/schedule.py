@@ -2,6 +2,7 @@
 warp of the glide between keyframes, and the pace and size of the walk around them."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -9,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import ScheduleConfig
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,37 @@ def excerpt(segments: list[Segment], t0: float, t1: float) -> list[Segment]:
     """The segments heard in [t0, t1), timed from t0 (for an excerpt's captions)."""
     return [Segment(s.index, s.text, max(0.0, s.start - t0), min(s.end, t1) - t0) for s in segments
             if s.end > t0 and s.start < t1]
+
+
+def retime(segments: list[Segment], index: int, start: float, duration: float | None = None) -> list[Segment]:
+    """The segments with segment `index` moved to start at `start` s. Its words and end move with
+    it (the end stops at the next line's start, or the song's `duration`; an end that touched the
+    next line stays there), and the line before ends no later than the new start (it follows the
+    start when the two touched). Lines keep their order: a start outside (previous start, next
+    start) is an InputError."""
+    seg = segments[index]
+    prev = segments[index - 1] if index > 0 else None
+    nxt = segments[index + 1] if index + 1 < len(segments) else None
+    lo, hi = (prev.start if prev else 0.0), (nxt.start if nxt else duration)
+    if (start <= lo if prev else start < lo) or (hi is not None and start >= hi):
+        after = f"after line {index}'s start ({lo:.2f} s)" if prev else "from 0 s"
+        before = f"before line {index + 2}'s start ({hi:.2f} s)" if nxt else \
+            "before the end of the song" + (f" ({hi:.2f} s)" if hi is not None else "")
+        raise InputError(f"start {start:.2f} s for line {index + 1}: must be {after} and {before}: "
+                         "lines keep their order")
+    delta = start - seg.start
+    end = seg.end + delta if hi is None else hi if abs(seg.end - hi) < 1e-3 else min(seg.end + delta, hi)
+    end = max(start, end)
+
+    def clip(words, a, b):
+        return tuple(dataclasses.replace(w, start=min(max(w.start, a), b), end=min(max(w.end, a), b)) for w in words)
+
+    out = list(segments)
+    moved = tuple(dataclasses.replace(w, start=w.start + delta, end=w.end + delta) for w in seg.words)
+    out[index] = dataclasses.replace(seg, start=float(start), end=float(end), words=clip(moved, start, end))
+    if prev is not None and (prev.end > start or abs(prev.end - seg.start) < 1e-3):
+        out[index - 1] = dataclasses.replace(prev, end=float(start), words=clip(prev.words, prev.start, start))
+    return out
 
 
 def keyframes(segments: list[Segment], beats: np.ndarray, cfg: ScheduleConfig = ScheduleConfig(),

@@ -69,6 +69,7 @@ class ShardTask:
     cfg: OptimizeConfig
     state: Any  # optimize.OptimState | None
     checkpoint: Path
+    models: Any = None  # the song's ModelConfig (its CLIP chosen by the lyrics' language); None: the pool's
 
 
 def optimize_shard(host, emit, tasks: list[ShardTask]) -> list[Any]:
@@ -90,7 +91,8 @@ def optimize_shard(host, emit, tasks: list[ShardTask]) -> list[Any]:
                 emit(("step", task.id, info.step, info.steps))
 
         try:
-            res = optimize(host.model("biggan"), host.model("clip"), task.texts, task.seeds, task.cfg,
+            res = optimize(host.model("biggan", task.models), host.model("clip", task.models), task.texts,
+                           task.seeds, task.cfg,
                            state=task.state, device=host.device, amp_dtype=host.amp, callback=on_step)
         except BaseException:  # an interrupt keeps the steps done so far
             if "info" in last:
@@ -148,7 +150,8 @@ class Sharder:
                 sub = [keys[i] for i in idx]
                 tasks.append(ShardTask(sum(map(len, plans)) + len(tasks), j, [todo[i][0] for i in idx],
                                        [todo[i][1] for i in idx], [seeds[i] for i in idx], sub, cfg, init,
-                                       p.shard_checkpoint_file(sub).absolute()))  # workers' cwd may differ
+                                       p.shard_checkpoint_file(sub).absolute(),  # workers' cwd may differ
+                                       s.models))
             plans.append(tasks)
         self._gather(job, plans, cfg.steps)
 

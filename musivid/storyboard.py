@@ -76,3 +76,12 @@ def storyboard_png(rows: Sequence[Row], untrained: bool = False, font: str | Non
 def write_storyboard(rows: Sequence[Row], path: Path, untrained: bool = False, font: str | None = None) -> Path:
     atomic_write_bytes(path, storyboard_png(rows, untrained, font))
     return path
+
+
+def png(image: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 → PNG bytes (a variant's thumbnail)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -12,17 +12,19 @@ else Whisper's language detection on the 30 s of the song with the most voice (n
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from contextlib import AbstractContextManager, nullcontext
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .audio import Audio
-from .config import DEFAULT_WHISPER
+from .config import DEFAULT_WHISPER, ModelConfig, TimingConfig
 from .errors import InputError, ModelUnavailableError
 from .lyrics import Lyrics, guess_language
 from .schedule import Segment, Word, from_times, spread_evenly
@@ -489,4 +491,35 @@ def _fill_and_order(est: list[float | None], lines: Sequence[str], duration: flo
             res[i] = min(res[i], limit)
             limit = res[i] - gap
         res = [max(0.0, t) for t in res]
+    return res
+
+
+def time_lyrics(lyrics: Lyrics | None, audio: Audio, t: TimingConfig, models: ModelConfig, device: str,
+                stage: Callable[[str, str | None], AbstractContextManager] | None = None,
+                required: bool = False) -> TimingResult:
+    """Segments for the lyrics (LRC: as given, with gap marks and enhanced LRC's word times; plain:
+    force-aligned with Whisper; none: transcribed). `stage(name, message)` wraps the model load
+    ("load_whisper") and the timing ("timing"): said, timed, reported (pipeline). `required`: a
+    recogniser must be had (else an error, not an even spread)."""
+    from .lyrics import timed_segments
+    from .models.registry import cache_dir, offline_from_env
+
+    stage = stage or (lambda name, message: nullcontext())
+    for w in (lyrics.warnings if lyrics is not None else ()):
+        log.warning(w)
+    align = None
+    if (lyrics is None or not lyrics.timed) and t.asr != "none":
+        with stage("load_whisper", None):
+            align = aligner(t.asr, t.whisper_model, offline=models.offline or offline_from_env(), device=device,
+                            cache=cache_dir(models.cache_dir) / "whisper", required=required or lyrics is None)
+    msg = None
+    if align is not None:
+        what = "transcribing the song" if lyrics is None else f"aligning {len(lyrics.lines)} lyric lines to the song"
+        msg = f"{what} with Whisper {align.model_name}"
+    with stage("timing", msg):
+        res = segments_for(lyrics, audio, align=align)
+    if lyrics is not None and lyrics.timed:
+        res = dataclasses.replace(res, segments=timed_segments(lyrics, audio.duration))
+    if lyrics is not None and not lyrics.timed and align is None:
+        log.warning("plain lyrics without a speech recogniser: lines are spread evenly over the song")
     return res

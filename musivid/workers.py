@@ -60,7 +60,7 @@ class Host:
         if spec.threads:
             torch.set_num_threads(spec.threads)
         self.device, self.amp = resolve_device(spec.device)
-        self.models: dict[str, Any] = {}  # kind -> model; pipeline.Job shares this dict (make_video(models=))
+        self.models: dict[Any, Any] = {}  # (kind, ModelConfig, device, dtype) -> model; shared with pipeline.Job
         self._emit: Emit | None = None
         if forward_logs:  # a worker process: its messages go to the driver, not to its own stderr
             logger = logging.getLogger("musivid")
@@ -68,14 +68,18 @@ class Host:
             logger.setLevel(logging.INFO)
             logger.propagate = False
 
-    def model(self, kind: str):
-        """"clip" or "biggan" on this worker's device, loaded on first use."""
-        if kind not in self.models:
+    def model(self, kind: str, models: Any = None):
+        """"clip" or "biggan" of `models` (a ModelConfig; default: the pool's) on this worker's
+        device, loaded on first use. Kept in self.models under the keys pipeline.Job uses, so the
+        jobs of a batch share them (make_video(models=))."""
+        cfg = models if models is not None else self.spec.models
+        key = (kind, cfg, str(self.device), self.amp)
+        if key not in self.models:
             from .models import load
 
             loader = {"clip": load.load_clip, "biggan": load.load_biggan}[kind]
-            self.models[kind] = loader(self.spec.models, self.device)
-        return self.models[kind]
+            self.models[key] = loader(cfg, self.device, self.amp)
+        return self.models[key]
 
     def run(self, fn: Callable, args: tuple, emit: Emit) -> Any:
         self._emit = emit

@@ -243,3 +243,26 @@ def f_measure(detected: np.ndarray, truth: np.ndarray, window: float = 0.07) -> 
             hits += 1
     p, r = hits / len(detected), hits / len(truth)
     return 0.0 if hits == 0 else 2 * p * r / (p + r)
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """The bundled sample (8 LRC lines) made into a project with tiny random-weight models: 2
+    variants of every line, 3 steps, thumbnails drawn, not rendered (4 fps, 64 px when it is).
+    Session-wide and never changed: a test that changes a project works on `project_copy`."""
+    from musivid.config import ModelConfig, OptimizeConfig, RenderConfig, RunSettings, TimingConfig
+    from musivid.pipeline import make_video
+
+    pdir = tmp_path_factory.mktemp("tiny_project") / "song.musivid"
+    settings = RunSettings(optimize=OptimizeConfig(steps=3, variants=2, cutouts=4), render=RenderConfig(fps=4, size=64),
+                           models=ModelConfig(untrained=True), timing=TimingConfig(asr="none"), device="cpu")
+    make_video(SAMPLES / "demo.mp3", SAMPLES / "demo.lrc", settings=settings, project_dir=pdir, render=False)
+    return pdir
+
+
+@pytest.fixture
+def project_copy(tiny_project, tmp_path) -> Path:
+    """A copy of `tiny_project` of this test's own (its video would be written beside it)."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_project, tmp_path / "song.musivid"))

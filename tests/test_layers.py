@@ -12,9 +12,9 @@ LAYERS = {
     0: {"errors", "config", "files", "rng", "progress"},
     1: {"audio", "rhythm", "lyrics", "timing", "forced", "schedule", "cutouts", "optimize", "interpolate", "captions",
         "fonts", "render", "storyboard", "bench", "census", "reference", "models", "workers"},
-    2: {"project", "shard"},
-    3: {"pipeline", "batch"},
-    4: {"cli", "options", "__main__"},
+    2: {"project", "checks", "shard"},
+    3: {"pipeline", "batch", "edit"},
+    4: {"cli", "options", "__main__", "studio"},
 }
 
 
@@ -147,3 +147,12 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
         test_layers_import_only_downwards()
     with pytest.raises(AssertionError, match="import cycle"):
         test_no_import_cycle()
+
+
+def test_the_studio_works_through_the_pipeline_not_the_stages():
+    """DESIGN.md §2: the studio (like the CLI) changes a project only through pipeline/edit and the
+    project's accessors; it never calls a stage (L1) itself."""
+    _, edges = graph()
+    bad = [f"musivid/{a.replace('.', '/')}.py:{line} imports {b}" for a, ts in edges.items() if a.startswith("studio")
+           for b, _, line in ts if b and layer(b) == 1]
+    assert not bad, "\n".join(bad)

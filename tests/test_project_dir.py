@@ -11,6 +11,7 @@ import textwrap
 import pytest
 import torch
 
+from musivid import checks
 from musivid import project as proj
 from musivid.config import ModelConfig, OptimizeConfig, RenderConfig, RunSettings
 from musivid.errors import InputError, MusividError, ProjectBusyError
@@ -166,10 +167,10 @@ def test_a_checkpoint_that_does_not_fit_its_keys_is_discarded(tmp_path, caplog):
 def test_default_output_never_names_an_input(tmp_path, caplog):
     clip, song, srt = tmp_path / "clip.mp4", tmp_path / "song.mp3", tmp_path / "song.srt"
     with caplog.at_level(logging.INFO, logger="musivid"):
-        assert proj.default_output(clip) == tmp_path / "clip.video.mp4"
+        assert checks.default_output(clip) == tmp_path / "clip.video.mp4"
     assert "would replace an input: writing clip.video.mp4" in caplog.text
-    assert proj.default_output(song) == tmp_path / "song.mp4"
-    assert proj.default_output(song, [srt]) == tmp_path / "song.video.mp4"  # the captions would replace the lyrics
+    assert checks.default_output(song) == tmp_path / "song.mp4"
+    assert checks.default_output(song, [srt]) == tmp_path / "song.video.mp4"  # the captions would replace the lyrics
 
 
 def test_check_output_sees_an_input_behind_a_link(tmp_path):
@@ -177,24 +178,24 @@ def test_check_output_sees_an_input_behind_a_link(tmp_path):
     song.write_bytes(b"x")
     os.link(song, tmp_path / "link.mp4")
     with pytest.raises(InputError, match="is an input of this run"):
-        proj.check_output(tmp_path / "link.mp4", [song], None, overwrite=True)
+        checks.check_output(tmp_path / "link.mp4", [song], None, overwrite=True)
 
 
 def test_check_project_dir(tmp_path):
     song = tmp_path / "song.mp3"
     song.write_bytes(b"x")
     with pytest.raises(InputError, match="would replace it"):
-        proj.check_project_dir(song, [song, None])
+        checks.check_project_dir(song, [song, None])
     (tmp_path / "a.musivid").write_text("a file")
     with pytest.raises(InputError, match="is not a project directory"):
-        proj.check_project_dir(tmp_path / "a.musivid", [song])
+        checks.check_project_dir(tmp_path / "a.musivid", [song])
     with pytest.raises(InputError, match="holds other files .*song.mp3"):
-        proj.check_project_dir(tmp_path, [None])  # e.g. --project . : the user's own files
+        checks.check_project_dir(tmp_path, [None])  # e.g. --project . : the user's own files
     with pytest.raises(InputError, match="does not exist"):
-        proj.check_project_dir(tmp_path / "no" / "p.musivid", [song])
+        checks.check_project_dir(tmp_path / "no" / "p.musivid", [song])
     (tmp_path / "empty").mkdir()
-    proj.check_project_dir(tmp_path / "empty", [song])
-    proj.check_project_dir(tmp_path / "new.musivid", [song])
+    checks.check_project_dir(tmp_path / "empty", [song])
+    checks.check_project_dir(tmp_path / "new.musivid", [song])
     assert not (tmp_path / "new.musivid").exists()  # a check writes nothing
 
 

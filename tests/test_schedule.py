@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from musivid.config import ScheduleConfig
 from musivid.schedule import Keyframe, Segment, from_times, keyframes, spread_evenly, warp
@@ -118,3 +119,35 @@ def test_walk_pace_advances_on_the_hits():
     assert np.isclose(pos[-1], 0.5 * 20, rtol=0.06)  # 0.5 knots per beat over 20 beats
     assert step[12] > 5 * step[13] and np.allclose(step[13:24], step[13])  # the jump lands on the hit's frame
     assert np.allclose(np.diff(walk_pace(env, 24.0, 120.0, reactivity=0.0, pace=0.5)), 0.5 / 12)
+
+
+def test_retime_moves_one_line_and_keeps_its_neighbours_consistent():
+    from musivid.errors import InputError
+    from musivid.schedule import Word, retime
+
+    # LRC-like: every line lasts until the next one starts
+    segs = from_times(["a", "b", "c"], [1.0, 4.0, 8.0], 12.0)
+    out = retime(segs, 1, 5.0, 12.0)
+    assert [(s.start, s.end) for s in out] == [(1.0, 5.0), (5.0, 8.0), (8.0, 12.0)]
+    assert out[0] is not segs[0] and out[2] == segs[2] and segs[1].start == 4.0  # a new list
+    out = retime(segs, 2, 6.5, 12.0)
+    assert [(s.start, s.end) for s in out] == [(1.0, 4.0), (4.0, 6.5), (6.5, 12.0)]
+    # aligned: a line with a gap after its singing; its words move with it, the gap before stays
+    sung = [Segment(0, "a", 1.0, 2.5, (Word("a", 1.0, 2.5),)),
+            Segment(1, "b c", 4.0, 5.0, (Word("b", 4.0, 4.4), Word("c", 4.5, 5.0))),
+            Segment(2, "d", 8.0, 9.0)]
+    out = retime(sung, 1, 3.0, 12.0)
+    assert (out[1].start, out[1].end) == (3.0, 4.0)
+    assert np.allclose([(w.start, w.end) for w in out[1].words], [(3.0, 3.4), (3.5, 4.0)])
+    assert out[0] == sung[0]  # ended before the new start: untouched
+    out = retime(sung, 1, 2.0, 12.0)  # into the previous line's singing: it now ends at 2.0
+    assert out[0].end == 2.0 and out[0].words[0].end == 2.0
+    out = retime(sung, 1, 7.5, 12.0)  # the end stops at the next line's start
+    assert (out[1].start, out[1].end) == (7.5, 8.0) and out[1].words[-1].end == 8.0
+    for bad in (1.0, 0.5, 8.0, 9.0):  # lines keep their order
+        with pytest.raises(InputError, match="lines keep their order"):
+            retime(sung, 1, bad, 12.0)
+    with pytest.raises(InputError, match="before the end of the song"):
+        retime(sung, 2, 12.0, 12.0)
+    with pytest.raises(InputError, match="line 1: must be from 0 s"):
+        retime(sung, 0, -0.5, 12.0)

@@ -1,0 +1,142 @@
+"""The HTTP face of a Studio: a FastAPI app with one static page (static/), a small JSON API and
+the project's files.
+
+    GET  /                 the page                 GET  /api/project   the project (view.py)
+    GET  /static/...       the page's JS and CSS    GET  /api/state     the job and the project's version
+    GET  /files/PATH       a file of the project    POST /api/pick      {line, variant}
+    GET  /media/audio      the song (the project's  POST /api/retime    {line, start}
+                           recorded input)          POST /api/jobs      {kind, line?, count?, text?}
+    GET  /media/video      the last rendered video  POST /api/cancel
+
+Every request needs the token (`?token=`, the cookie set from it, or an `X-Musivid-Token` /
+`Authorization: token ...` header): 403 without. Writes from another origin are refused (403).
+Errors are JSON {"error": message}: 400 bad input, 409 a job is running, 404 no such file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from ..errors import InputError, MusividError
+from ..project import Project
+from .access import SERVED, cookie_name, project_file, token_ok
+from .core import JOB_KINDS, Studio
+from .jobs import Busy
+
+STATIC = Path(__file__).parent / "static"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class Pick(BaseModel):
+    line: int = Field(ge=1)
+    variant: int = Field(ge=0)
+
+
+class Retime(BaseModel):
+    line: int = Field(ge=1)
+    start: float = Field(ge=0)
+
+
+class StartJob(BaseModel):
+    kind: str
+    line: int | None = Field(default=None, ge=1)
+    count: int = Field(default=2, ge=1, le=64)
+    text: str | None = Field(default=None, max_length=2000)
+
+
+def _given_token(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith(("token ", "bearer ")):
+        return auth.split(None, 1)[1].strip()
+    return (request.query_params.get("token") or request.headers.get("x-musivid-token")
+            or request.cookies.get(cookie_name(request.url.port)))
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=NO_STORE)
+
+
+def create_app(studio: Studio) -> FastAPI:
+    app = FastAPI(title="musivid studio", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if not token_ok(_given_token(request), studio.token):
+            return PlainTextResponse("403 forbidden: this musivid studio needs its access token: open the URL it "
+                                     "printed (http://HOST:PORT/?token=...)", status_code=403)
+        origin = request.headers.get("origin")
+        if request.method not in ("GET", "HEAD") and origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+            return PlainTextResponse(f"403 forbidden: requests from {origin} may not change this project",
+                                     status_code=403)
+        response = await call_next(request)
+        if token_ok(request.query_params.get("token"), studio.token):  # the URL's token: keep it as a cookie
+            response.set_cookie(cookie_name(request.url.port), studio.token, httponly=True, samesite="strict")
+        return response
+
+    @app.exception_handler(MusividError)
+    async def musivid_error(request: Request, e: MusividError):
+        return _error(409 if isinstance(e, Busy) else 400, str(e))
+
+    @app.get("/")
+    def page():
+        return FileResponse(STATIC / "index.html", headers=NO_STORE)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/project")
+    def project():
+        return JSONResponse(studio.view(), headers=NO_STORE)
+
+    @app.get("/api/state")
+    def state():
+        return JSONResponse(studio.state(), headers=NO_STORE)
+
+    @app.post("/api/pick")
+    def pick(body: Pick):
+        text = studio.pick(body.line, body.variant)
+        return {"line": body.line, "variant": body.variant, "text": text}
+
+    @app.post("/api/retime")
+    def retime(body: Retime):
+        return studio.retime(body.line, body.start)
+
+    @app.post("/api/jobs")
+    def start_job(body: StartJob):
+        if body.kind not in JOB_KINDS:
+            raise InputError(f"{body.kind!r}: not a job: one of {', '.join(JOB_KINDS)}")
+        job = studio.start(body.kind, line=body.line, count=body.count, text=body.text)
+        return JSONResponse(job.as_json(), status_code=202, headers=NO_STORE)
+
+    @app.post("/api/cancel")
+    def cancel():
+        job = studio.cancel()
+        return {"cancelled": job.as_json() if job else None}
+
+    @app.get("/files/{rel:path}")
+    def files(rel: str):
+        path = project_file(studio.root, rel)
+        if path is None:
+            return _error(404, f"{rel}: no such file in this project")
+        return FileResponse(path, media_type=SERVED[path.suffix.lower()])
+
+    @app.get("/media/{kind}")
+    def media(kind: str):
+        """The project's recorded input song and last output video: named by the project, not by
+        the request, so no path from outside is ever opened here."""
+        if kind not in ("audio", "video") or not (studio.root / "project.json").is_file():
+            return _error(404, f"{kind}: no such media")
+        p = Project.open(studio.root)
+        if kind == "audio":
+            song = p.input("audio")
+            path = song.path if song is not None else None
+        else:
+            path = p.output("video")
+        if path is None or not path.is_file() or (kind == "video" and path.suffix.lower() != ".mp4"):
+            return _error(404, f"the project has no {kind} file yet")
+        return FileResponse(path)
+
+    return app

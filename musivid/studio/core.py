@@ -1,0 +1,154 @@
+"""The studio's actions on one project, whatever the transport: quick ones (pick a variant, move a
+line) answer at once; long ones (optimize, re-roll, re-word, render, preview) run as the one
+background job. Every change goes through musivid.pipeline / musivid.edit, which write the same
+files with the same atomic writes as the command line, so the two can be used in turn."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import edit, pipeline
+from ..config import RunSettings
+from ..errors import InputError
+from .access import new_token
+from .jobs import Busy, Job, Jobs, ProgressFn
+from .view import file_url, preview_file, project_view
+
+log = logging.getLogger(__name__)
+
+JOB_KINDS = ("make", "optimize", "variants", "rewrite", "render", "preview", "thumbnails")
+
+
+@dataclass(frozen=True)
+class MakeRequest:
+    """Make (or resume) the project from these inputs when the studio starts, as `musivid AUDIO
+    [LYRICS]` would, but stopping before the render: the user picks first."""
+
+    audio: Path
+    lyrics: Path | None
+    settings: RunSettings
+
+
+class Studio:
+    """One project directory, its access token and its job slot."""
+
+    def __init__(self, project_dir: str | Path, *, make: MakeRequest | None = None, device: str | None = None,
+                 offline: bool = False, token: str | None = None):
+        self.root = Path(project_dir).resolve()
+        if make is None and not (self.root / "project.json").is_file():
+            raise InputError(f"{project_dir}: not a musivid project (no project.json): give the <song>.musivid "
+                             "directory of a run, or an AUDIO file (and LYRICS) to start one")
+        self.token = token or new_token()
+        self.jobs = Jobs()
+        self.make, self.device, self.offline = make, device, offline
+        self._write = threading.Lock()  # one writer at a time: quick actions and job starts
+        logger = logging.getLogger("musivid")
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)  # the page shows what is happening (each job's log)
+
+    # ---- reading ------------------------------------------------------------------------------
+    def view(self) -> dict:
+        return project_view(self.root)
+
+    def state(self) -> dict:
+        """What a page polls: the job and the project's version (changes when anyone saves it)."""
+        index = self.root / "project.json"
+        job = self.jobs.current
+        return {"job": job.as_json() if job else None,
+                "version": index.stat().st_mtime_ns if index.is_file() else 0}
+
+    # ---- quick actions --------------------------------------------------------------------------
+    def _idle(self) -> None:
+        if self.jobs.busy():
+            raise Busy(f"{self.jobs.current.label} is running: wait for it to finish or cancel it first")
+
+    def pick(self, line: int, variant: int) -> str:
+        with self._write:
+            self._idle()
+            return pipeline.pick_variant(self.root, line, variant)
+
+    def retime(self, line: int, start: float) -> dict:
+        with self._write:
+            self._idle()
+            seg = edit.retime_line(self.root, line, start)
+            return {"line": line, "start": seg.start, "end": seg.end}
+
+    # ---- jobs -----------------------------------------------------------------------------------
+    def begin(self) -> Job | None:
+        """What starts with the studio: making the project from its inputs, or drawing the
+        thumbnails a project made before they existed lacks."""
+        if self.make is not None:
+            return self.start("make")
+        view = self.view()
+        if view.get("missing_thumbnails"):
+            return self.start("thumbnails")
+        return None
+
+    def start(self, kind: str, *, line: int | None = None, count: int = 2, text: str | None = None) -> Job:
+        """Start a background job (see JOB_KINDS); Busy if one runs."""
+        if kind not in JOB_KINDS:
+            raise InputError(f"{kind!r}: not a job: one of {', '.join(JOB_KINDS)}")
+        if kind in ("variants", "rewrite", "preview") and line is None:
+            raise InputError(f"a {kind} job needs a line number")
+        label, fn = self._job(kind, line, count, text)
+        with self._write:
+            return self.jobs.start(kind, label, fn)
+
+    def _job(self, kind: str, line: int | None, count: int, text: str | None
+             ) -> tuple[str, Callable[[ProgressFn], tuple[str, Any]]]:
+        root, kw = self.root, {"device": self.device, "offline": self.offline}
+        if kind == "make":
+            if self.make is None:
+                raise InputError("this studio was opened on a project, not on audio: use 'optimize'")
+            mk = self.make
+
+            def run(op):
+                pipeline.make_video(mk.audio, mk.lyrics, settings=mk.settings, project_dir=root, render=False,
+                                    on_progress=op)
+                return "the project is ready: pick variants, then render", None
+            return f"making the project from {mk.audio.name}", run
+        if kind == "optimize":
+            def run(op):
+                n = edit.optimize_project(root, on_progress=op, **kw)
+                return (f"optimized {n} latent(s)" if n else "every line was already optimized"), None
+            return "optimizing the missing lines", run
+        if kind == "variants":
+            def run(op):
+                new = pipeline.add_variants(root, line, count, on_progress=op, **kw)
+                return f"line {line}: new variants {', '.join(map(str, new))}", {"line": line, "variants": new}
+            return f"re-rolling line {line} ({count} new variant{'s' if count != 1 else ''})", run
+        if kind == "rewrite":
+            def run(op):
+                have = edit.rewrite_line(root, line, text or "", on_progress=op, **kw)
+                return f"line {line}: new words, variants {', '.join(map(str, have))}", {"line": line}
+            return f"re-wording line {line}", run
+        if kind == "render":
+            def run(op):
+                res = pipeline.render_project(root, on_progress=op, **kw)
+                note = " [UNTRAINED random weights: preview only]" if res.untrained else ""
+                return f"wrote {res.video} ({res.frames} frames){note}", {"video": str(res.video)}
+            return "rendering the video", run
+        if kind == "preview":
+            def run(op):
+                out = preview_file(root, line)
+                out.parent.mkdir(exist_ok=True)
+                res = edit.preview_transition(root, line, out, on_progress=op, **kw)
+                return (f"preview from line {line} ({res.frames} frames)",
+                        {"line": line, "url": file_url(root, out)})
+            return f"previewing the transition from line {line}", run
+        def run(op):  # thumbnails
+            edit.draw_thumbnails(root, on_progress=op, **kw)
+            return "thumbnails drawn", None
+        return "drawing the thumbnails", run
+
+    def cancel(self) -> Job | None:
+        return self.jobs.cancel()
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Stop: cancel a running job and wait for it to unwind (its finished work is saved)."""
+        if self.jobs.cancel() is not None:
+            log.info("cancelling %s: the finished work is kept", self.jobs.current.label)
+        self.jobs.wait(timeout)

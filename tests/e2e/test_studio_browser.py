@@ -1,0 +1,226 @@
+"""musivid studio in a real headless browser (the system's Chromium driven by Playwright): the
+page shows every line and variant of a tiny-model project, labelled UNTRAINED; picking, re-rolling,
+moving and re-wording lines change project.json as the command line would; a rendered video and a
+transition preview play in the page; a long job cancelled from the page keeps its finished work."""
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from browser import NO_CHROMIUM, chromium_path, launch
+from conftest import click_track, write_audio
+from musivid.studio import MakeRequest, Studio, running
+
+pytestmark = pytest.mark.skipif(chromium_path() is None, reason=NO_CHROMIUM)
+LONG = 300_000  # ms: a job on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = launch(pw)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, errors  # no script error on the page
+
+
+def project_json(root: Path) -> dict:
+    return json.loads((root / "project.json").read_text())
+
+
+def wait_job(page, state: str = "done", timeout: int = LONG) -> None:
+    """The job bar shows the job ended as `state`; anything else ends the wait at once."""
+    page.wait_for_function("() => !['running', 'idle'].includes(document.querySelector('#jobbar').className)",
+                           timeout=timeout)
+    got = page.eval_on_selector("#jobbar", "e => e.className")
+    assert got == state, (got, page.inner_text("#jobbar"))
+
+
+def line(page, n: int):
+    return page.locator(f'.line[data-line="{n}"]')
+
+
+def images_loaded(page, selector: str) -> None:
+    page.wait_for_function("s => { const i = [...document.querySelectorAll(s)]; "
+                           "return i.length > 0 && i.every(x => x.complete && x.naturalWidth > 0); }",
+                           arg=selector, timeout=30_000)
+
+
+def test_the_page_shows_every_line_and_variant_labelled_untrained(project_copy, page):
+    from playwright.sync_api import expect
+
+    with running(Studio(project_copy)) as url:
+        page.goto(url)
+        expect(page.locator(".line")).to_have_count(8)
+        data = project_json(project_copy)
+        for n, seg in enumerate(data["timing"]["segments"], 1):
+            expect(line(page, n).locator(".text")).to_have_text(seg["text"])
+            scores = sorted((m["variant"], m["score"]) for m in data["latents"].values() if m["text"] == seg["text"])
+            captions = line(page, n).locator(".variant figcaption")
+            expect(captions).to_have_count(2)
+            for k, (v, score) in enumerate(scores):  # every variant with its CLIP score
+                expect(captions.nth(k)).to_contain_text(f"v{v} · {score:.3f}")
+            best = max(scores, key=lambda x: x[1])[0]  # nothing picked yet: the best-scoring is shown
+            expect(line(page, n).locator(".variant.chosen")).to_have_attribute("data-variant", str(best))
+        images_loaded(page, ".variant img")
+        expect(page.locator("#blocks .block")).to_have_count(8)
+        expect(page.locator("#blocks .kf")).to_have_count(8)
+        expect(page.locator("#untrained")).to_be_visible()
+        expect(page.locator("#untrained")).to_contain_text("UNTRAINED: tiny random-weight models")
+        expect(page.locator("#facts")).to_contain_text("8 lines")
+        assert "token" not in page.url  # it moved into a cookie
+        # the song plays from a line
+        line(page, 3).locator('[data-action="play"]').click()
+        page.wait_for_function("() => { const a = document.querySelector('#audio'); "
+                               "return !a.paused && a.currentTime >= 9.0; }", timeout=30_000)
+
+
+def test_pick_reroll_move_and_reword_lines(project_copy, page):
+    from playwright.sync_api import expect
+
+    root = project_copy
+    with running(Studio(root)) as url:
+        page.goto(url)
+        expect(page.locator(".line")).to_have_count(8)
+        # pick: one click on the variant not shown yet
+        other = line(page, 2).locator(".variant:not(.chosen)")
+        v = int(other.get_attribute("data-variant"))
+        other.click()
+        expect(line(page, 2).locator(f'.variant.chosen[data-variant="{v}"]')).to_have_count(1)
+        assert project_json(root)["picked"] == {"waves crash on a golden beach": v}
+
+        # re-roll line 4: one new variant, its thumbnail shown
+        latents = set(project_json(root)["latents"])
+        line(page, 4).locator("input.count").fill("1")
+        line(page, 4).locator('[data-action="reroll"]').click()
+        wait_job(page)
+        expect(line(page, 4).locator(".variant")).to_have_count(3)
+        images_loaded(page, '.line[data-line="4"] .variant img')
+        new = set(project_json(root)["latents"]) - latents
+        assert len(new) == 1 and project_json(root)["latents"][new.pop()]["variant"] == 2
+
+        # move line 5's start by typing it: its keyframe follows, nothing is optimized
+        latents = project_json(root)["latents"]
+        line(page, 5).locator("input.start").fill("17.00")
+        line(page, 5).locator('[data-action="retime"]').click()
+        expect(line(page, 5).locator(".note")).to_contain_text("0:17.00")
+        data = project_json(root)
+        assert data["edits"]["4"]["start"] == 17.0 and data["latents"] == latents
+        assert abs(data["keyframes"][4]["time"] - 17.0) <= 0.25 and data["keyframes"][4]["time"] > 16.5
+
+        # ... and line 6's by dragging its block on the timeline
+        block = page.locator('#blocks .block[data-line="6"]')
+        block.scroll_into_view_if_needed()
+        box = block.bounding_box()
+        width = page.locator("#timeline").bounding_box()["width"]
+        page.mouse.move(box["x"] + 10, box["y"] + 10)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 30, box["y"] + 10, steps=4)
+        page.mouse.move(box["x"] + 50, box["y"] + 10, steps=4)
+        page.mouse.up()
+        want = 19.8 + 40 / width * 31.2
+        expect(line(page, 6).locator("input.start")).to_have_value(f"{round(want, 2):.2f}", timeout=30_000)
+        assert abs(project_json(root)["edits"]["5"]["start"] - want) < 0.02
+
+        # re-word line 7: only that line is optimized, its new variants are shown
+        line(page, 7).locator('[data-action="edit"]').click()
+        line(page, 7).locator("input.newtext").fill("a paper boat drifts on the river")
+        line(page, 7).locator('[data-action="save-text"]').click()
+        wait_job(page)
+        expect(line(page, 7).locator(".text")).to_have_text("a paper boat drifts on the river")
+        expect(line(page, 7).locator(".variant")).to_have_count(2)
+        images_loaded(page, '.line[data-line="7"] .variant img')
+        added = {k: m for k, m in project_json(root)["latents"].items() if k not in latents}
+        assert sorted((m["text"], m["variant"]) for m in added.values()) == \
+            [("a paper boat drifts on the river", 0), ("a paper boat drifts on the river", 1)]
+
+
+def test_render_and_preview_play_in_the_page(project_copy, page):
+    from playwright.sync_api import expect
+
+    root = project_copy
+    with running(Studio(root)) as url:
+        page.goto(url)
+        expect(page.locator(".line")).to_have_count(8)
+        expect(page.locator("#video-none")).to_be_visible()
+        page.click("#render")
+        expect(page.locator("#jobbar")).to_have_class("running")
+        expect(page.locator("#cancel")).to_be_visible()
+        # a second tab sees the running job (not a second copy of it) and cannot start another
+        other = page.context.new_page()
+        other.goto(url)
+        expect(other.locator("#job-label")).to_contain_text("rendering the video")
+        expect(other.locator("#render")).to_be_disabled()
+        other.close()
+        wait_job(page)
+        expect(page.locator("#job-message")).to_contain_text("UNTRAINED")
+        meta = page.wait_for_function(
+            "() => { const v = document.querySelector('#video'); "
+            "return !v.hidden && v.readyState >= 1 && v.duration > 0 && [v.duration, v.videoWidth, v.readyState]; }",
+            timeout=60_000).json_value()
+        assert abs(meta[0] - 31.2) < 0.3 and meta[1] == 64  # the whole song, at the project's 64 px
+        assert project_json(root)["outputs"]["video"] == str(root.with_suffix(".mp4"))
+
+        # the glide from line 1's keyframe to line 2's, as a short clip
+        line(page, 1).locator('[data-action="preview"]').click()
+        wait_job(page)
+        kfs = [k["time"] for k in project_json(root)["keyframes"]]
+        dur = page.wait_for_function("() => { const v = document.querySelector('#preview'); "
+                                     "return !v.hidden && v.readyState >= 1 && v.duration > 0 && v.duration; }",
+                                     timeout=60_000).json_value()
+        assert abs(dur - (kfs[1] - kfs[0] + 1.0)) < 0.5
+        assert project_json(root)["outputs"]["video"] == str(root.with_suffix(".mp4"))  # still the video
+
+
+def test_a_long_job_cancelled_from_the_page_keeps_its_work(tmp_path, page):
+    """`musivid studio AUDIO LYRICS`: the project is made in the background with live progress;
+    cancelled mid-optimization, the steps done are kept in the checkpoint and the next run resumes."""
+    from playwright.sync_api import expect
+
+    import torch
+
+    from musivid.config import ModelConfig, OptimizeConfig, RenderConfig, RunSettings, TimingConfig
+
+    y, _ = click_track(120, 6.0)
+    audio = write_audio(tmp_path / "song.wav", y)
+    lrc = tmp_path / "song.lrc"
+    lrc.write_text("[00:00.50]a bell rings in the tower\n[00:03.00]the river runs to the sea\n")
+    settings = RunSettings(optimize=OptimizeConfig(steps=5000, variants=1, cutouts=4, checkpoint_every_s=1000),
+                           render=RenderConfig(fps=4, size=64), models=ModelConfig(untrained=True),
+                           timing=TimingConfig(asr="none"), device="cpu")
+    root = tmp_path / "song.musivid"
+    studio = Studio(root, make=MakeRequest(audio, lrc, settings))
+    with running(studio) as url:
+        page.goto(url)
+        expect(page.locator("#job-label")).to_contain_text("making the project from song.wav")
+        page.wait_for_function("() => /optimize ([3-9]|\\d\\d+)\\/5000/.test(document.querySelector('#job-count').textContent)",
+                               timeout=LONG)
+        page.click("#cancel")
+        wait_job(page, "cancelled")
+        expect(page.locator("#job-message")).to_contain_text("finished work is kept")
+        step = torch.load(root / "checkpoint.pt", weights_only=True)["state"]["step"]
+        assert 3 <= step < 5000
+        expect(page.locator("#optimize")).to_be_visible()  # the lines have no variant yet
+        expect(page.locator(".line")).to_have_count(2)
+        page.click("#optimize")
+        expect(page.locator("#job-log")).to_contain_text(f"resuming from checkpoint at step {step}/5000", timeout=LONG)
+        page.wait_for_function(f"() => /optimize (\\d+)\\/5000/.test(document.querySelector('#job-count').textContent) && "
+                               f"+/optimize (\\d+)\\//.exec(document.querySelector('#job-count').textContent)[1] > {step}",
+                               timeout=LONG)
+        page.click("#cancel")
+        wait_job(page, "cancelled")
+        assert torch.load(root / "checkpoint.pt", weights_only=True)["state"]["step"] > step
