@@ -93,29 +93,21 @@ def outputs(song: Song, outdir: Path) -> tuple[Path, Path]:
     return video, proj.default_dir(video)
 
 
-def _same_run(a: RunSettings, b: RunSettings) -> bool:
-    """Same settings, wherever they ran (device and checkpoint interval do not change a video)."""
-    def norm(s: RunSettings) -> dict:
-        d = s.to_json()
-        d.pop("device")
-        for k in ("micro_batch", "compile", "checkpoint_every_s"):
-            d["optimize"].pop(k, None)
-        return d
-
-    return norm(a) == norm(b)
-
-
 def finished(song: Song, outdir: Path, settings: RunSettings) -> bool:
     """The song's video exists and its project says it was rendered, in full, from the same
     inputs (by content) and settings, with every line's latents at the configured steps."""
     from .lyrics import clip_text
+    from .models.load import choose_clip
 
     video, pdir = outputs(song, outdir)
     if not video.is_file() or not (pdir / "project.json").is_file():
         return False
     try:
         p = proj.Project.open(pdir)
-        if p.output("video") != video.resolve() or not _same_run(p.settings, settings):
+        # clip "auto" is the CLIP the song's lyrics chose; device, checkpointing and micro-batches
+        # do not change a video (the provenance digest leaves them out)
+        settings = dataclasses.replace(settings, models=choose_clip(settings.models, [s.text for s in p.segments()])[0])
+        if p.output("video") != video.resolve() or proj.settings_digest(p.settings) != proj.settings_digest(settings):
             return False
         audio, lyrics = p.input("audio"), p.input("lyrics")
         if audio is None or audio.sha256 != sha256_file(song.audio):

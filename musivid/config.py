@@ -26,6 +26,15 @@ DEFAULT_CLIP = "ViT-B-32/openai"  # English lyrics (and unclear ones)
 MULTILINGUAL_CLIP = "xlm-roberta-base-ViT-B-32/laion5b_s13b_b90k"  # lyrics in another language
 
 
+def _as_floats(cfg: Any) -> None:
+    """Store a whole number given for a float field as a float (fps=6 and fps=6.0 are one
+    setting: the same JSON, the same latent keys and provenance digest)."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.type in ("float", "float | None") and isinstance(v, int) and not isinstance(v, bool):
+            object.__setattr__(cfg, f.name, float(v))
+
+
 def _need(ok: bool, what: str, value: Any, fix: str) -> None:
     """One-line validation error: the setting, its rule, the value given and how to fix it."""
     if not ok:
@@ -59,6 +68,7 @@ class OptimizeConfig:
     checkpoint_every_s: float = 10.0  # how often the callback is asked to checkpoint
 
     def __post_init__(self) -> None:
+        _as_floats(self)
         _need(0 <= self.steps <= 100_000, "steps must be from 0 to 100000", self.steps, "pass e.g. --steps 200")
         _need(1 <= self.variants <= 64, "variants must be from 1 to 64", self.variants, "pass e.g. --variants 2")
         _need(1 <= self.cutouts <= 1024, "cutouts must be from 1 to 1024", self.cutouts, "pass e.g. --cutouts 32")
@@ -85,6 +95,7 @@ class RhythmConfig:
     start_bpm: float = 120.0  # librosa's prior; refined by the onset-based correction
 
     def __post_init__(self) -> None:
+        _as_floats(self)
         _need(8000 <= self.sample_rate <= 96000, "rhythm sample_rate must be from 8000 to 96000",
               self.sample_rate, "use e.g. 22050")
         _need(32 <= self.hop_length <= 8192, "hop_length must be from 32 to 8192", self.hop_length, "use e.g. 512")
@@ -122,6 +133,7 @@ class ScheduleConfig:
     title_min_s: float = 3.0  # a shorter intro drifts instead of showing a title image
 
     def __post_init__(self) -> None:
+        _as_floats(self)
         _need(0.0 <= self.snap_window_s <= 5.0, "snap_window_s must be from 0 to 5", self.snap_window_s,
               "use e.g. 0.35")
         _need(0.0 <= self.reactivity <= 1.0, "reactivity must be from 0 to 1", self.reactivity,
@@ -156,6 +168,7 @@ class RenderConfig:
     font: str | None = None  # caption font file tried first (else found per line: musivid/fonts.py)
 
     def __post_init__(self) -> None:
+        _as_floats(self)
         if isinstance(self.captions, bool):  # projects and API calls from before karaoke: true/false
             object.__setattr__(self, "captions", "line" if self.captions else "none")
         _need(self.captions in CAPTION_MODES, f"captions must be one of {', '.join(CAPTION_MODES)}", self.captions,
@@ -192,6 +205,7 @@ class TimingConfig:
     whisper_model: str | None = None  # name or local CTranslate2 directory; None: the default
 
     def __post_init__(self) -> None:
+        _as_floats(self)
         _need(self.asr in ASR_CHOICES, f"asr must be one of {', '.join(ASR_CHOICES)}", self.asr,
               "pass e.g. --asr faster-whisper")
 
@@ -209,6 +223,7 @@ class RunSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
+        _as_floats(self)
         _need(bool(DEVICE_PATTERN.match(self.device)), "device must be auto, cpu, cuda or cuda:N", self.device,
               "pass e.g. --device auto")
 
@@ -243,6 +258,7 @@ class BenchConfig:
     compile: bool = False  # also measure the torch.compile'd step (CUDA), in the same run
 
     def __post_init__(self) -> None:
+        _as_floats(self)
         _need(bool(DEVICE_PATTERN.match(self.device)), "device must be auto, cpu, cuda or cuda:N", self.device,
               "pass e.g. --device cuda")
         _need(1 <= self.cutouts <= 1024, "cutouts must be from 1 to 1024", self.cutouts, "pass e.g. --cutouts 32")

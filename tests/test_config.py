@@ -100,3 +100,11 @@ def test_captions_mode_and_projects_with_true_false_captions():
                                  ).render == RenderConfig(captions="karaoke", font="/x.ttf")
     with pytest.raises(InputError, match="captions must be one of none, line, karaoke"):
         RenderConfig(captions="bold")
+
+
+def test_a_whole_number_for_a_float_setting_is_the_same_setting():
+    from musivid.config import RenderConfig, RunSettings
+
+    a, b = RunSettings(render=RenderConfig(fps=6)), RunSettings(render=RenderConfig(fps=6.0))
+    assert a.render.fps == 6.0 and isinstance(a.render.fps, float)
+    assert json.dumps(a.to_json(), sort_keys=True) == json.dumps(b.to_json(), sort_keys=True)

@@ -2,6 +2,7 @@
 keyframe and caption; re-wording a line optimizes that line only; a transition preview leaves the
 project's outputs alone."""
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,13 @@ def test_retime_moves_the_keyframe_and_the_caption_and_optimizes_nothing(project
     with pytest.raises(InputError, match="lines keep their order"):
         retime_line(pdir, 3, 13.0)
     assert json.loads((pdir / "project.json").read_text()) == data
-    # the render uses it: the excerpt's captions have line 3 at 10.4 - 8 = 2.4 s
+    # the render uses it: the excerpt's captions have line 3 from the first frame at or after
+    # 10.4 s (the frame rule of captions.py), counted from the excerpt's start at 8 s
     res = render_project(pdir, start=8.0, duration=4.0)
-    assert "00:00:02,400 --> 00:00:04,000\nthe city lights burn through the night" in res.srt.read_text()
+    fps = Project.open(pdir).settings.render.fps
+    ms = round((math.ceil(10.4 * fps - 1e-9) / fps - 8.0) * 1000)
+    assert f"00:00:0{ms // 1000},{ms % 1000:03d} --> 00:00:04,000\nthe city lights burn through the night" \
+        in res.srt.read_text()
 
 
 def test_rewrite_optimizes_that_line_only_and_writing_it_back_costs_nothing(project_copy):
