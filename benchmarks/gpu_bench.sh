@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYVER=${PYVER:-3.12}  # the device image's python3
-MISSING="open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth av==18.1.0 boto3 botocore s3transfer jmespath python-dateutil six"
+MISSING="open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth av==18.1.0 boto3 botocore s3transfer jmespath python-dateutil six fonttools"
 OUT=${OUT:-/tmp/musivid-gpu-out}
 STAGE_TIMEOUT=${STAGE_TIMEOUT:-540}  # seconds: a stage that hangs is cut, the next one still runs
 mode=${1:-run}
