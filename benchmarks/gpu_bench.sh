@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYVER=${PYVER:-3.12}  # the device image's python3
-MISSING="open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth av==18.1.0 boto3 botocore s3transfer jmespath python-dateutil six fonttools"
+MISSING="open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth av==18.1.0 boto3 botocore s3transfer jmespath python-dateutil six"
+PURE="fonttools"  # its pure-python wheel: 1 MB, not the 5.5 MB compiled one (the carry limit is 64 MiB in all)
 OUT=${OUT:-/tmp/musivid-gpu-out}
 STAGE_TIMEOUT=${STAGE_TIMEOUT:-540}  # seconds: a stage that hangs is cut, the next one still runs
 mode=${1:-run}
@@ -31,6 +32,10 @@ fetch)
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
       --platform any -d .whl "$w"
+  done
+  for w in $PURE; do
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" --implementation py \
+      --abi none --platform any -d .whl "$w"
   done
   # an sdist on PyPI: build the (pure-python) wheel here, so the device installs wheels only
   python3 -m pip wheel -q --no-deps -w .whl pytorch-pretrained-biggan==0.1.1
