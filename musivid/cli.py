@@ -27,7 +27,7 @@ import click
 
 from .config import ASR_CHOICES, DEFAULT_WHISPER, X264_PRESETS, OptimizeConfig, RenderConfig
 from .errors import Interrupted, MusividError
-from .options import (ACCEPT_TRUNCATED, EXCERPT, FONT, HELP_SECTIONS, OFFLINE, OVERWRITE, PRESET, SCALE, SETTINGS,
+from .options import (ACCEPT_TRUNCATED, EXCERPT, FONT, HELP_SECTIONS, OFFLINE, OVERWRITE, SCALE, SETTINGS,
                       Finite, captions_option, combine, device_option, motion_options, run_settings, verbosity)
 
 EXIT_INTERRUPTED = 130
@@ -254,7 +254,8 @@ def pick_cmd(project, line, variant, quiet, verbose):
 @click.option("--fps", type=Finite(), default=None, help="Frame rate for this render (default: the project's).")
 @click.option("--size", type=int, default=None, help="Video side in pixels for this render.")
 @click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
-@combine(PRESET)
+@click.option("--preset", type=click.Choice(X264_PRESETS), default=None,
+              help="x264 speed/size trade-off for this render (default: the project's).")
 @captions_option("Burn in the lyric lines for this render: line, or karaoke (default: the project's).")
 @click.option("--no-captions", is_flag=True, help="No burned-in captions in this render.")
 @FONT
