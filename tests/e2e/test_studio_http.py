@@ -176,7 +176,9 @@ def test_one_job_at_a_time_cancel_keeps_finished_work_and_models_stay_loaded(stu
     import torch
 
     step = torch.load(s.root / "checkpoint.pt", weights_only=True)["state"]["step"]
-    assert 1 <= step < 3
+    # 3 tiny steps: on a busy machine the cancel can land after the last step, before the save;
+    # then the checkpoint holds all 3 (and the run below only saves them)
+    assert 1 <= step <= 3
     # the same re-roll again continues from the checkpoint, and no model is loaded again
     assert c.post("/api/jobs", {"kind": "variants", "line": 3, "count": 6})[0] == 202
     job = c.wait_job()
