@@ -3,10 +3,8 @@ page shows every line and variant of a tiny-model project, labelled UNTRAINED; p
 moving and re-wording lines change project.json as the command line would; a rendered video and a
 transition preview play in the page; a long job cancelled from the page keeps its finished work."""
 import json
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from browser import NO_CHROMIUM, chromium_path, launch
@@ -27,6 +25,9 @@ def browser():
         b.close()
 
 
+_SHOWN: dict[int, str] = {}  # id(page) -> the job the last wait_job on that page saw end
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -34,6 +35,7 @@ def page(browser):
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     yield pg
+    _SHOWN.pop(id(pg), None)  # a later page may get the same id()
     context.close()
     assert not errors, errors  # no script error on the page
 
@@ -43,10 +45,15 @@ def project_json(root: Path) -> dict:
 
 
 def wait_job(page, state: str = "done", timeout: int = LONG) -> None:
-    """The job bar shows the job ended as `state`; anything else ends the wait at once."""
-    page.wait_for_function("() => !['running', 'idle'].includes(document.querySelector('#jobbar').className)",
-                           timeout=timeout)
-    got = page.eval_on_selector("#jobbar", "e => e.className")
+    """The job bar shows a job that ended as `state`. The job must be another than the one the
+    last wait on this page saw (right after a click the bar may still show the job before: the new
+    one reaches the page with its next poll); any end other than `state` ends the wait at once."""
+    last = _SHOWN.get(id(page), "")
+    page.wait_for_function("last => { const b = document.querySelector('#jobbar'); "
+                           "return b.dataset.job && b.dataset.job !== last && !['running', 'idle'].includes(b.className); }",
+                           arg=last, timeout=timeout)
+    got, job = page.eval_on_selector("#jobbar", "e => [e.className, e.dataset.job]")
+    _SHOWN[id(page)] = job
     assert got == state, (got, page.inner_text("#jobbar"))
 
 

@@ -46,6 +46,7 @@ function showJob(job) {
   state.job = job;
   const bar = $("jobbar"), running = job && job.state === "running";
   bar.className = job ? job.state : "idle";
+  bar.dataset.job = job ? String(job.id) : "";  // which job the bar shows (tests wait for a new one)
   document.body.classList.toggle("busy", !!running);
   $("cancel").hidden = !running;
   $("cancel").disabled = !!(job && job.cancel_requested);
