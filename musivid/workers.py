@@ -57,8 +57,7 @@ class Host:
         import torch
 
         self.spec, self.index = spec, index
-        if spec.threads:
-            torch.set_num_threads(spec.threads)
+        self.pin_threads()
         self.device, self.amp = resolve_device(spec.device)
         self.models: dict[Any, Any] = {}  # (kind, ModelConfig, device, dtype) -> model; shared with pipeline.Job
         self._emit: Emit | None = None
@@ -81,8 +80,19 @@ class Host:
             self.models[key] = loader(cfg, self.device, self.amp)
         return self.models[key]
 
+    def pin_threads(self) -> None:
+        """Give the calling thread the spec's torch thread count. OpenMP keeps the count per
+        thread: a thread that did not set it starts from OMP_NUM_THREADS (Ray sets 1 for its
+        workers), and oneDNN sizes its kernels, and so the order of its float sums, by the count
+        it sees when a kernel is made (the last bits of a result differ on some CPUs)."""
+        if self.spec.threads:
+            import torch
+
+            torch.set_num_threads(self.spec.threads)
+
     def run(self, fn: Callable, args: tuple, emit: Emit) -> Any:
         self._emit = emit
+        self.pin_threads()  # tasks may run in another thread than the one that made the Host
         try:
             return fn(self, emit, *args)
         finally:
@@ -246,6 +256,8 @@ class _RayWorker:
         # one CPU slot per actor, whatever its thread count: CPU workers of an exact (sharded) run
         # each use as many threads as a one-device run, so they share the cores
         opts = {"num_gpus": 1, "num_cpus": 1} if spec.gpu else {"num_cpus": 1}
+        if spec.threads:  # not Ray's OMP_NUM_THREADS=1: every thread of the actor starts with the spec's count
+            opts["runtime_env"] = {"env_vars": {"OMP_NUM_THREADS": str(spec.threads)}}
         self.actor = cls.options(max_restarts=0, max_concurrency=2, **opts).remote(spec, index)
         self.index = index
         self._pid: int | None = None

@@ -68,6 +68,27 @@ def test_sharded_over_two_ray_workers_equals_one_device_bit_for_bit(album, tmp_p
     assert not list((tmp_path / "two.musivid").glob("checkpoints/shard-*.pt"))  # gathered, then cleared
 
 
+def test_a_ray_worker_computes_with_the_one_device_thread_count():
+    """Why Ray workers once differed from one device in the last bits (Intel Xeon): Ray starts its
+    workers with OMP_NUM_THREADS=1 and runs tasks in a thread other than the one that set torch's
+    thread count, so a kernel made there saw 1 OpenMP thread where the one-device run saw 2, and
+    split its sums another way. The task's own thread must see the spec's count before any op."""
+    from musivid.config import ModelConfig
+    from musivid.workers import Pool, WorkerSpec
+
+    def omp_threads(host, emit):  # OpenMP's own count in the task's thread, before any torch op
+        import ctypes
+        import glob
+
+        libs = glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp*"))
+        return ctypes.CDLL(libs[0]).omp_get_max_threads() if libs else None
+
+    if omp_threads(None, None) is None:
+        pytest.skip("this torch build has no libgomp to ask")
+    with Pool(WorkerSpec(ModelConfig(untrained=True), "cpu", False, threads=3), 1, "ray") as pool:
+        assert pool.submit(0, omp_threads).result(timeout=300) == 3
+
+
 def test_batch_makes_the_album_reports_the_bad_file_and_a_rerun_does_nothing_new(album, tmp_path):
     out = tmp_path / "out"
     r = musivid("batch", album, "-o", out, *FAST, "--steps", "4", "--workers", "2")
