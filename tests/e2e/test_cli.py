@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import SAMPLES, musivid, run_cli
+from conftest import SAMPLES, musivid, no_network, run_cli
 
 FAST = ["--untrained", "--steps", "6", "--cutouts", "4", "--fps", "12", "--size", "64", "--asr", "none"]
 
@@ -99,11 +99,21 @@ def test_side_outputs(rendered, sample):
     assert "wrote" in r.stdout
 
 
+HEAVY = ("torch", "numpy", "librosa", "open_clip", "av", "faster_whisper", "PIL", "ray")
+
+
 def test_help_is_instant_and_shows_the_main_options():
-    t = time.time()
-    r = run_cli("--help")
-    assert r.returncode == 0 and "music video" in r.stdout
-    assert time.time() - t < 3.0
+    """Instant: `--help` in a fresh process imports none of the heavy libraries (torch alone takes
+    seconds to import); what it costs in seconds is a benchmark's business, not a test's."""
+    import subprocess
+    import sys
+
+    code = ("import runpy, sys\nsys.argv = ['musivid', '--help']\ntry:\n    runpy.run_module('musivid', "
+            "run_name='__main__')\nexcept SystemExit:\n    pass\nprint('IMPORTED', sorted({m.split('.')[0] for m in "
+            f"sys.modules}} & set({HEAVY!r})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "music video" in r.stdout, r.stderr
+    assert r.stdout.splitlines()[-1] == "IMPORTED []", r.stdout.splitlines()[-1]
     for opt in ("--variants", "--steps", "--captions", "--font", "--device", "--crf", "--start", "--duration", "--overwrite",
                 "--untrained", "--offline", "--whisper-model"):
         assert opt in r.stdout, opt
@@ -113,10 +123,10 @@ def test_help_is_instant_and_shows_the_main_options():
 def test_a_mistyped_command_is_a_usage_error_with_a_suggestion(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSIVID_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    t = time.time()
+    tried = no_network(monkeypatch)
     r = musivid("rendr", "x")
     assert r.returncode == 2 and "No such command 'rendr'" in r.stderr and "Did you mean 'render'" in r.stderr
-    assert "download" not in r.stderr and time.time() - t < 2
+    assert "download" not in r.stderr and tried == []
     r = musivid("--device", "tpu", "song.mp3")
     assert r.returncode == 2 and "tpu" in r.stderr and "auto" in r.stderr  # click.Choice lists the choices
     r = musivid("align", "--asr", "vosk", "song.mp3", "-o", "x.lrc")
@@ -132,14 +142,13 @@ def test_a_mistyped_command_is_a_usage_error_with_a_suggestion(tmp_path, monkeyp
 def test_offline_without_weights_fails_fast_and_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSIVID_OFFLINE", "1")
     monkeypatch.setenv("MUSIVID_CACHE", str(tmp_path / "cache"))
-    t = time.time()
+    tried = no_network(monkeypatch)  # fast: nothing is fetched, not even tried
     r = musivid(SAMPLES / "demo.mp3", SAMPLES / "demo.lrc", "-o", tmp_path / "x.mp4")
-    elapsed = time.time() - t
     assert r.returncode == 1  # a run that cannot be done, not a usage error
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1, r.stderr
     assert "offline" in lines[0] and "--untrained" in lines[0] and "clip-vit-b-32" in lines[0]
-    assert elapsed < 10
+    assert tried == []
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.musivid").exists()
 
 
@@ -180,14 +189,14 @@ def test_align_offline_with_an_empty_cache_answers_in_seconds(tmp_path, monkeypa
     (a test dependency) is used and said; with --whisper-model NAME it is a clear one-line error."""
     monkeypatch.setenv("MUSIVID_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    t = time.time()
+    tried = no_network(monkeypatch)
     r = musivid("align", SAMPLES / "demo.mp3", SAMPLES / "demo.txt", "-o", tmp_path / "a.lrc", "--offline",
                 "--whisper-model", "medium")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "--whisper-model medium" in r.stderr and "offline" in r.stderr
     r = musivid("align", SAMPLES / "demo.mp3", SAMPLES / "demo.txt", "-o", tmp_path / "b.lrc", "--offline")
     assert r.returncode == 0 and "bundled tiny.en" in r.stderr and "offline" in r.stderr, r.stderr
-    assert time.time() - t < 30
+    assert tried == []  # in seconds: no host was even asked
     assert not (tmp_path / "cache" / "whisper").exists() or not any((tmp_path / "cache" / "whisper").rglob("*.bin"))
 
 
