@@ -10,9 +10,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# One torch thread in the tests and in the processes they start (set before torch is imported):
+# the tiny models gain nothing from a second thread, and lose 4-5x when another process holds a
+# core (OpenMP threads wait on each other: 15 ms a step on one thread against 61 ms on two, on a
+# loaded 2-core machine). A test that is about thread counts sets its own.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -54,6 +55,29 @@ class Client:
                 return job
             time.sleep(0.1)
         raise AssertionError("the job did not end")
+
+
+def hold_job(monkeypatch, s: Studio, when):
+    """Hold the studio's next job at its first progress report for which when(stage, done, total)
+    is true, until the test lets go: (reached, release) events. A cancel made while the job is
+    held is seen at that very report, however fast or slow the machine is."""
+    reached, release = threading.Event(), threading.Event()
+    start = s.jobs.start
+
+    def held_start(kind, label, fn):
+        def held(on_progress):
+            def report(stage, done, total):
+                if not reached.is_set() and when(stage, done, total):
+                    reached.set()
+                    assert release.wait(300), "the test never let the job go"
+                on_progress(stage, done, total)
+
+            return fn(report)
+
+        return start(kind, label, held)
+
+    monkeypatch.setattr(s.jobs, "start", held_start)
+    return reached, release
 
 
 @pytest.fixture
@@ -154,31 +178,27 @@ def test_quick_actions_and_their_errors(studio):
     assert json.loads((s.root / "project.json").read_text())["picked"] == {"waves crash on a golden beach": 1}
 
 
-def test_one_job_at_a_time_cancel_keeps_finished_work_and_models_stay_loaded(studio):
+def test_one_job_at_a_time_cancel_keeps_finished_work_and_models_stay_loaded(studio, monkeypatch):
     s, c = studio
+    reached, release = hold_job(monkeypatch, s, lambda stage, done, total: stage == "optimize" and done >= 1)
     latents = sorted(p.name for p in (s.root / "latents").iterdir())
     status, _, body = c.post("/api/jobs", {"kind": "variants", "line": 3, "count": 6})
     assert status == 202 and json.loads(body)["state"] == "running"
     status, _, body = c.post("/api/jobs", {"kind": "render"})  # a second job: refused, naming the first
     assert status == 409 and "re-rolling line 3" in json.loads(body)["error"]
     assert c.post("/api/pick", {"line": 1, "variant": 0})[0] == 409
-    deadline = time.monotonic() + 300
-    while True:  # cancel once the optimizer has done a step (so there is work to keep)
-        job = json.loads(c.get("/api/state")[2])["job"]
-        assert job["state"] == "running" and time.monotonic() < deadline, job
-        if job["stage"] == "optimize" and job["done"] >= 1:
-            break
-        time.sleep(0.05)
+    assert reached.wait(300)  # held at its first optimizer step: there is work to keep
+    job = json.loads(c.get("/api/state")[2])["job"]
+    assert job["state"] == "running"
     assert json.loads(c.post("/api/cancel", {})[2])["cancelled"]["id"] == job["id"]
+    release.set()
     job = c.wait_job()
     assert job["state"] == "cancelled" and "kept" in job["message"]
     assert sorted(p.name for p in (s.root / "latents").iterdir()) == latents  # no half-made variant
     import torch
 
     step = torch.load(s.root / "checkpoint.pt", weights_only=True)["state"]["step"]
-    # 3 tiny steps: on a busy machine the cancel can land after the last step, before the save;
-    # then the checkpoint holds all 3 (and the run below only saves them)
-    assert 1 <= step <= 3
+    assert step == 1  # cancelled at the report of step 1: that step is kept
     # the same re-roll again continues from the checkpoint, and no model is loaded again
     assert c.post("/api/jobs", {"kind": "variants", "line": 3, "count": 6})[0] == 202
     job = c.wait_job()
@@ -190,18 +210,14 @@ def test_one_job_at_a_time_cancel_keeps_finished_work_and_models_stay_loaded(stu
     assert not (s.root / "checkpoint.pt").exists()
 
 
-def test_a_cancelled_render_leaves_no_video_and_the_project_as_it_was(studio):
+def test_a_cancelled_render_leaves_no_video_and_the_project_as_it_was(studio, monkeypatch):
     s, c = studio
+    reached, release = hold_job(monkeypatch, s, lambda stage, done, total: stage == "render" and 0 < done < total)
     before = (s.root / "project.json").read_bytes()
     assert c.post("/api/jobs", {"kind": "render"})[0] == 202
-    deadline = time.monotonic() + 300
-    while True:
-        job = json.loads(c.get("/api/state")[2])["job"]
-        assert job["state"] == "running" and time.monotonic() < deadline, job
-        if job["stage"] == "render" and 0 < job["done"] < job["total"]:
-            break
-        time.sleep(0.02)
+    assert reached.wait(300)  # held mid-render: some frames are encoded
     c.post("/api/cancel", {})
+    release.set()
     assert c.wait_job()["state"] == "cancelled"
     out = s.root.with_suffix(".mp4")
     assert not out.exists() and not list(out.parent.glob(".song.*"))  # no partial or temporary file
