@@ -7,9 +7,11 @@ import av
 import numpy as np
 import pytest
 
-from conftest import SAMPLES, musivid, no_network, run_cli
+from conftest import SAMPLES, demo_excerpt, musivid, no_network, run_cli
 
 FAST = ["--untrained", "--steps", "6", "--cutouts", "4", "--fps", "12", "--size", "64", "--asr", "none"]
+# where only the timing of the lines is checked: the fewest steps and frames that still run every stage
+LIGHT = ["--untrained", "--steps", "1", "--cutouts", "2", "--fps", "2", "--size", "32"]
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +204,7 @@ def test_align_offline_with_an_empty_cache_answers_in_seconds(tmp_path, monkeypa
 
 def test_plain_lyrics_are_aligned_automatically(tmp_path, sample):
     out = tmp_path / "plain.mp4"
-    args = [a for a in FAST if a not in ("--asr", "none")]
-    r = musivid(SAMPLES / "demo.mp3", SAMPLES / "demo.txt", "-o", out, *args)
+    r = musivid(SAMPLES / "demo.mp3", SAMPLES / "demo.txt", "-o", out, *LIGHT)
     assert r.returncode == 0, r.stderr
     data = json.loads((tmp_path / "plain.musivid" / "project.json").read_text())
     assert data["timing"]["method"] == "aligned"
@@ -225,7 +226,7 @@ def test_models_list_and_fetch_offline(tmp_path, monkeypatch):
 
 def test_no_lyrics_transcribes_the_song(tmp_path):
     out = tmp_path / "nl.mp4"
-    r = musivid(SAMPLES / "demo.mp3", "-o", out, *[a for a in FAST if a not in ("--asr", "none")])
+    r = musivid(SAMPLES / "demo.mp3", "-o", out, *LIGHT)
     assert r.returncode == 0, r.stderr
     data = json.loads((tmp_path / "nl.musivid" / "project.json").read_text())
     assert data["timing"]["method"] == "transcribed"
@@ -234,7 +235,8 @@ def test_no_lyrics_transcribes_the_song(tmp_path):
 
 
 def test_verbose_shows_stage_timings_and_quiet_shows_none(tmp_path):
-    args = [SAMPLES / "demo.mp3", SAMPLES / "demo.lrc", "-o", tmp_path / "v.mp4", *FAST]
+    song = demo_excerpt(tmp_path / "song.wav", 12.0, 9.5)  # 3 lines: messages do not depend on length
+    args = [song, song.with_suffix(".lrc"), "-o", tmp_path / "v.mp4", *LIGHT, "--asr", "none"]
     r = musivid(*args, "-v")
     assert r.returncode == 0, r.stderr
     timings = next(l for l in r.stderr.splitlines() if l.startswith("musivid: timings:"))
