@@ -3,7 +3,9 @@ written over, one writer per project, every stop signal cleans up, every check c
 work, damaged project files are met with one line, every video says how it was made.
 
 Signals and concurrency run the command in a real process and act on real events (the checkpoint
-file appearing, the output's temp file appearing), never on sleeps."""
+file appearing, the output's temp file appearing), never on sleeps. Those processes work on copies
+of the module's finished project (`made`: the beat analysed, every line at step 12), so none of them
+analyses the song again, and they are all started at once (`runs`), so their start-ups overlap."""
 import json
 import os
 import shutil
@@ -34,39 +36,33 @@ def song(tmp_path_factory):
     return mp3, lrc
 
 
+STEPS = 12  # of `made`; runs that continue its lines go on to 2 * STEPS
+MADE = [*FAST, "--steps", str(STEPS), "--seed", "7", "--checkpoint-every", "0.01"]
+
+
 @pytest.fixture(scope="module")
 def made(song, tmp_path_factory):
-    """A finished project (1 step per line), copied by tests that change it."""
+    """A finished project (12 steps per line; its settings checkpoint after every step, so a
+    `variants` run on it shows it is optimizing at once), copied by tests that change it."""
     d = tmp_path_factory.mktemp("made")
-    r = musivid(*song, "-o", d / "v.mp4", *FAST, "--steps", "1", "--seed", "7", "-q")
+    r = musivid(*song, "-o", d / "v.mp4", *MADE, "-q")
     assert r.returncode == 0, r.stderr
     return d / "v.mp4", d / "v.musivid"
 
 
-def _copy(made, tmp_path) -> tuple[Path, Path]:
+def _copy(made, tmp_path, video: bool = True) -> tuple[Path, Path]:
+    """A copy of the module's project (and of its video) in `tmp_path`: the output and project
+    directory of a run with `-o tmp_path/v.mp4`."""
     out, pdir = made
     shutil.copytree(pdir, tmp_path / pdir.name)
-    shutil.copy(out, tmp_path / out.name)
+    if video:
+        shutil.copy(out, tmp_path / out.name)
     return tmp_path / out.name, tmp_path / pdir.name
 
 
 def _start(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "musivid", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(proc: subprocess.Popen, found, what: str, timeout: float = 300):
-    """Poll for an event (a file appearing) while the process runs; fail clearly if it ends first."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        hit = found()
-        if hit:
-            return hit
-        if proc.poll() is not None:
-            pytest.fail(f"the process ended ({proc.returncode}) before {what}: {proc.stderr.read()[-2000:]}")
-        time.sleep(0.01)
-    proc.kill()
-    pytest.fail(f"no {what} within {timeout} s")
 
 
 def _parts(root: Path) -> list[Path]:
@@ -130,17 +126,14 @@ def test_bad_model_paths_are_reported_together_before_any_work(song, tmp_path, m
     plain = tmp_path / "lyrics.txt"
     plain.write_text("a red fox runs through the snow\na lighthouse in the storm\n")  # would need aligning
     before = set(os.listdir(tmp_path))
-    t = time.time()
     r = musivid(song[0], plain, "-o", tmp_path / "x.mp4", "--clip", "/missing/clip.pt", "--biggan", "/missing/bg",
                 "--whisper-model", "/missing/whisper")
-    elapsed = time.time() - t
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, r.stderr  # nothing started: no "aligning", no "reading"
     for bad in ("--clip /missing/clip.pt", "--biggan /missing/bg", "--whisper-model /missing/whisper"):
         assert bad in lines[0], lines[0]
     assert set(os.listdir(tmp_path)) == before  # no project directory, no cache directory
-    assert elapsed < 10
     r = musivid("align", song[0], plain, "-o", tmp_path / "a.lrc", "--whisper-model", "./no/such/model")
     assert r.returncode == 2 and "--whisper-model ./no/such/model: no such directory" in r.stderr
 
@@ -160,46 +153,117 @@ def test_every_missing_weight_is_listed_in_one_message(song, tmp_path, monkeypat
     assert not (tmp_path / "x.musivid").exists() and not (tmp_path / "cache").exists()
 
 
-# ---- one writer per project ---------------------------------------------------------------------------
+# ---- one writer per project, stop signals ------------------------------------------------------------
+# Five commands in real processes, each on its own copy of the module's project, all started at once
+# by `runs` (their start-ups overlap) and each sent its signal as soon as its own event shows it is
+# at work: a checkpoint (optimizing) or the video's temp file (rendering). The tests below each take
+# theirs from there.
 
-def test_a_second_run_is_refused_and_a_killed_runs_lock_is_taken_over(song, tmp_path):
-    """Two runs on one project: the second is refused with the first's PID while the first works.
-    The first is then SIGKILLed (its lock stays in the file, the kernel releases it): the next run
-    takes the lock over, resumes from the checkpoint and finishes; no latent is lost."""
-    out, pdir = tmp_path / "v.mp4", tmp_path / "v.musivid"
-    args = [*song, "-o", out, *FAST, "--steps", "12", "--checkpoint-every", "0.05"]
-    first = _start(*args)
-    _wait_for(first, lambda: (pdir / "checkpoint.pt").exists(), "the first checkpoint")
-    second = musivid(*args)
+class Run:
+    """A command in a real process, and the signal to send it once `event()` is true; `acted`: it
+    was sent."""
+
+    def __init__(self, made, d: Path, sig: signal.Signals, command, event: str):
+        d.mkdir()
+        self.out, self.pdir = _copy(made, d, video=False)
+        self.args = command(self.out, self.pdir)
+        self.sig, self.event, self.acted = sig, event, False
+        self.proc = _start(*self.args)
+
+    def due(self) -> bool:
+        if self.event == "checkpoint":
+            return (self.pdir / "checkpoint.pt").exists()
+        return bool(list(self.pdir.parent.glob(".big.*.mp4.part")))  # the render's temp file
+
+    def why_not(self) -> str:
+        """Why it was not acted on: no event in time, or its exit status and its stderr."""
+        if self.proc.poll() is None:
+            return f"no {self.event} within {WAIT} s"
+        return f"the process ended ({self.proc.returncode}) before its {self.event}: {self.proc.stderr.read()[-2000:]}"
+
+
+WAIT = 600  # s: five processes start at once, on a machine that may be busy
+
+
+@pytest.fixture(scope="module")
+def runs(made, song, tmp_path_factory) -> dict[str, Run]:
+    """The five runs by name, each signalled at its event (or why not: `Run.why_not`); those held
+    still by SIGSTOP are left to their tests, and killed at the end of the module if still there."""
+    d = tmp_path_factory.mktemp("runs")
+
+    def _continue(out, pdir):  # the main command taking every line on from step 12 to 24
+        return [*song, "-o", out, *FAST, "--steps", 2 * STEPS, "--seed", "7", "--checkpoint-every", "0.01"]
+
+    plan = {  # name: (signal, command, event)
+        "SIGTERM": (signal.SIGTERM, _continue, "checkpoint"),
+        "SIGHUP": (signal.SIGHUP, _continue, "checkpoint"),
+        "lock": (signal.SIGSTOP, _continue, "checkpoint"),  # held still while it holds the project's lock
+        "variants": (signal.SIGSTOP, lambda out, pdir: ["variants", pdir, "--line", "1", "--count", "1", "-q"],
+                     "checkpoint"),
+        "render": (signal.SIGTERM, lambda out, pdir: ["render", pdir, "-o", pdir.parent / "big.mp4", "--fps", "30",
+                                                      "--size", "256"], "temp file"),
+    }
+    runs = {}
+    try:
+        for name, (sig, command, event) in plan.items():
+            runs[name] = Run(made, d / name, sig, command, event)
+        deadline = time.time() + WAIT
+        while time.time() < deadline and any(not r.acted and r.proc.poll() is None for r in runs.values()):
+            for r in runs.values():
+                if not r.acted and r.proc.poll() is None and r.due():
+                    r.proc.send_signal(r.sig)
+                    r.acted = True
+            time.sleep(0.005)
+        yield runs
+    finally:
+        for r in runs.values():
+            if r.proc.poll() is None:
+                r.proc.kill()
+                r.proc.wait(60)
+
+
+def test_a_second_run_is_refused_and_a_killed_runs_lock_is_taken_over(runs):
+    """Two runs on one project: the second is refused with the first's PID while the first works
+    (held still by SIGSTOP once its checkpoint shows it is optimizing). The first is then SIGKILLed
+    (its lock stays in the file, the kernel releases it): the next run takes the lock over,
+    resumes from the checkpoint and finishes; no latent is lost."""
+    first = runs["lock"]
+    assert first.acted, first.why_not()
+    pdir, pid = first.pdir, first.proc.pid
+    try:
+        second = musivid(*first.args)
+    finally:
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(120)
     assert second.returncode == 75, second.stderr
     [line] = _error_lines(second.stderr)
-    assert f"another musivid command (PID {first.pid}) is writing this project" in line
-    first.send_signal(signal.SIGKILL)
-    first.wait(60)
-    assert (pdir / ".lock").read_text().strip() == str(first.pid)
-    again = musivid(*args)
+    assert f"another musivid command (PID {pid}) is writing this project" in line
+    assert (pdir / ".lock").read_text().strip() == str(pid)
+    again = musivid(*first.args)
     assert again.returncode == 0, again.stderr
-    assert f"left by process {first.pid}" in again.stderr and "resuming from checkpoint" in again.stderr
+    assert f"left by process {pid}" in again.stderr and "resuming from checkpoint" in again.stderr
     data = json.loads((pdir / "project.json").read_text())
-    assert len(data["latents"]) == 3 and all(m["steps"] == 12 for m in data["latents"].values())
+    assert len(data["latents"]) == 3 and all(m["steps"] == 2 * STEPS for m in data["latents"].values())
     for key in data["latents"]:
         torch.load(pdir / "latents" / f"{key}.pt", weights_only=True)
-    assert not (pdir / "checkpoint.pt").exists() and not _parts(tmp_path)
+    assert not (pdir / "checkpoint.pt").exists() and not _parts(pdir.parent)
     assert (pdir / ".lock").read_text() == ""
 
 
-def test_two_concurrent_variants_commands(song, tmp_path):
-    """`variants --count 1` twice at once: the second is refused while the first runs, and run
+def test_two_concurrent_variants_commands(runs):
+    """`variants --count 1` twice at once: the second is refused while the first runs (held still
+    by SIGSTOP once it is optimizing; the project's settings checkpoint after every step), and run
     again afterwards it adds its own variant: two new variants, none lost or doubled."""
-    pdir = tmp_path / "v.musivid"
-    r = musivid(*song, "-o", tmp_path / "v.mp4", *FAST, "--steps", "8", "--checkpoint-every", "0.05", "-q")
-    assert r.returncode == 0, r.stderr  # its settings (a checkpoint every 0.05 s) are the variants' too
-    first = _start("variants", pdir, "--line", "1", "--count", "1", "-q")
-    _wait_for(first, lambda: (pdir / "checkpoint.pt").exists(), "the variant's first checkpoint")
-    second = musivid("variants", pdir, "--line", "1", "--count", "1")
-    assert second.returncode == 75 and f"PID {first.pid}" in second.stderr, second.stderr
-    _, err = first.communicate(timeout=600)
-    assert first.returncode == 0, err
+    first = runs["variants"]
+    assert first.acted, first.why_not()
+    pdir = first.pdir
+    try:
+        second = musivid("variants", pdir, "--line", "1", "--count", "1")
+    finally:
+        first.proc.send_signal(signal.SIGCONT)
+    assert second.returncode == 75 and f"PID {first.proc.pid}" in second.stderr, second.stderr
+    _, err = first.proc.communicate(timeout=600)
+    assert first.proc.returncode == 0, err
     second = musivid("variants", pdir, "--line", "1", "--count", "1")
     assert second.returncode == 0, second.stderr
     data = json.loads((pdir / "project.json").read_text())
@@ -207,40 +271,32 @@ def test_two_concurrent_variants_commands(song, tmp_path):
     assert fox == [0, 1, 2]
 
 
-# ---- stop signals -------------------------------------------------------------------------------------
-
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["SIGTERM", "SIGHUP"])
-def test_a_stop_signal_during_optimization_keeps_the_checkpoint(song, tmp_path, sig, code):
-    out, pdir = tmp_path / "v.mp4", tmp_path / "v.musivid"
-    args = [*song, "-o", out, *FAST, "--steps", "12", "--checkpoint-every", "0.05"]
-    proc = _start(*args)
-    _wait_for(proc, lambda: (pdir / "checkpoint.pt").exists(), "the first checkpoint")
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err
-    assert f"interrupted ({signal.Signals(sig).name})" in err and "Traceback" not in err
-    done = torch.load(pdir / "checkpoint.pt", weights_only=True)["state"]["step"]
-    assert 0 < done < 12
-    assert not out.exists() and not _parts(tmp_path)
-    assert (pdir / ".lock").read_text() == ""  # released on the way out
+def test_a_stop_signal_during_optimization_keeps_the_checkpoint(runs, sig, code):
+    run = runs[sig.name]
+    assert run.acted, run.why_not()
+    _, err = run.proc.communicate(timeout=300)
+    assert run.proc.returncode == code, err
+    assert f"interrupted ({sig.name})" in err and "Traceback" not in err
+    done = torch.load(run.pdir / "checkpoint.pt", weights_only=True)["state"]["step"]
+    assert STEPS < done < 2 * STEPS  # steps done in this run, not all of them
+    assert not run.out.exists() and not _parts(run.pdir.parent)
+    assert (run.pdir / ".lock").read_text() == ""  # released on the way out
     if sig == signal.SIGTERM:
-        again = musivid(*args)
+        again = musivid(*run.args)
         assert again.returncode == 0, again.stderr
-        assert f"resuming from checkpoint at step {done}/12" in again.stderr and out.exists()
+        assert f"resuming from checkpoint at step {done}/{2 * STEPS}" in again.stderr and run.out.exists()
 
 
-def test_sigterm_during_rendering_leaves_no_temp_file(made, tmp_path):
-    out, pdir = _copy(made, tmp_path)
-    big = tmp_path / "big.mp4"
-    args = ["render", pdir, "-o", big, "--fps", "30", "--size", "256"]
-    proc = _start(*args)
-    _wait_for(proc, lambda: list(tmp_path.glob(".big.*.mp4.part")), "the render's temp file")  # rendering
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+def test_sigterm_during_rendering_leaves_no_temp_file(runs):
+    run = runs["render"]
+    assert run.acted, run.why_not()
+    _, err = run.proc.communicate(timeout=300)
+    assert run.proc.returncode == 143, err
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err
-    assert not big.exists() and not _parts(tmp_path)
-    again = musivid(*args, "-q")
+    big = run.pdir.parent / "big.mp4"
+    assert not big.exists() and not _parts(run.pdir.parent)
+    again = musivid(*run.args, "-q")
     assert again.returncode == 0, again.stderr
     with av.open(str(big)) as c:
         assert c.streams.video[0].frames == 180  # 6 s at 30 fps
@@ -274,11 +330,11 @@ def test_an_unreadable_latent_is_optimized_again_for_its_line_only(made, song, t
     assert r.returncode == 1, r.stderr
     [line] = _error_lines(r.stderr)
     assert str(files[0]) in line and "run the full command" in line
-    r = musivid(*song, "-o", out, *FAST, "--steps", "1", "--seed", "7", "-y")  # -y: a copy's video is not "ours"
+    r = musivid(*song, "-o", out, *MADE, "-y")  # -y: a copy's video is not "ours"
     assert r.returncode == 0, r.stderr
     assert f"{files[0]} cannot be read" in r.stderr and "optimizing 1 latent(s) (1 line(s))" in r.stderr
     after = {p.name: p.read_bytes() for p in (pdir / "latents").iterdir()}
-    assert after.keys() == before.keys() and torch.load(files[0], weights_only=True)["steps"] == 1
+    assert after.keys() == before.keys() and torch.load(files[0], weights_only=True)["steps"] == STEPS
     assert all(after[k] == v for k, v in before.items() if k != files[0].name)  # the other lines untouched
 
 
