@@ -41,6 +41,40 @@ def aligners(tiny_en, whisper_base):
     return get
 
 
+@pytest.fixture(scope="module")
+def decoded():
+    """`decode(path, timing.SR)` once per file for the module (read-only: what one test aligns,
+    no other test's alignment can have changed)."""
+    cache: dict = {}
+
+    def get(path) -> Audio:
+        if path not in cache:
+            cache[path] = decode(path, timing.SR)
+            cache[path].samples.flags.writeable = False
+        return cache[path]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def aligned(aligners, decoded, tmp_path_factory):
+    """(audio file, TimingResult) of a test song of CASES with its model, from the original or
+    the Opus re-encode, aligned once for the module: the tests that check other properties of
+    the same alignment share it."""
+    models = dict(CASES)
+    cache: dict = {}
+    opus = tmp_path_factory.mktemp("reencoded")
+
+    def get(name: str, copy: str = "original"):
+        if (name, copy) not in cache:
+            sg = song(name)
+            path = sg["mp3"] if copy == "original" else reencode(sg["mp3"], opus / f"{name}.opus")
+            cache[name, copy] = path, timing.segments_for(load(sg["txt"]), decoded(path), align=aligners(models[name]))
+        return cache[name, copy]
+
+    return get
+
+
 def reencode(src, dst):
     """`src` decoded and written again with another codec, bitrate and sample rate (Opus 32k)."""
     import av
@@ -89,13 +123,13 @@ def table(name: str, truth: list[dict], res: timing.TimingResult) -> tuple[str, 
 
 @pytest.mark.parametrize("copy", ["original", "reencoded"])
 @pytest.mark.parametrize("name,model", CASES)
-def test_line_times_on_the_test_songs(name, model, copy, aligners, tmp_path):
+def test_line_times_on_the_test_songs(name, model, copy, aligned):
     sg = song(name)
-    path = sg["mp3"] if copy == "original" else reencode(sg["mp3"], tmp_path / f"{name}.opus")
     lyrics = load(sg["txt"])
     truth = sg["truth"]["lines"]
     assert [ln.text for ln in lyrics.lines] == [t["text"] for t in truth]  # (x2) markers expanded
-    res = timing.segments_for(lyrics, decode(path, timing.SR), align=aligners(model))
+    path, res = aligned(name, copy)
+    assert path.suffix == (".mp3" if copy == "original" else ".opus")
     text, s, e = table(f"{name} [{copy}, Whisper {model}]", truth, res)
     print("\n" + text)
     assert res.method == "aligned", text
@@ -113,10 +147,11 @@ def test_line_times_on_the_test_songs(name, model, copy, aligners, tmp_path):
     assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(res.segments, res.segments[1:]))
 
 
-def test_word_times_of_the_sung_song(aligners):
-    """Festival placed every sung word: the aligned word starts follow it."""
+def test_word_times_of_the_sung_song(aligned):
+    """Festival placed every sung word: the aligned word starts follow it (the alignment of
+    test_line_times_on_the_test_songs[en_sung-tiny-original], Whisper tiny.en)."""
     sg = song("en_sung")
-    res = timing.segments_for(load(sg["txt"]), decode(sg["mp3"], timing.SR), align=aligners("tiny"))
+    _, res = aligned("en_sung")
     rows, errs = [], []
     for seg, li in zip(res.segments, res.lines):
         for w, (text, t) in zip(seg.words, sg["truth"]["lines"][li]["words"], strict=True):
@@ -128,9 +163,9 @@ def test_word_times_of_the_sung_song(aligners):
     assert np.median(errs) < 0.2 and np.max(errs) < 0.5, msg
 
 
-def test_chinese_lines_are_timed_per_character(aligners):
-    sg = song("zh_spoken")
-    res = timing.segments_for(load(sg["txt"]), decode(sg["mp3"], timing.SR), align=aligners("base"))
+def test_chinese_lines_are_timed_per_character(aligned):
+    """(the alignment of test_line_times_on_the_test_songs[zh_spoken-base-original])"""
+    _, res = aligned("zh_spoken")
     assert res.language == "zh"
     for seg in res.segments:
         assert [w.text for w in seg.words] == list(seg.text)
@@ -141,11 +176,11 @@ def _cut(audio: Audio, t0: float, t1: float) -> np.ndarray:
     return audio.samples[int(t0 * audio.sample_rate):int(t1 * audio.sample_rate)]
 
 
-def test_a_gap_longer_than_the_window_is_slid_past(aligners):
+def test_a_gap_longer_than_the_window_is_slid_past(aligners, decoded):
     """40 s of instrumental (stretches of three songs) between two sung parts: the walk slides
     over it and finds the lines after it (within 0.75 s: the seam where the pieces are joined
     sits 0.5 s before the first line after the gap and blurs its onset)."""
-    en, de, sung = (decode(song(n)["mp3"], timing.SR) for n in ("en_spoken", "de_spoken", "en_sung"))
+    en, de, sung = (decoded(song(n)["mp3"]) for n in ("en_spoken", "de_spoken", "en_sung"))
     gap = np.concatenate([_cut(en, 19.0, 32.5), _cut(de, 20.0, 29.5), _cut(sung, 18.2, 31.5), _cut(en, 19.0, 23.0)])
     head, tail = _cut(en, 0.0, 18.3), _cut(en, 32.5, 56.0)
     x = np.concatenate([head, gap, tail]).astype(np.float32)
@@ -160,10 +195,10 @@ def test_a_gap_longer_than_the_window_is_slid_past(aligners):
     assert set(got) == set(want) and max(abs(v) for v in err.values()) < 0.75, err
 
 
-def test_an_instrumental_is_not_aligned_but_spread_evenly(aligners, caplog):
+def test_an_instrumental_is_not_aligned_but_spread_evenly(aligners, decoded, caplog):
     """No voice: one warning, the lines spread evenly (equal shares, the last no longer than
     the others), and the method says so."""
-    en = decode(song("en_spoken")["mp3"], timing.SR)
+    en = decoded(song("en_spoken")["mp3"])
     x = np.concatenate([_cut(en, 19.0, 32.5), _cut(en, 19.0, 32.5), _cut(en, 19.5, 32.5)]).astype(np.float32)
     texts = ["the violin is playing in the dark forest", "silver rain is falling on the quiet town",
              "hold on tight we are flying through the night", "every lamp is burning brighter than before"]
@@ -176,20 +211,25 @@ def test_an_instrumental_is_not_aligned_but_spread_evenly(aligners, caplog):
     assert len(warns) == 1 and "no lyric line was recognised" in warns[0], warns
 
 
-def test_english_only_model_refuses_non_english_lyrics(aligners):
+def test_english_only_model_refuses_non_english_lyrics(aligners, decoded):
     sg = song("de_spoken")
     with pytest.raises(InputError) as e:
-        timing.segments_for(load(sg["txt"]), decode(sg["mp3"], timing.SR), align=aligners("tiny"))
+        timing.segments_for(load(sg["txt"]), decoded(sg["mp3"]), align=aligners("tiny"))
     msg = str(e.value)
     assert "\n" not in msg and "German" in msg and "English only" in msg and "--whisper-model base" in msg
     assert str(sg["txt"]) in msg
 
 
+@pytest.fixture(scope="module")
+def base_transcriber(whisper_base):
+    return timing.load_transcriber("faster-whisper", str(whisper_base))
+
+
 @pytest.mark.parametrize("name", ["de_spoken", "zh_spoken"])
-def test_language_detection_on_the_most_voiced_window(name, whisper_base):
+def test_language_detection_on_the_most_voiced_window(name, base_transcriber, decoded):
     from musivid.forced import voice_activity
 
-    tr = timing.load_transcriber("faster-whisper", str(whisper_base))
-    x = decode(song(name)["mp3"], timing.SR).samples
+    tr = base_transcriber
+    x = decoded(song(name)["mp3"]).samples
     # no lyrics to tell: Whisper's detection decides
     assert timing.language_for(None, tr, x, voice_activity(x)) == song(name)["truth"]["language"]

@@ -2,7 +2,8 @@
 
 Whatever the bytes, the result is a value or a MusividError (a one-line message for the user),
 never another exception. Derandomized (a fixed seed derived from each test), no example database,
-so CI runs the same cases every time; the case counts are in COUNTS (4,900 in all).
+so CI runs the same cases every time; the case counts are in COUNTS (2,550 in all), and no
+deadline: a loaded machine's slow example is no failure.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from musivid.errors import MusividError
 from musivid.lyrics import LyricLine, load, parse_lrc, parse_plain
 
 FUZZ = dict(derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-COUNTS = {"parse_lrc": 2000, "parse_plain": 500, "load": 800, "audio_bytes": 500, "audio_cut": 600,
-          "audio_flip": 500}
+COUNTS = {"parse_lrc": 800, "parse_plain": 500, "load": 400, "audio_bytes": 300, "audio_cut": 300,
+          "audio_flip": 250}
 
 # LRC-like text, built from fragments (cheap to generate): tags good and odd, huge numbers,
 # metadata and offset lines, words, stray brackets, blank lines, a BOM

@@ -4,6 +4,7 @@ inline and local-process backends (results, relayed events, errors, a killed wor
 import logging
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -115,6 +116,7 @@ def task_fail(host, emit):
 
 
 def task_sleep(host, emit, secs):
+    emit(("sleeping", os.getpid()))  # the driver kills this worker once the task runs
     time.sleep(secs)
     return "slept"
 
@@ -130,7 +132,14 @@ def test_inline_pool_runs_tasks_here_and_passes_events_and_errors():
 
 def test_process_pool_relays_logs_and_replaces_a_killed_worker(caplog):
     events = []
-    with Pool(SPEC, 2, "process", on_event=lambda i, ev: events.append((i, ev))) as pool:
+    sleeping = threading.Event()
+
+    def on_event(i, ev):
+        events.append((i, ev))
+        if ev[0] == "sleeping":
+            sleeping.set()
+
+    with Pool(SPEC, 2, "process", on_event=on_event) as pool:
         pids = pool.pids()
         assert len(set(pids)) == 2 and os.getpid() not in pids
         futures = [pool.submit(i, task_echo, i + 1) for i in range(2)]
@@ -139,11 +148,12 @@ def test_process_pool_relays_logs_and_replaces_a_killed_worker(caplog):
         with pytest.raises(InputError, match="bad.mp3"):  # the worker's exception, as it was raised
             pool.submit(1, task_fail).result(timeout=60)
 
-        slow = pool.submit(0, task_sleep, 60)
-        time.sleep(0.5)
+        slow = pool.submit(0, task_sleep, 600)
+        assert sleeping.wait(timeout=120)  # the task is running in worker 1
+        assert (0, ("sleeping", pids[0])) in events
         os.kill(pids[0], signal.SIGKILL)
         with pytest.raises(WorkerDied, match=f"worker 1 \\(pid {pids[0]}\\) died"):
-            slow.result(timeout=60)
+            slow.result(timeout=120)
         assert isinstance(WorkerDied("x"), MusividError)
         again = pool.submit(0, task_echo, 5).result(timeout=120)  # a fresh worker takes the slot
         assert again[0] == 10 and again[1] not in pids
@@ -151,10 +161,13 @@ def test_process_pool_relays_logs_and_replaces_a_killed_worker(caplog):
 
 def test_local_worker_processes_from_the_console_entry_point(tmp_path):
     """`python -m musivid ... --no-ray --workers 2`: spawned workers import musivid/__main__.py
-    again, which must not run the command a second time; the sharded run completes."""
-    song = demo_excerpt(tmp_path / "song.wav", 12.0, 9.5)
-    r = run_cli(str(song), str(song.with_suffix(".lrc")), "--untrained", "--cutouts", "4", "--fps", "4", "--size",
-                "64", "--asr", "none", "--device", "cpu", "--steps", "3", "--no-ray", "--workers", "2")
+    again, which must not run the command a second time; the sharded run completes. The least
+    work that still shards: 3 lines (3 latents over 2 workers: micro-batches of 2), 1 step of 1
+    cutout, 1 frame a second at 32 px."""
+    song = demo_excerpt(tmp_path / "song.wav", 12.0, 8.5)
+    assert len(song.with_suffix(".lrc").read_text().splitlines()) == 3
+    r = run_cli(str(song), str(song.with_suffix(".lrc")), "--untrained", "--cutouts", "1", "--fps", "1", "--size",
+                "32", "--asr", "none", "--device", "cpu", "--steps", "1", "--no-ray", "--workers", "2")
     assert r.returncode == 0, r.stderr
     assert "over 2 CPU worker(s) (process), micro-batches of 2" in r.stderr
     assert r.stderr.count("reading song.wav") == 1 and (tmp_path / "song.mp4").is_file()

