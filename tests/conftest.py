@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,6 +222,29 @@ def no_network(monkeypatch) -> list:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     return tried
+
+
+def hold_job(monkeypatch, s, when):
+    """Hold the next job of the studio `s` (a musivid.studio.Studio) at its first progress report for which when(stage, done, total)
+    is true, until the test lets go: (reached, release) events. A cancel made while the job is
+    held is seen at that very report, however fast or slow the machine is."""
+    reached, release = threading.Event(), threading.Event()
+    start = s.jobs.start
+
+    def held_start(kind, label, fn):
+        def held(on_progress):
+            def report(stage, done, total):
+                if not reached.is_set() and when(stage, done, total):
+                    reached.set()
+                    assert release.wait(300), "the test never let the job go"
+                on_progress(stage, done, total)
+
+            return fn(report)
+
+        return start(kind, label, held)
+
+    monkeypatch.setattr(s.jobs, "start", held_start)
+    return reached, release
 
 
 @dataclass

@@ -8,11 +8,22 @@ from pathlib import Path
 import pytest
 
 from browser import NO_CHROMIUM, chromium_path, launch
-from conftest import click_track, write_audio
+from conftest import click_track, hold_job, write_audio
 from musivid.studio import MakeRequest, Studio, running
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason=NO_CHROMIUM)
 LONG = 300_000  # ms: a job on a busy 2-core machine
+
+
+@pytest.fixture(autouse=True, scope="module")
+def patient_expect():
+    """Every expect() waits up to 2 minutes (not Playwright's 5 s): what the page waits for (a
+    re-timed line's keyframe, a re-read song) takes longer on a loaded machine, never shorter."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=120_000)
+    yield
+    expect.set_options(timeout=5_000)
 
 
 @pytest.fixture(scope="module")
@@ -156,15 +167,19 @@ def test_pick_reroll_move_and_reword_lines(project_copy, page):
             [("a paper boat drifts on the river", 0), ("a paper boat drifts on the river", 1)]
 
 
-def test_render_and_preview_play_in_the_page(project_copy, page):
+def test_render_and_preview_play_in_the_page(project_copy, page, monkeypatch):
     from playwright.sync_api import expect
 
     root = project_copy
-    with running(Studio(root)) as url:
+    studio = Studio(root)
+    # the render is held at its first frames until a second tab has seen it running
+    reached, release = hold_job(monkeypatch, studio, lambda stage, done, total: stage == "render")
+    with running(studio) as url:
         page.goto(url)
         expect(page.locator(".line")).to_have_count(8)
         expect(page.locator("#video-none")).to_be_visible()
         page.click("#render")
+        assert reached.wait(300)
         expect(page.locator("#jobbar")).to_have_class("running")
         expect(page.locator("#cancel")).to_be_visible()
         # a second tab sees the running job (not a second copy of it) and cannot start another
@@ -173,6 +188,7 @@ def test_render_and_preview_play_in_the_page(project_copy, page):
         expect(other.locator("#job-label")).to_contain_text("rendering the video")
         expect(other.locator("#render")).to_be_disabled()
         other.close()
+        release.set()
         wait_job(page)
         expect(page.locator("#job-message")).to_contain_text("UNTRAINED")
         meta = page.wait_for_function(

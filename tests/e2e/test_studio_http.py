@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES, musivid
+from conftest import SAMPLES, hold_job, musivid
 from musivid.studio import Studio, running
 
 
@@ -55,29 +54,6 @@ class Client:
                 return job
             time.sleep(0.1)
         raise AssertionError("the job did not end")
-
-
-def hold_job(monkeypatch, s: Studio, when):
-    """Hold the studio's next job at its first progress report for which when(stage, done, total)
-    is true, until the test lets go: (reached, release) events. A cancel made while the job is
-    held is seen at that very report, however fast or slow the machine is."""
-    reached, release = threading.Event(), threading.Event()
-    start = s.jobs.start
-
-    def held_start(kind, label, fn):
-        def held(on_progress):
-            def report(stage, done, total):
-                if not reached.is_set() and when(stage, done, total):
-                    reached.set()
-                    assert release.wait(300), "the test never let the job go"
-                on_progress(stage, done, total)
-
-            return fn(report)
-
-        return start(kind, label, held)
-
-    monkeypatch.setattr(s.jobs, "start", held_start)
-    return reached, release
 
 
 @pytest.fixture
