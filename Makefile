@@ -57,11 +57,14 @@ browser:
 
 # The default run leaves out the tests marked slow (pyproject.toml); test-all runs every test, and
 # runs before an issue is called resolved.
+# One test process per core (at most 4; each test file stays in one process, with its module
+# fixtures), each on one torch thread (tests/conftest.py).
+XDIST := -n auto --maxprocesses 4 --dist loadfile
 test: install-test browser
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q --durations=10 $(XDIST)
 
 test-all: install-test browser
-	$(BIN)/python -m pytest -q --durations=10 -m "slow or not slow"
+	$(BIN)/python -m pytest -q --durations=10 $(XDIST) -m "slow or not slow"
 
 bench: install
 	$(BIN)/musivid bench --device auto --untrained
