@@ -10,6 +10,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ TEXTS = ["a red fox runs through the snow", "waves crash on a golden beach", "th
 
 # card sizes (GiB) for which the report names the best batch; a run must leave this much of the
 # card free for the CUDA context, cuDNN/cuBLAS workspaces and fragmentation
-CARDS_GIB = (24, 80)
+CARDS_GIB = (24, 80, 141)  # an RTX 4090 / A10-class card, an H100 80GB, an H200 141GB
 CARD_HEADROOM_GIB = 1.5
 
 
@@ -74,7 +75,9 @@ class BenchReport:
             f"{g}GiB": (dataclasses.asdict(r) if r else None) for g, r in self.card_fits().items()}}
 
     def ratio(self) -> float:
-        return self.best().latent_steps_per_s / self.reference.latent_steps_per_s if self.reference else float("nan")
+        if not (self.reference and self.rows):
+            return float("nan")
+        return self.best().latent_steps_per_s / self.reference.latent_steps_per_s
 
     def compile_gain(self) -> float | None:
         """Best compiled throughput / best eager throughput, both from this run."""
@@ -162,9 +165,11 @@ def matmul_peak(device: torch.device, n: int = 8192, reps: int = 10) -> float:
     return 2 * n**3 * reps / (start.elapsed_time(end) / 1e3)
 
 
-def run_bench(cfg: BenchConfig) -> BenchReport:
-    """Measure the reference loop and the batched optimizer at every batch size, in one run.
-    Progress goes to the `musivid.bench` logger."""
+def run_bench(cfg: BenchConfig, reference: bool = True, on_row: Callable[[BenchReport], None] | None = None
+              ) -> BenchReport:
+    """Measure the reference loop (unless `reference` is False) and the batched optimizer at every
+    batch size, in one run. Progress goes to the `musivid.bench` logger, each figure as soon as it is
+    measured; `on_row(report)` is called after each measurement (to save partial results)."""
     device, amp = resolve_device(cfg.device)
     clip, gen, raw, label = build_models(cfg, device)
     ocfg = OptimizeConfig(cutouts=cfg.cutouts, steps=cfg.steps)
@@ -173,13 +178,14 @@ def run_bench(cfg: BenchConfig) -> BenchReport:
     if device.type == "cuda":
         rep.peak_flops = matmul_peak(device)
         log.info(f"bf16 matrix product: {rep.peak_flops / 1e12:.0f} TFLOP/s (the roofline's ceiling)")
-    if raw is not None:
+    if raw is not None and reference:
         log.info(f"reference loop: 1 prompt, fp32, unfrozen weights, per-cutout loop, {cfg.steps} steps")
         reference_optimize(raw, clip, TEXTS[0], 1, ocfg, steps=1, device=device)  # warm-up
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         _, _, secs = reference_optimize(raw, clip, TEXTS[0], 1, ocfg, steps=cfg.steps, device=device)
         rep.reference = BenchRow("reference (one prompt, fp32)", 1, cfg.steps / secs)
+        log.info(f"reference loop: {rep.reference.latent_steps_per_s:.2f} latent-steps/s")
         if device.type == "cuda":
             rep.reference.peak_mem_gb = torch.cuda.max_memory_allocated(device) / 2**30
             rep.reference.peak_reserved_gb = torch.cuda.max_memory_reserved(device) / 2**30
@@ -188,6 +194,8 @@ def run_bench(cfg: BenchConfig) -> BenchReport:
             # what stays allocated: the models' weights only, if the loop dropped its gradients
             rep.after_reference_gb = torch.cuda.memory_allocated(device) / 2**30
             log.info(f"after the reference loop: {rep.after_reference_gb:.2f} GiB allocated")
+        if on_row is not None:
+            on_row(rep)
     modes = [False, True] if cfg.compile and device.type == "cuda" else [False]
     if cfg.compile and device.type != "cuda":
         log.info("--compile: torch.compile is used on CUDA only; measuring eager")
@@ -199,6 +207,8 @@ def run_bench(cfg: BenchConfig) -> BenchReport:
             row.tflops = row.latent_steps_per_s * flops / 1e12
             row.roofline_fraction = row.latent_steps_per_s * flops / rep.peak_flops if rep.peak_flops else None
             rep.rows.append(row)
+            if on_row is not None:
+                on_row(rep)
     if cfg.untrained or cfg.full_size:
         rep.note = "random weights: throughput only (it does not depend on weight values)"
     return rep
@@ -285,6 +295,31 @@ def format_markdown(r: BenchReport) -> str:
                      f"{f(row.roofline_fraction, '.1%')} | {f(row.peak_mem_gb, '.2f')} | {f(row.peak_reserved_gb, '.2f')} |")
     lines += [""] + [f"- {x}" for x in _summary(r)]
     return "\n".join(lines)
+
+
+def format_beside_census(census: dict, r: BenchReport) -> str:
+    """The census's estimate (`musivid bench --census --json`, its "census" entry) beside this run's
+    measurement at the census's batch size, as a Markdown table. Both divide the model's FLOPs per
+    latent-step (the same count) by a bf16 matrix rate: the census by the H200's measured 788
+    TFLOP/s, the bench by the rate it measured in this run."""
+    row = next((x for x in r.rows if x.batch == census["batch"] and not x.compiled), None)
+    meas = row.latent_steps_per_s if row else None
+    ceil = r.ceiling()
+
+    def f(v, fmt):
+        return format(v, fmt) if v is not None else "not measured"
+
+    est = census.get("estimates", {}).get(census.get("device", ""), census)
+    return "\n".join([
+        f"| batch {census['batch']}, {census['cutouts']} cutouts | census estimate ({est.get('device', 'H200')}) | "
+        f"measured ({r.device}) |", "| --- | --- | --- |",
+        f"| bf16 matrix rate (TFLOP/s) | {est['peaks']['matmul_flops'] / 1e12:.0f} | {f(r.peak_flops and r.peak_flops / 1e12, '.0f')} |",
+        f"| model GFLOP per latent-step | {census['model_flops_per_latent_step'] / 1e9:.1f} | {r.flops_per_latent_step / 1e9:.1f} |",
+        f"| ceiling (latent-steps/s) | {est['ceiling_latent_steps_per_s']:.0f} | {f(ceil, '.0f')} |",
+        f"| latent-steps/s | {est['estimated_latent_steps_per_s']:.0f} | {f(meas, '.1f')} |",
+        f"| fraction of the ceiling | {est['estimated_fraction_of_ceiling']:.1%} | {f(meas and ceil and meas / ceil, '.1%')} |",
+        f"| kernel launches per step (counted) | {census['kernels_per_step']} | |",
+        f"| GB per latent-step (counted) | {census['bytes_per_latent_step'] / 1e9:.2f} | |"])
 
 
 def _summary(r: BenchReport) -> list[str]:

@@ -7,7 +7,9 @@ its input and output tensors. For each op it counts:
   (torch.utils.flop_counter), other ops one FLOP per element they produce or reduce;
 - bytes: each input read once and each output written once, at the dtypes the op really has
   (a broadcast input counts only the elements it holds; views, detaches and empties move nothing);
-- kernel launches: one per op that moves data (a lower bound: cuBLAS/cuDNN may add a few);
+- kernel launches: one per op that moves data, plus what cuDNN adds on CUDA (`cudnn_extras`):
+  a convolution's bias is added by a separate kernel, and an input or gradient that is not in the
+  convolution's memory layout (channels-last when its input or weight is) is copied first;
 - activation memory kept for backward: the tensors autograd saves, weights excluded.
 
 Where the step runs under CUDA's bf16 autocast, `CudaAutocast` applies CUDA's autocast op lists
@@ -15,11 +17,13 @@ Where the step runs under CUDA's bf16 autocast, `CudaAutocast` applies CUDA's au
 casts show up as the ops they are on the GPU; attention is counted as the fused kernel CUDA
 picks (flash attention, or memory-efficient attention where the value width differs).
 
-The time estimate for an H100 is the sum over ops of max(FLOPs / peak rate, bytes / bandwidth),
-with the rates in `H100` (one place). Launch overhead, L2 reuse and overlap are not modelled.
+The time estimate is the sum over ops of max(FLOPs / peak rate, bytes / bandwidth), with the
+H200's rates as measured on the device machine (`H200`, the default) and the H100's (`H100`) as a
+second column. Launch overhead, L2 reuse and overlap are not modelled.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass, field
@@ -45,17 +49,24 @@ class Peaks:
     source: str
 
 
-# NVIDIA H100 SXM5 80 GB. Data sheet (NVIDIA H100 Tensor Core GPU data sheet / Hopper whitepaper,
-# SXM5): dense bf16 tensor 989.4 TFLOP/s (1,979 with sparsity), fp32 66.9 TFLOP/s, bf16/fp16 non-tensor
-# 133.8 TFLOP/s, HBM3 3.35 TB/s. The estimate uses the attainable rates measured on this workplace's
-# H100 (device notes, KINDS.md, 2026-11-13): an 8192^3 bf16 matrix product at 798 TFLOP/s and a
-# device-to-device copy at about 3.0 TB/s counting bytes read and written; the vector rates are the
-# data sheet's (not measured). DESIGN.md's ceiling of ~1,100 latent-steps/s uses the same 798.
+# NVIDIA H100 SXM5 80 GB (the second column). Data sheet (SXM5): dense bf16 tensor 989.4 TFLOP/s, fp32 66.9,
+# bf16/fp16 non-tensor 133.8 TFLOP/s, HBM3 3.35 TB/s. Measured on an H100 this workplace once lent (KINDS.md,
+# 2026-11-13): 8192^3 bf16 matrix product 798 TFLOP/s, copy ~3.0 TB/s (read + written).
 H100_DATASHEET = {"matmul_bf16_dense": 989.4e12, "vector_fp32": 66.9e12, "vector_bf16": 133.8e12,
                   "hbm_bandwidth": 3.35e12}
 H100 = Peaks("NVIDIA H100 SXM5 80GB", matmul_flops=798e12, vector_flops_fp32=66.9e12, vector_flops_bf16=133.8e12,
              bandwidth=3.0e12, source="bf16 matmul 798 TFLOP/s and copy 3.0 TB/s measured on the device "
              "machine (KINDS.md, 2026-11-13); vector rates from the data sheet")
+
+# NVIDIA H200 SXM 141 GB (lent here). Data sheet: the H100's compute, HBM3e 4.8 TB/s. Measured on the device
+# machine (KINDS.md, 2026-10-28): 8192^3 bf16 matrix product 788 TFLOP/s, device-to-device copy ~4.3 TB/s
+# (read + written). The bench divides by the matrix rate it measures: estimate and measurement share a ceiling.
+H200_DATASHEET = {"matmul_bf16_dense": 989.4e12, "vector_fp32": 66.9e12, "vector_bf16": 133.8e12,
+                  "hbm_bandwidth": 4.8e12}
+H200 = Peaks("NVIDIA H200 SXM 141GB", matmul_flops=788e12, vector_flops_fp32=66.9e12, vector_flops_bf16=133.8e12,
+             bandwidth=4.3e12, source="bf16 matmul 788 TFLOP/s and copy 4.3 TB/s measured on the device "
+             "machine (KINDS.md, 2026-10-28); vector rates from the data sheet")
+DATASHEETS = {H200.name: H200_DATASHEET, H100.name: H100_DATASHEET}
 
 # ops that launch nothing and move nothing (besides views, which OpOverload.is_view knows)
 FREE = {aten.empty, aten.empty_strided, aten.empty_like, aten.new_empty, aten.new_empty_strided, aten.detach,
@@ -133,6 +144,8 @@ def op_cost(func, args: tuple, kwargs: dict, out: Any, phase: str) -> OpCost:
         skip.add(id(args[1]))  # no weight gradient: the data gradient reads grad_output and weight only
     if packet is aten.grid_sampler_2d_backward and not args[6][1]:
         skip.add(id(args[1]))  # no grid gradient: the input's values are not read
+    if packet is aten.convolution and args[2] is not None:
+        skip.add(id(args[2]))  # cuDNN convolves without the bias: `cudnn_extras` adds it
     seen: dict[int, torch.Tensor] = {}
     for t in _tensors((args, kwargs)):
         if id(t) not in skip:
@@ -150,17 +163,75 @@ def op_cost(func, args: tuple, kwargs: dict, out: Any, phase: str) -> OpCost:
 class CostMode(TorchDispatchMode):
     """Records the OpCost of every aten op that runs while it is active; `phase` labels them."""
 
-    def __init__(self) -> None:
+    def __init__(self, cudnn: bool = True) -> None:
         super().__init__()
         self.ops: list[OpCost] = []
         self.phase = "forward"
+        self.cudnn = cudnn  # count the bias additions and layout copies cuDNN makes (CUDA)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.cudnn:  # layout copies run before the convolution
+            self.ops += cudnn_extras(func, args, self.phase)
         out = func(*args, **kwargs)
-        cost = op_cost(func, args, kwargs, out, self.phase)
-        self.ops.append(cost)
+        if self.cudnn:
+            out = _cudnn_layout(func, args, out)
+        self.ops.append(op_cost(func, args, kwargs, out, self.phase))
+        if self.cudnn:  # the bias addition after it
+            self.ops += cudnn_extras(func, args, self.phase, out)
         return out
+
+
+def _layout(*ts: torch.Tensor) -> torch.memory_format:
+    """The memory format cuDNN convolves in (cudnn_conv_suggest_memory_format): channels-last if
+    the input or the weight is channels-last, else contiguous."""
+    def cl(t):
+        return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+    return torch.channels_last if any(cl(t) for t in ts) else torch.contiguous_format
+
+
+def _cudnn_layout(func, args: tuple, out: Any) -> Any:
+    """A meta convolution's output (and its backward's input gradient) in the layout cuDNN writes
+    it in on CUDA: channels-last when the input or the weight is (the meta kernels write
+    channels-first, which would hide or invent layout copies further on)."""
+    packet = func.overloadpacket
+    if packet not in (aten.convolution, aten.convolution_backward):
+        return out
+    x, w = (args[0], args[1]) if packet is aten.convolution else (args[1], args[2])
+    fmt = _layout(x, w)
+    if fmt is torch.contiguous_format or x.device.type != "meta":
+        return out
+    if packet is aten.convolution:
+        return out.contiguous(memory_format=fmt)
+    return (out[0].contiguous(memory_format=fmt) if out[0] is not None else None, *out[1:])
+
+
+def _copy(t: torch.Tensor, phase: str) -> OpCost:
+    b = float(t.numel() * t.element_size())
+    return OpCost("cudnn_layout_copy", phase, 0.0, b, b, 1, False, str(t.dtype).removeprefix("torch."))
+
+
+def cudnn_extras(func, args: tuple, phase: str, out: Any = None) -> list[OpCost]:
+    """What cuDNN adds to a convolution on CUDA (aten/src/ATen/native/Convolution.cpp). Before the
+    op (`out` None): the input made contiguous in the layout it convolves in (a copy when it is
+    not); in the backward, grad_output (and the input, for a weight gradient) likewise, e.g. a
+    gradient that reaches a channels-last convolution channels-first. After the op (`out` given):
+    the bias, added by a separate kernel (reads the output and the bias, writes the output)."""
+    packet = func.overloadpacket
+    if packet is aten.convolution:
+        x, w, bias = args[0], args[1], args[2]
+        if out is not None:
+            b = touched_bytes(out)
+            return [OpCost("cudnn_bias_add", phase, float(out.numel()), float(b + touched_bytes(bias)), float(b),
+                           1, False, str(out.dtype).removeprefix("torch."))] if bias is not None else []
+        return [] if x.is_contiguous(memory_format=_layout(x, w)) else [_copy(x, phase)]
+    if packet is aten.convolution_backward and out is None:
+        g, x, w, mask = args[0], args[1], args[2], args[10]
+        fmt = _layout(x, w)
+        copies = [t for t, need in ((g, True), (x, mask[1])) if need and not t.is_contiguous(memory_format=fmt)]
+        return [_copy(t, phase) for t in copies]
+    return []
 
 
 # CUDA's autocast op lists (torch docs "Automatic Mixed Precision package", CUDA op-specific
@@ -237,35 +308,43 @@ def fused_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, sca
                                                         scale=scale)[0]
 
 
-class _TorchAttentionAsFused:
+@contextlib.contextmanager
+def _torch_attention_as_fused():
     """Inside torch's own Python composites (nn.MultiheadAttention), route
     F.scaled_dot_product_attention to `fused_attention` too (restored on exit)."""
+    import torch.nn.functional as F
 
-    def __enter__(self):
-        import torch.nn.functional as F
-
-        self.old = F.scaled_dot_product_attention
-        F.scaled_dot_product_attention = fused_attention
-        return self
-
-    def __exit__(self, *exc):
-        import torch.nn.functional as F
-
-        F.scaled_dot_product_attention = self.old
-        return False
+    old, F.scaled_dot_product_attention = F.scaled_dot_product_attention, fused_attention
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = old
 
 
 @dataclass
 class Census:
-    """The counted cost of one optimizer step of `batch` latents, and the H100 estimate."""
+    """The counted cost of one optimizer step of `batch` latents, and its estimate at `peaks`
+    (the H200's measured rates by default; `at(H100)` gives the same count at the H100's)."""
 
     label: str
     batch: int
     cutouts: int
     ops: list[OpCost] = field(default_factory=list)
     saved_bytes: float = 0.0  # activation memory autograd keeps for backward (weights excluded)
-    peaks: Peaks = H100
+    peaks: Peaks = H200
     model_flops: float | None = None  # matrix FLOPs of the same step by the original modules
+
+    def at(self, peaks: Peaks) -> "Census":
+        """The same count estimated at other rates (e.g. H100, or the matrix rate a bench measured)."""
+        return dataclasses.replace(self, peaks=peaks)
+
+    def estimate(self) -> dict[str, Any]:
+        """The estimate at `peaks`: the figures a measurement at the same ceiling sits beside."""
+        return {"device": self.peaks.name, "estimated_step_seconds": self.step_seconds,
+                "estimated_latent_steps_per_s": self.latent_steps_per_s, "ceiling_latent_steps_per_s": self.ceiling,
+                "estimated_fraction_of_ceiling": self.fraction_of_ceiling,
+                "estimated_flop_utilisation": self.flop_utilisation, "peaks": dataclasses.asdict(self.peaks),
+                "datasheet": DATASHEETS.get(self.peaks.name)}
 
     def total(self, what: str, phase: str | None = None) -> float:
         return sum(getattr(o, what) for o in self.ops if phase is None or o.phase == phase)
@@ -305,14 +384,9 @@ class Census:
             if key not in acc:
                 acc[key] = dataclasses.replace(o, calls=0, flops=0.0, bytes_read=0.0, bytes_written=0.0, kernels=0)
             g = acc[key]
-            g.calls += 1
-            g.flops += o.flops
-            g.bytes_read += o.bytes_read
-            g.bytes_written += o.bytes_written
-            g.kernels += o.kernels
-        return sorted(acc.values(), key=lambda g: -sum(o.seconds(self.peaks) for o in self.ops
-                                                      if (o.op, o.phase, o.dtype, o.matmul) ==
-                                                      (g.op, g.phase, g.dtype, g.matmul)))
+            g.calls, g.flops, g.kernels = g.calls + 1, g.flops + o.flops, g.kernels + o.kernels
+            g.bytes_read, g.bytes_written = g.bytes_read + o.bytes_read, g.bytes_written + o.bytes_written
+        return sorted(acc.values(), key=lambda g: -_seconds(self, g))
 
     def to_json(self, top: int = 15) -> dict[str, Any]:
         n = self.batch
@@ -325,13 +399,12 @@ class Census:
             "bytes_forward_per_latent_step": self.total("bytes", "forward") / n,
             "bytes_backward_per_latent_step": self.total("bytes", "backward") / n,
             "kernels_per_step": int(self.total("kernels")),
+            "cudnn_bias_adds_per_step": sum(o.kernels for o in self.ops if o.op == "cudnn_bias_add"),
+            "cudnn_layout_copies_per_step": sum(o.kernels for o in self.ops if o.op == "cudnn_layout_copy"),
+            "cudnn_extra_bytes_per_latent_step": sum(o.bytes for o in self.ops if o.op.startswith("cudnn_")) / n,
             "saved_bytes_per_latent": self.saved_bytes / n,
-            "estimated_step_seconds": self.step_seconds,
-            "estimated_latent_steps_per_s": self.latent_steps_per_s,
-            "ceiling_latent_steps_per_s": self.ceiling,
-            "estimated_fraction_of_ceiling": self.fraction_of_ceiling,
-            "estimated_flop_utilisation": self.flop_utilisation,
-            "peaks": dataclasses.asdict(self.peaks),
+            **self.estimate(),
+            "estimates": {p.name: self.at(p).estimate() for p in dict.fromkeys((self.peaks, H200, H100))},
             "top_ops": [{"op": g.op, "phase": g.phase, "dtype": g.dtype, "calls": g.calls,
                          "gflop_per_latent": g.flops / n / 1e9, "mb_per_latent": g.bytes / n / 1e6,
                          "kernels": g.kernels, "estimated_ms": _seconds(self, g) * 1e3}
@@ -345,7 +418,6 @@ def _seconds(c: Census, g: OpCost) -> float:
 
 def format_census(c: Census, top: int = 15) -> str:
     j = c.to_json(top)
-    p = c.peaks
     lines = [
         f"census: {c.label}",
         f"one step of {c.batch} latents x {c.cutouts} cutouts, counted on the meta device (no GPU, no weights)",
@@ -354,14 +426,24 @@ def format_census(c: Census, top: int = 15) -> str:
         f"{j['model_flops_per_latent_step'] / 1e9:.1f} GFLOP",
         f"bytes read + written per latent-step: {j['bytes_per_latent_step'] / 1e9:.2f} GB "
         f"(forward {j['bytes_forward_per_latent_step'] / 1e9:.2f}, backward {j['bytes_backward_per_latent_step'] / 1e9:.2f})",
-        f"kernel launches per step: {j['kernels_per_step']}",
+        f"kernel launches per step: {j['kernels_per_step']} (cuDNN's bias additions {j['cudnn_bias_adds_per_step']} "
+        f"and layout copies {j['cudnn_layout_copies_per_step']} included: "
+        f"{j['cudnn_extra_bytes_per_latent_step'] / 1e6:.0f} MB per latent-step)",
         f"activation memory kept for backward: {j['saved_bytes_per_latent'] / 2**20:.0f} MiB per latent",
-        f"estimate for {p.name}: {j['estimated_latent_steps_per_s']:.0f} latent-steps/s "
-        f"({j['estimated_step_seconds'] * 1e3:.2f} ms per step), {j['estimated_fraction_of_ceiling']:.1%} of the "
-        f"FLOP ceiling ({j['ceiling_latent_steps_per_s']:.0f} latent-steps/s for the model's FLOPs); the step's own "
-        f"FLOPs at {j['estimated_flop_utilisation']:.1%} of the tensor-core rate",
-        f"rates: matmul {p.matmul_flops / 1e12:.0f} TFLOP/s, vector fp32 {p.vector_flops_fp32 / 1e12:.1f} / bf16 "
-        f"{p.vector_flops_bf16 / 1e12:.1f} TFLOP/s, memory {p.bandwidth / 1e12:.2f} TB/s ({p.source})",
+    ]
+    for e in j["estimates"].values():
+        q = e["peaks"]
+        sheet = e["datasheet"] or {}
+        lines += [
+            f"estimate for {e['device']}: {e['estimated_latent_steps_per_s']:.0f} latent-steps/s "
+            f"({e['estimated_step_seconds'] * 1e3:.2f} ms per step), {e['estimated_fraction_of_ceiling']:.1%} of the "
+            f"FLOP ceiling ({e['ceiling_latent_steps_per_s']:.0f} latent-steps/s for the model's FLOPs); the step's "
+            f"own FLOPs at {e['estimated_flop_utilisation']:.1%} of the tensor-core rate",
+            f"  rates: matmul {q['matmul_flops'] / 1e12:.0f} TFLOP/s, vector fp32 {q['vector_flops_fp32'] / 1e12:.1f} / "
+            f"bf16 {q['vector_flops_bf16'] / 1e12:.1f} TFLOP/s, memory {q['bandwidth'] / 1e12:.2f} TB/s ({q['source']})"
+            + (f"; data sheet {sheet['matmul_bf16_dense'] / 1e12:.0f} TFLOP/s, {sheet['hbm_bandwidth'] / 1e12:.2f} TB/s"
+               if sheet else "")]
+    lines += [
         f"top ops by estimated time (per step of {c.batch}):",
         f"  {'op':44s} {'phase':9s} {'dtype':9s} {'calls':>5s} {'GFLOP/lat':>10s} {'MB/lat':>8s} {'ms':>7s}",
     ]
@@ -400,7 +482,7 @@ def count_step(forward: Callable[[], torch.Tensor], *, batch: int, cutouts: int,
     mode = CostMode()
     saved = _SavedTensors(iter(weights))
     with mode:
-        with saved.hooks, _TorchAttentionAsFused():
+        with saved.hooks, _torch_attention_as_fused():
             if autocast is not None:
                 with CudaAutocast(autocast):
                     loss = forward()
@@ -463,8 +545,8 @@ def model_flops(biggan: torch.nn.Module, visual: torch.nn.Module, image_size: in
 
     z = torch.empty(batch, biggan.config.z_dim, device="meta", requires_grad=True)
     c = torch.empty(batch, biggan.config.num_classes, device="meta", requires_grad=True)
-    mode = CostMode()
-    with mode, _TorchAttentionAsFused():
+    mode = CostMode(cudnn=False)  # matrix FLOPs only
+    with mode, _torch_attention_as_fused():
         img = functional_call(biggan, meta(biggan), (z, c, 1.0))  # (N, 3, R, R)
         pieces = cut.make_cutouts(img, torch.empty(batch, cutouts, 4, device="meta"), image_size)
         functional_call(visual, meta(visual), (pieces,)).float().sum().backward()
@@ -483,12 +565,10 @@ def census_step(clip_name: str = "ViT-B-32/openai", biggan_name: str = "biggan-d
     vnet = clip.fast(dtype, torch.channels_last)
     cfg = OptimizeConfig(cutouts=cutouts, steps=1)
     st = init_state(list(range(batch)), gen.z_dim, gen.num_classes, cfg, gen.n_z_rows, "meta")
-    z = st.z.clone().requires_grad_(True)
-    cls = st.cls.clone().requires_grad_(True)
+    z, cls = st.z.clone().requires_grad_(True), st.cls.clone().requires_grad_(True)
     text = torch.empty(batch, 512, device="meta")
     objective = Objective(gen, clip, cfg, dtype)
-    score = torch.empty(batch, device="meta")
-    step_loss = torch.empty(batch, device="meta")
+    score, step_loss = torch.empty(batch, device="meta"), torch.empty(batch, device="meta")
     out = {}
 
     def forward():
@@ -499,7 +579,9 @@ def census_step(clip_name: str = "ViT-B-32/openai", biggan_name: str = "biggan-d
     def after(mode: CostMode):
         score.copy_(out["score"].detach())
         step_loss.copy_(out["loss"].detach())
-        with torch.no_grad():
+        with torch.no_grad():  # the step's undo copy (optimize.py: OOM), best-tracking, fused Adam
+            kept = [z, cls, st.best_z, st.best_cls, st.best_score] + [torch.empty_like(t) for t in (z, cls) * 2]
+            torch._foreach_copy_([torch.empty_like(t) for t in kept], kept)
             track_best(st, z, cls, score, cfg)
         mode.ops.append(adam_cost([z, cls]))
         torch._foreach_zero_([z.grad, cls.grad])
@@ -511,5 +593,6 @@ def census_step(clip_name: str = "ViT-B-32/openai", biggan_name: str = "biggan-d
     return c
 
 
-__all__ = ["H100", "H100_DATASHEET", "Census", "CostMode", "CudaAutocast", "OpCost", "Peaks", "census_step",
-           "count_step", "format_census", "fused_attention", "meta_models", "op_cost", "touched_bytes"]
+__all__ = ["H100", "H100_DATASHEET", "H200", "H200_DATASHEET", "Census", "CostMode", "CudaAutocast", "OpCost", "Peaks",
+           "census_step", "count_step", "cudnn_extras", "format_census", "fused_attention", "meta_models", "op_cost",
+           "touched_bytes"]

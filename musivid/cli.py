@@ -472,7 +472,7 @@ def _batch_sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
               help="Also measure the torch.compile'd step, in the same run (CUDA).")
 @click.option("--census", is_flag=True,
               help="Count FLOPs, bytes, kernels and saved memory of one full-size step on the meta device "
-                   "(no GPU, no weights) and estimate its H100 speed.")
+                   "(no GPU, no weights) and estimate its speed on an H200 (measured rates) and an H100.")
 @click.option("--render", "render_bench", is_flag=True,
               help="Render frames/s against the encoder alone on the same frames, in one run.")
 @click.option("--seconds", type=click.FloatRange(0.5, 600), default=10.0, show_default=True,
@@ -487,7 +487,7 @@ def _batch_sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
 def bench_cmd(device, untrained, full_size, clip, biggan, cutouts, batches, steps, use_compile, census, render_bench,
               seconds, size, preset, json_out, md_out, quiet, verbose):
     """Latent-steps/s of musivid's batched optimizer against the one-prompt reference loop
-    (--census: the counted cost of one step and its H100 estimate, no GPU needed; --render: render
+    (--census: the counted cost of one step and its H200 and H100 estimates, no GPU needed; --render: render
     frames/s against the encoder alone)."""
     import json
 

@@ -164,7 +164,7 @@ class Objective:
 # torch.compile'd objectives: one per (models, objective settings, dtype) for the whole process,
 # each with ONE static micro-batch size (the last micro-batch is padded to it), so a compiled step
 # is traced once, not again for every optimize() call, remainder or new batch size
-_COMPILED: dict[tuple, list] = {}
+_COMPILED: dict[tuple, tuple[Callable, list]] = {}
 
 
 def _objective_key(generator, clip, cfg: OptimizeConfig, amp_dtype) -> tuple:
@@ -179,9 +179,8 @@ def step_function(generator, clip, cfg: OptimizeConfig, amp_dtype, compiled: boo
         return Objective(generator, clip, cfg, amp_dtype), [0]
     key = _objective_key(generator, clip, cfg, amp_dtype)
     if key not in _COMPILED:
-        _COMPILED[key] = [torch.compile(Objective(generator, clip, cfg, amp_dtype), dynamic=False), 0]
-    entry = _COMPILED[key]
-    return entry[0], entry
+        _COMPILED[key] = (torch.compile(Objective(generator, clip, cfg, amp_dtype), dynamic=False), [0])
+    return _COMPILED[key]
 
 
 def _padded(parts: tuple[torch.Tensor, ...], size: int) -> tuple[torch.Tensor, ...]:
@@ -192,6 +191,30 @@ def _padded(parts: tuple[torch.Tensor, ...], size: int) -> tuple[torch.Tensor, .
 
 def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+def _compiles(cfg: OptimizeConfig, device: torch.device) -> bool:
+    return cfg.compile and device.type == "cuda"
+
+
+def _halve(micro: int, compiled: bool) -> int:
+    """The micro-batch after an OOM with `micro` latents per batch. Compiled, the halved size becomes
+    the process's static size: traced once more (padding to the old size would need the memory that
+    just ran out), then later batches are padded to it."""
+    if micro == 1:
+        raise MusividError("out of GPU memory even with one latent per batch: use a smaller --cutouts, --size "
+                           "or a smaller model, or --device cpu")
+    new = (micro + 1) // 2
+    log.warning("out of GPU memory with %d latents per batch: retrying with micro-batches of %d (slower; a smaller "
+                "--cutouts or --size needs less memory)%s", micro, new,
+                "; the compiled step is traced again for that size" if compiled else "")
+    return new
+
+
+def _free_cache(device: torch.device) -> None:
+    """Give the allocator's cached blocks back after an OOM (the failed step's tensors are freed by then)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: OptimizeConfig, *,
@@ -216,14 +239,19 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     z = state.z.detach().clone().requires_grad_(True)
     cls = state.cls.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z, cls], lr=cfg.lr, fused=True)  # fused: no .item() on the step count
-    if state.adam and state.step > 0:
-        for j, p in enumerate((z, cls)):
-            opt.state[p] = {"step": torch.tensor(float(state.step), dtype=torch.float32, device=device),
-                            "exp_avg": state.adam["exp_avg"][j].to(device, copy=True),
-                            "exp_avg_sq": state.adam["exp_avg_sq"][j].to(device, copy=True)}
-    compiled = cfg.compile and device.type == "cuda"
+    resumed = bool(state.adam) and state.step > 0
+    for j, p in enumerate((z, cls)):  # Adam's state from the start (zeros before step 1, as Adam makes it)
+        opt.state[p] = {"step": torch.tensor(float(state.step if resumed else 0), dtype=torch.float32, device=device)}
+        for k in ("exp_avg", "exp_avg_sq"):
+            opt.state[p][k] = state.adam[k][j].to(device, copy=True) if resumed else torch.zeros_like(p)
+    compiled = _compiles(cfg, device)
     step_fn, static = step_function(generator, clip, cfg, amp_dtype, compiled)
     live = OptimState(state.seeds, z, cls, state.best_z, state.best_cls, state.best_score, state.step)
+    # a step changes these rows only: copied before it changes any (one multi-tensor copy, no sync) and put
+    # back if it runs out of memory, so a redone step starts from exactly the same state
+    kept = [z, cls, live.best_z, live.best_cls, live.best_score] + [opt.state[p][k] for k in ("exp_avg", "exp_avg_sq")
+                                                                   for p in (z, cls)]
+    undo = [t.detach().clone() for t in kept]
     micro = cfg.micro_batch or static[0] or n
     start = state.step
     last_ckpt = time.monotonic()
@@ -236,36 +264,39 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
         torch.backends.cudnn.benchmark = True
     try:
         while live.step < cfg.steps:
-            while True:  # micro-batches; halve on OOM and redo this step
-                try:
-                    for lo in range(0, n, micro):
-                        hi = min(n, lo + micro)
-                        rows = (z[lo:hi], cls[lo:hi], text_emb[lo:hi], live.seeds[lo:hi])
-                        if compiled:  # one static size: pad the last micro-batch (no new graph)
-                            static[0] = micro
-                            rows = _padded(rows, micro) if hi - lo < micro else rows
-                        loss, sc = step_fn(*rows, step_t)
-                        loss, sc = loss[:hi - lo], sc[:hi - lo]
-                        loss.sum().backward()
-                        score[lo:hi] = sc.detach()
-                        step_loss[lo:hi] = loss.detach()
-                    break
-                except Exception as e:  # noqa: BLE001 - only OOM is handled
-                    if not _is_oom(e) or micro == 1:
-                        if _is_oom(e):
-                            raise MusividError(
-                                "out of GPU memory even with one latent per batch: use a smaller "
-                                "--cutouts, --size or a smaller model, or --device cpu") from None
-                        raise
-                    old, micro = micro, (micro + 1) // 2
-                    log.warning("out of GPU memory with %d latents per batch: retrying with micro-batches of %d "
-                                "(slower; a smaller --cutouts or --size needs less memory)", old, micro)
-                    opt.zero_grad(set_to_none=True)
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-            with torch.no_grad():
-                track_best(live, z, cls, score, cfg)
-            opt.step()
+            try:  # one step: micro-batches, best-tracking, Adam; on OOM anywhere, halve and redo it
+                with torch.no_grad():
+                    torch._foreach_copy_(undo, kept)  # the state this step starts from
+                for lo in range(0, n, micro):
+                    hi = min(n, lo + micro)
+                    rows = (z[lo:hi], cls[lo:hi], text_emb[lo:hi], live.seeds[lo:hi])
+                    if compiled:  # one static size: pad the last micro-batch (no new graph)
+                        static[0] = micro
+                        rows = _padded(rows, micro) if hi - lo < micro else rows
+                    loss, sc = step_fn(*rows, step_t)
+                    loss, sc = loss[:hi - lo], sc[:hi - lo]
+                    loss.sum().backward()
+                    score[lo:hi] = sc.detach()
+                    step_loss[lo:hi] = loss.detach()
+                loss = sc = rows = None
+                with torch.no_grad():
+                    track_best(live, z, cls, score, cfg)
+                opt.step()
+                oom = False
+            except Exception as e:  # noqa: BLE001 - only OOM is handled
+                if not _is_oom(e):
+                    raise
+                oom = True
+            if oom:  # out of the except block: the exception, its traceback and their activations are gone
+                loss = sc = rows = None
+                micro = _halve(micro, compiled)
+                with torch.no_grad():
+                    torch._foreach_copy_(kept, undo)
+                    for p in (z, cls):
+                        opt.state[p]["step"].fill_(float(live.step))
+                opt.zero_grad(set_to_none=True)
+                _free_cache(device)
+                continue
             opt.zero_grad(set_to_none=False)
             step_t.add_(1)
             live.step += 1
@@ -280,7 +311,7 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     finally:
         torch.backends.cudnn.benchmark = cudnn_benchmark
         bar.close()
-        live.adam = _moments(opt, z, cls)
+        live.adam = _moments(opt, z, cls) if live.step > 0 else {}
     final = snapshot(live)
     return OptimizeResult(final.best_z.float(), torch.sigmoid(final.best_cls.float()),
                           final.best_score.float(), live.step - start, final, micro)

@@ -91,3 +91,76 @@ def test_optimize_reports_the_micro_batch_it_ended_with(tiny_models):
 def test_bench_options_are_checked(args, expect):
     r = musivid("bench", "--device", "cpu", *args)
     assert r.returncode == 2 and expect in r.stderr and "Traceback" not in r.stderr
+
+
+# ---- benchmarks/gpu_bench.py: one prepared device call ----------------------------------------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _gpu_bench():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu_bench.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_bench"] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_bench_plan_fits_one_call():
+    """Stages by value (eager bench, render, eager vs compiled, GPU tests), 480 s of limits at most
+    (a rerun still fits the 15 minutes of a session), results in at most 8 files."""
+    import subprocess
+    import sys
+
+    gb = _gpu_bench()
+    assert [s.name for s in gb.PLAN] == ["eager", "render", "compile", "tests"]
+    assert sum(s.limit_s for s in gb.PLAN) <= 480 and len(gb.FILES) <= 8
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "plan"], capture_output=True,
+                       text=True, env={**__import__("os").environ, "DRY": "1"})
+    assert r.returncode == 0, r.stderr
+    lines = [ln.split() for ln in r.stdout.splitlines() if ln.strip()[:2] in ("1.", "2.", "3.", "4.")]
+    assert [(ln[1], int(ln[3])) for ln in lines] == [(s.name, s.limit_s) for s in gb.PLAN]
+    assert "total limit 480 s" in r.stdout
+
+
+@pytest.mark.slow
+def test_gpu_bench_dry_run(tmp_path):
+    """DRY=1 bash benchmarks/gpu_bench.sh run: every stage on the CPU with tiny models (~20 s here),
+    in order, each with its limit; at most 8 files; every stage's results in the JSON."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DRY": "1", "OUT": str(tmp_path), "SITE": str(tmp_path / "site"),
+           "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_bench.sh"), "run"], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    heads = [ln.split()[1:4] for ln in r.stdout.splitlines() if ln.startswith("== ") and "limit" in ln]
+    assert heads == [[s, "(limit", str(t)] for s, t in (("eager", 180), ("render", 60), ("compile", 160), ("tests", 80))]
+    files = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert files == ["results.json", "results.md", "run.log"]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert set(res["stages"]) == {"eager", "render", "compile", "tests"} and res["failed"] == []
+    assert res["stages"]["eager"]["reference"]["latent_steps_per_s"] > 0
+    assert "reference loop: " in (tmp_path / "run.log").read_text()
+
+
+def test_census_beside_the_measurement():
+    from musivid.bench import BenchRow, format_beside_census
+
+    rep = _report([("musivid batched bf16", 16, 500.0, 30.0, 16, False)])
+    est = {"device": "H200", "peaks": {"matmul_flops": 788e12}, "ceiling_latent_steps_per_s": 1144.0,
+           "estimated_latent_steps_per_s": 568.0, "estimated_fraction_of_ceiling": 0.497}
+    census = {"batch": 16, "cutouts": 32, "model_flops_per_latent_step": 689e9, "kernels_per_step": 1243,
+              "bytes_per_latent_step": 5.3e9, **est, "estimates": {"H200": est}}
+    md = format_beside_census(census, rep)
+    assert "| latent-steps/s | 568 | 500.0 |" in md
+    assert "| fraction of the ceiling | 49.7% | 43.8% |" in md  # 500 / (8e14 / 7e11)
+    assert "| bf16 matrix rate (TFLOP/s) | 788 | 800 |" in md
+    rep.rows = [BenchRow("x", 8, 1.0)]
+    assert "not measured" in format_beside_census(census, rep)

@@ -26,11 +26,34 @@ def meta(*shape, dtype=torch.float32, grad=False):
 def test_convolution_by_hand():
     x, w, b = meta(2, 3, 8, 8), meta(4, 3, 3, 3), meta(4)
     ops, out = _count(lambda: F.conv2d(x, w, b, padding=1))
-    (op,) = ops
+    op, bias = ops  # cuDNN convolves without the bias, then adds it in a kernel of its own
     assert op.op == "convolution" and op.matmul and op.kernels == 1
     assert op.flops == 2 * (2 * 4 * 8 * 8) * (3 * 3 * 3)  # 2 x outputs x (C_in x k x k) = 27,648
-    assert op.bytes_read == 4 * (2 * 3 * 64 + 4 * 27 + 4)  # input, weight, bias in fp32
+    assert op.bytes_read == 4 * (2 * 3 * 64 + 4 * 27)  # input, weight in fp32
     assert op.bytes_written == 4 * (2 * 4 * 64)
+    assert (bias.op, bias.kernels, bias.matmul) == ("cudnn_bias_add", 1, False)
+    assert (bias.bytes_read, bias.bytes_written) == (4 * (2 * 4 * 64 + 4), 4 * (2 * 4 * 64))
+    (op,), _ = _count(lambda: F.conv2d(x, w, padding=1))  # no bias: no extra kernel
+    assert op.op == "convolution"
+
+
+def test_cudnn_layout_copies():
+    """A channels-last convolution gets its output channels-last (as cuDNN writes it), and a
+    channels-first gradient reaching it is copied into channels-last first: one kernel, its bytes."""
+    cl = torch.channels_last
+    x = meta(2, 8, 16, 16).to(memory_format=cl).requires_grad_(True)
+    w = meta(8, 8, 3, 3).to(memory_format=cl)
+    ops, out = _count(lambda: F.conv2d(x, w, padding=1))
+    assert [o.op for o in ops] == ["convolution"] and out.is_contiguous(memory_format=cl)
+    c = cs.count_step(lambda: F.conv2d(x, w, padding=1).contiguous().sum((1, 2, 3)), batch=1, cutouts=1, label="t",
+                      weights=[w])
+    copies = [o for o in c.ops if o.op == "cudnn_layout_copy"]
+    assert len(copies) == 1 and copies[0].phase == "backward"
+    assert copies[0].bytes_read == copies[0].bytes_written == 4 * 2 * 8 * 16 * 16
+    y = meta(2, 8, 16, 16).to(memory_format=cl)
+    c = cs.count_step(lambda: (F.conv2d(x, w, padding=1) * y).sum((1, 2, 3)), batch=1, cutouts=1, label="t",
+                      weights=[w, y])
+    assert not [o for o in c.ops if o.op == "cudnn_layout_copy"]  # a channels-last gradient: no copy
 
 
 def test_matrix_product_by_hand():
@@ -111,6 +134,17 @@ def test_census_of_the_full_size_step():
     assert 650e9 < j["flops_per_latent_step"] < 720e9  # DESIGN.md §6: 77.7 + 32 x 8.8 GFLOP forward, ~2x
     assert j["kernels_per_step"] > 100 and j["bytes_per_latent_step"] > 1e9
     assert 0 < j["estimated_fraction_of_ceiling"] < 1
+    # cuDNN's extras (issue 26, checked by another counter on the same step): 50 of the 53 convolutions
+    # carry a bias (+194 MB per latent-step), 14 backward gradients arrive channels-first (+76 MB)
+    assert j["cudnn_bias_adds_per_step"] == 50 and j["cudnn_layout_copies_per_step"] == 14
+    assert 0.26e9 < j["cudnn_extra_bytes_per_latent_step"] < 0.28e9
+    # the H200's measured rates by default, the H100's as a second column, each with its data sheet
+    assert j["device"] == cs.H200.name and j["peaks"]["matmul_flops"] == 788e12 and j["peaks"]["bandwidth"] == 4.3e12
+    h100 = j["estimates"][cs.H100.name]
+    assert h100["peaks"]["matmul_flops"] == 798e12 and h100["datasheet"]["hbm_bandwidth"] == 3.35e12
+    assert j["datasheet"]["hbm_bandwidth"] == 4.8e12
+    assert h100["estimated_latent_steps_per_s"] < j["estimated_latent_steps_per_s"]  # less bandwidth
+    assert j["ceiling_latent_steps_per_s"] == pytest.approx(788e12 / j["model_flops_per_latent_step"])
 
 
 def test_bench_census_cli_writes_json(tmp_path):
@@ -124,3 +158,5 @@ def test_bench_census_cli_writes_json(tmp_path):
               "estimated_latent_steps_per_s", "estimated_fraction_of_ceiling"):
         assert c[k] > 0, k
     assert c["batch"] == 2 and "top ops by estimated time" in r.stdout
+    assert "estimate for NVIDIA H200" in r.stdout and "estimate for NVIDIA H100" in r.stdout
+    assert set(c["estimates"]) == {cs.H200.name, cs.H100.name}
