@@ -207,8 +207,8 @@ def runs(made, song, tmp_path_factory) -> dict[str, Run]:
     try:
         for name, (sig, command, event) in plan.items():
             runs[name] = Run(made, d / name, sig, command, event)
-        deadline = time.time() + WAIT
-        while time.time() < deadline and any(not r.acted and r.proc.poll() is None for r in runs.values()):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and any(not r.acted and r.proc.poll() is None for r in runs.values()):
             for r in runs.values():
                 if not r.acted and r.proc.poll() is None and r.due():
                     r.proc.send_signal(r.sig)

@@ -127,9 +127,9 @@ def test_batch_makes_the_album_reports_the_bad_file_and_a_rerun_does_nothing_new
 
 
 def _wait_for(cond, timeout=120.0):
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     while not cond():
-        assert time.time() < deadline, "timed out"
+        assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
 
 
