@@ -23,7 +23,9 @@ CLIP_S = 9.5  # 3 lines each
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray(tmp_path_factory):
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from musivid.workers import LOCAL_RAY
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config=LOCAL_RAY)
     yield
     ray.shutdown()
 
@@ -87,6 +89,8 @@ def test_a_ray_worker_computes_with_the_one_device_thread_count():
         pytest.skip("this torch build has no libgomp to ask")
     with Pool(WorkerSpec(ModelConfig(untrained=True), "cpu", False, threads=3), 1, "ray") as pool:
         assert pool.submit(0, omp_threads).result(timeout=300) == 3
+        # and at the driver's priority: Ray's default niceness (15) starves workers on a busy machine
+        assert pool.submit(0, lambda host, emit: os.nice(0)).result(timeout=300) == os.nice(0)
 
 
 def test_batch_makes_the_album_reports_the_bad_file_and_a_rerun_does_nothing_new(album, tmp_path):
