@@ -30,7 +30,7 @@ def build(folder: Path) -> tuple[Path, Path, list[float]]:
     """The 3-minute song, its plain lyrics and the truth start of every sung line (in order)."""
     import av
 
-    from musivid.audio import decode
+    from musivid.song.audio import decode
 
     audio, lyrics, truth, t0 = [], [], [], 0.0
     for name, cut in PARTS:
@@ -70,8 +70,8 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, default=None, help="build the song into DIR (kept) instead of a temp dir")
     args = ap.parse_args()
     from musivid.cli import run
-    from musivid.lyrics import load
-    from musivid.timing import bundled_tiny_en
+    from musivid.song.lyrics import load
+    from musivid.song.timing import bundled_tiny_en
 
     model = bundled_tiny_en()
     if model is None:
@@ -80,7 +80,7 @@ def main() -> int:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="musivid-align-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     mp3, txt, truth = build(folder)
-    from musivid.audio import decode
+    from musivid.song.audio import decode
 
     print(f"song: {mp3} ({decode(mp3, 16000).duration:.1f} s, {len(load(txt).lines)} lyric lines), "
           f"Whisper tiny.en int8, {os.cpu_count()} CPUs")

@@ -114,7 +114,7 @@ def _cfg(**kw):
 
 
 def stage_eager() -> None:
-    from musivid import bench
+    from musivid.perf import bench
 
     census = json.loads(CENSUS.read_text())["census"] if CENSUS.is_file() else None
 
@@ -128,14 +128,14 @@ def stage_eager() -> None:
 
 
 def stage_render() -> None:
-    from musivid import bench
+    from musivid.perf import bench
 
     r = bench.run_render_bench(_cfg(batches=(1,)), seconds=settings()["render_s"], size=256)
     save("render", r.to_json(), bench.format_render(r))
 
 
 def stage_compile() -> None:
-    from musivid import bench
+    from musivid.perf import bench
 
     def partial(rep):
         save("compile", rep.to_json(), bench.format_markdown(rep))

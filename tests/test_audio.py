@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import write_audio
-from musivid.audio import decode
+from musivid.song.audio import decode
 from musivid.errors import InputError
 
 

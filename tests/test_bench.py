@@ -7,9 +7,9 @@ import torch
 
 from conftest import musivid
 from musivid.config import OptimizeConfig
-from musivid.models import biggan as bg
-from musivid.optimize import optimize
-from musivid.reference import reference_optimize
+from musivid.images.models import biggan as bg
+from musivid.images.optimize import optimize
+from musivid.images.reference import reference_optimize
 from musivid.rng import seed_for
 
 TEXTS = ["a red fox runs through the snow", "a lighthouse against the storm", "fireworks in the summer sky"]
@@ -47,7 +47,7 @@ def test_bench_cli_on_cpu_shows_the_ratio(tmp_path):
 
 
 def _report(rows):
-    from musivid.bench import BenchReport, BenchRow
+    from musivid.perf.bench import BenchReport, BenchRow
 
     rep = BenchReport("H100 (synthetic rows)", "m", 32, 7e11, peak_flops=8e14)
     rep.reference = BenchRow("reference (one prompt, fp32)", 1, 2.0)
@@ -64,7 +64,7 @@ def test_best_batch_per_card_size_compile_gain_and_markdown():
     assert (fits[80].batch, fits[80].compiled) == (32, True)
     assert rep.compile_gain() == 420.0 / 320.0  # best of each, OOM-split rows included
     assert rep.ratio() == 210.0 and rep.ceiling() == 8e14 / 7e11
-    from musivid.bench import format_markdown, format_report
+    from musivid.perf.bench import format_markdown, format_report
 
     text = format_report(rep)
     assert "best batch for a 24 GiB card: 8 compiled" in text and "torch.compile: 1.31x eager" in text
@@ -151,7 +151,7 @@ def test_gpu_bench_dry_run(tmp_path):
 
 
 def test_census_beside_the_measurement():
-    from musivid.bench import BenchRow, format_beside_census
+    from musivid.perf.bench import BenchRow, format_beside_census
 
     rep = _report([("musivid batched bf16", 16, 500.0, 30.0, 16, False)])
     est = {"device": "H200", "peaks": {"matmul_flops": 788e12}, "ceiling_latent_steps_per_s": 1144.0,

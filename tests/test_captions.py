@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import musivid, write_audio
-from musivid.captions import (CURRENT, CaptionTrack, draw_caption, exact_fps, frame_span, layout, unit_times, units,
-                              word_spans, write_lrc, write_srt)
-from musivid.fonts import FontFinder
-from musivid.lyrics import load
-from musivid.schedule import Segment, Word
+from musivid.video.captions import CURRENT, CaptionTrack, draw_caption, exact_fps, frame_span, layout, unit_times, units, word_spans, write_lrc, write_srt
+from musivid.video.fonts import FontFinder
+from musivid.song.lyrics import load
+from musivid.song.segments import Segment, Word
 
 SRT_TIME = re.compile(r"(\d+):(\d+):(\d+),(\d+) --> (\d+):(\d+):(\d+),(\d+)")
 
@@ -81,7 +80,7 @@ def test_lrc_with_words_round_trips_through_the_parser(tmp_path):
     assert "[00:05.00]<00:05.00>月<00:05.50>亮<00:06.00>代<00:06.50>表<00:07.00>" in text
     assert "[00:03.20]\n" in text  # the gap after line 1
     lyr = load(p)
-    from musivid.lyrics import timed_segments
+    from musivid.song.lyrics import timed_segments
 
     back = timed_segments(lyr, 10.0)
     assert [(s.text, s.start, s.end) for s in back] == [(s.text, s.start, s.end) for s in segs]
@@ -89,7 +88,7 @@ def test_lrc_with_words_round_trips_through_the_parser(tmp_path):
 
 
 def test_lrc_time_carries_rounding_into_the_minute():
-    from musivid.captions import lrc_time
+    from musivid.video.captions import lrc_time
 
     assert lrc_time(59.999) == "01:00.00" and lrc_time(61.234) == "01:01.23"
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import musivid
-from musivid import census as cs
+from musivid.perf import census as cs
 
 
 def _count(fn, autocast=None):

@@ -9,8 +9,8 @@ import torch
 
 from conftest import musivid, write_audio
 from musivid.config import DEFAULT_CLIP, MULTILINGUAL_CLIP, ModelConfig
-from musivid.models import clip as clip_mod
-from musivid.models.load import choose_clip
+from musivid.images.models import clip as clip_mod
+from musivid.images.models.load import choose_clip
 
 clip_mod.import_open_clip()  # the torchvision shim before open_clip/transformers import torchvision
 pytest.importorskip("transformers")
@@ -74,9 +74,9 @@ def test_multilingual_entry_loads_offline_from_the_cache_with_strict_keys(tmp_pa
     same embeddings as the one saved."""
     from safetensors.torch import save_file
 
-    import musivid.models.load as load_mod
+    import musivid.images.models.load as load_mod
     from musivid.files import sha256_file
-    from musivid.models.registry import REGISTRY, ModelEntry, WeightFile
+    from musivid.images.models.registry import REGISTRY, ModelEntry, WeightFile
 
     open_clip = clip_mod.import_open_clip()
     cfg_dir = tmp_path / "cfgs"

@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from musivid.config import (BenchConfig, OptimizeConfig, RenderConfig, RhythmConfig, RunSettings, ScheduleConfig,
-                            TimingConfig, resolve_device)
+from musivid.config import BenchConfig, OptimizeConfig, RenderConfig, RhythmConfig, RunSettings, ScheduleConfig, TimingConfig, resolve_device
 from musivid.errors import InputError
 
 

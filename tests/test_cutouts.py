@@ -1,6 +1,6 @@
 import torch
 
-from musivid import cutouts as cut
+from musivid.images import cutouts as cut
 from musivid import rng
 
 

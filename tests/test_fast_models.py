@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from musivid import cutouts as cut
-from musivid.models import biggan as bg
-from musivid.models import clip as cm
+from musivid.images import cutouts as cut
+from musivid.images.models import biggan as bg
+from musivid.images.models import clip as cm
 
 
 def _biggan(config, seed=0):
@@ -162,7 +162,7 @@ def test_full_size_fast_models_equal_the_originals():
 def _old_step(gen, clip, cfg, z, cls, text, seeds, step, amp=None):
     """The step as it was before the fast forwards (commit a1f2591): the original modules under
     autocast, cutouts reshaped, open_clip's encode_image."""
-    from musivid.optimize import STREAM_CUT, clip_loss, latent_loss
+    from musivid.images.optimize import STREAM_CUT, clip_loss, latent_loss
 
     with torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
         if z.dim() == 2:
@@ -194,7 +194,7 @@ def test_new_step_follows_the_old_step():
     (relative) at every step; bf16 (weights in bf16) within 0.5 % of fp32 at every step, as the
     old bf16 autocast path is (tests/test_optimize.py's tolerance)."""
     from musivid.config import OptimizeConfig
-    from musivid.optimize import Objective, init_state, text_embeddings
+    from musivid.images.optimize import Objective, init_state, text_embeddings
     from musivid.rng import seed_for
 
     raw, prep = _biggan(bg.tiny_config())

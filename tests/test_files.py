@@ -77,7 +77,7 @@ def test_the_library_installs_no_signal_handler():
     import sys
 
     code = ("import signal; before = [signal.getsignal(s) for s in (2, 15, 1)]\n"
-            "import musivid.pipeline, musivid.render, musivid.optimize, musivid.project, musivid.files\n"
+            "import musivid.pipeline, musivid.video.render, musivid.images.optimize, musivid.project, musivid.files\n"
             "assert [signal.getsignal(s) for s in (2, 15, 1)] == before, 'a handler was installed'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from musivid import fonts
-from musivid.captions import CaptionTrack, draw_caption, layout
+from musivid.video import fonts
+from musivid.video.captions import CaptionTrack, draw_caption, layout
 from musivid.errors import InputError
-from musivid.fonts import Face, FontFinder, needed, script_of
-from musivid.schedule import Segment
+from musivid.video.fonts import Face, FontFinder, needed, script_of
+from musivid.song.segments import Segment
 
 ZH = "月亮代表我的心"
 NOTDEF = "\U0010FFFD"  # a private-use code point no font maps: drawn as the .notdef glyph
@@ -66,7 +66,7 @@ def test_a_line_no_font_covers_is_named_in_one_warning(no_cjk_fonts, caplog):
 
 
 def test_storyboard_finds_cjk_glyphs_or_warns(no_cjk_fonts, caplog):
-    from musivid.storyboard import Row, storyboard_png
+    from musivid.video.storyboard import Row, storyboard_png
 
     with caplog.at_level(logging.WARNING, logger="musivid"):
         storyboard_png([Row(3, 1.0, "사랑해요 당신을", [], None)])

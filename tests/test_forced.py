@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from musivid import forced
-from musivid.forced import LineTokens, VoiceActivity, units, weight
+from musivid.song import alignment as forced
+from musivid.song.alignment import LineTokens, VoiceActivity, units, weight
 
 STEP = 512 / 16000
 
@@ -133,7 +133,7 @@ def test_tokenize_maps_tokens_to_characters(text, tokenizers):
 def test_truth_files_match_the_lyrics():
     """The committed songs' truth lists the lyric lines in order (markers expanded)."""
     from conftest import SONGS
-    from musivid.lyrics import load
+    from musivid.song.lyrics import load
 
     for truth in sorted(SONGS.glob("*.truth.json")):
         name = truth.name.removesuffix(".truth.json")

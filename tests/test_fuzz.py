@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_audio
-from musivid.audio import decode
+from musivid.song.audio import decode
 from musivid.errors import MusividError
-from musivid.lyrics import LyricLine, load, parse_lrc, parse_plain
+from musivid.song.lyrics import LyricLine, load, parse_lrc, parse_plain
 
 FUZZ = dict(derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 COUNTS = {"parse_lrc": 800, "parse_plain": 500, "load": 400, "audio_bytes": 300, "audio_cut": 300,

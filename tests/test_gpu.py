@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from musivid.config import ModelConfig, OptimizeConfig
-from musivid.models.load import load_biggan, load_clip
-from musivid.optimize import optimize
+from musivid.images.models.load import load_biggan, load_clip
+from musivid.images.optimize import optimize
 from musivid.rng import seed_for
 
 pytestmark = pytest.mark.gpu
@@ -136,7 +136,7 @@ def test_cuda_render_through_pinned_buffers(cuda_models, tmp_path):
 
     from conftest import write_audio
     from musivid.config import RenderConfig
-    from musivid.render import render
+    from musivid.video.render import render
 
     _, gen = cuda_models
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from musivid.interpolate import frame_count, frame_latents, mix_classes, plan, slerp
-from musivid.schedule import Keyframe
+from musivid.video.interpolate import frame_count, frame_latents, mix_classes, plan, slerp
+from musivid.video.motion import Keyframe
 
 
 def test_slerp_endpoints_and_norm():
@@ -75,7 +75,7 @@ def music(n: int, period: int = 12, quiet: tuple[int, int] | None = None):
 
 def source(cfg=None, title=False, n=720, times=(2.0, 10.0, 20.0), zshape=(16,), seed=0, quiet=None):
     from musivid.config import ScheduleConfig
-    from musivid.interpolate import FrameLatents, song_plan
+    from musivid.video.interpolate import FrameLatents, song_plan
 
     cfg = cfg or ScheduleConfig()
     kfs = [Keyframe(i, t, True) for i, t in enumerate(times)]

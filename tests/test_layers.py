@@ -7,14 +7,14 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "musivid"
 
-# every module's layer; a new module must be given one here (and in the README's Development section)
+# every module's layer, by its top-level name (a folder or a module; a new one must be given a layer
+# here, and in the README's section on layers): DESIGN.md §2
 LAYERS = {
-    0: {"errors", "config", "files", "rng", "progress"},
-    1: {"audio", "rhythm", "lyrics", "timing", "forced", "schedule", "cutouts", "optimize", "interpolate", "captions",
-        "fonts", "render", "storyboard", "bench", "census", "reference", "models", "workers"},
-    2: {"project", "checks", "shard"},
-    3: {"pipeline", "batch", "edit"},
-    4: {"cli", "options", "__main__", "studio"},
+    0: {"errors", "config", "files", "rng", "progress", "text"},  # base
+    1: {"song", "images", "video", "perf"},  # stages: pure transformations of typed values
+    2: {"project"},  # state: the only code that knows the project's files
+    3: {"pipeline", "session", "actions", "scale"},  # run: the order of the stages, actions on a project
+    4: {"cli", "__main__", "studio"},  # interfaces: the only code that talks to a person
 }
 
 
@@ -74,7 +74,13 @@ def graph():
     for mod, path in known.items():
         if not mod:
             continue  # musivid/__init__.py: lazy re-exports by name only
-        edges[mod] = [(resolve(t, known), names, line) for t, names, line in imports(mod, path)]
+        out = []
+        for t, names, line in imports(mod, path):
+            subs = [n for n in names if f"{t}.{n}" in known]  # from .song import audio: the module song.audio
+            out += [(f"{t}.{n}", [], line) for n in subs]
+            if len(subs) < len(names) or not names:
+                out.append((resolve(t, known), [n for n in names if n not in subs], line))
+        edges[mod] = out
     return known, edges
 
 
@@ -140,8 +146,10 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
     fake = tmp_path / "musivid"
     fake.mkdir()
     (fake / "__init__.py").write_text("")
-    (fake / "audio.py").write_text("from .pipeline import make_video\n")
-    (fake / "pipeline.py").write_text("def make_video():\n    from . import audio\n")
+    (fake / "song").mkdir()
+    (fake / "song" / "__init__.py").write_text("")
+    (fake / "song" / "audio.py").write_text("from ..pipeline import make_video\n")
+    (fake / "pipeline.py").write_text("def make_video():\n    from .song import audio\n")
     monkeypatch.setattr(__import__(__name__), "PKG", fake)
     with pytest.raises(AssertionError, match="imports pipeline"):
         test_layers_import_only_downwards()

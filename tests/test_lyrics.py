@@ -1,7 +1,7 @@
 import pytest
 
 from musivid.errors import InputError
-from musivid.lyrics import MAX_LINE_CHARS, check_times, clip_text, load, parse_lrc, parse_plain
+from musivid.song.lyrics import MAX_LINE_CHARS, check_times, clip_text, load, parse_lrc, parse_plain
 
 
 def test_plain_skips_blank_lines_and_normalises_space(tmp_path):
@@ -80,13 +80,13 @@ def test_long_lines_are_cut_for_clip_only():
     (["la la la"], None),
 ])
 def test_guess_language(lines, lang):
-    from musivid.lyrics import guess_language
+    from musivid.song.lyrics import guess_language
 
     assert guess_language(lines) == lang
 
 
 def test_enhanced_lrc_word_tags_become_word_times(tmp_path):
-    from musivid.lyrics import timed_segments
+    from musivid.song.lyrics import timed_segments
 
     p = tmp_path / "e.lrc"
     p.write_text("[00:12.00]<00:12.00>Hello <00:12.50>world\n"
@@ -116,7 +116,7 @@ def test_repeated_line_tags_move_word_times_along_and_offset_applies():
 
 
 def test_empty_timed_lines_end_the_line_before_them(tmp_path):
-    from musivid.lyrics import timed_segments
+    from musivid.song.lyrics import timed_segments
 
     p = tmp_path / "g.lrc"
     p.write_text("[00:01.00]one\n[00:03.00]\n[00:08.00]two\n[00:09.00]three\n[00:12.00]\n")

@@ -12,9 +12,9 @@ import weakref
 import pytest
 import torch
 
-from musivid import optimize as opt_mod
+from musivid.images import optimize as opt_mod
 from musivid.config import OptimizeConfig
-from musivid.optimize import optimize
+from musivid.images.optimize import optimize
 from musivid.rng import seed_for
 
 TEXTS = ["a red fox in the snow", "a lighthouse in a storm", "fireworks over a city"]

@@ -11,8 +11,9 @@ import textwrap
 import pytest
 import torch
 
-from musivid import checks
+from musivid.project import checks
 from musivid import project as proj
+from musivid.project import lock as lock_mod
 from musivid.config import ModelConfig, OptimizeConfig, RenderConfig, RunSettings
 from musivid.errors import InputError, MusividError, ProjectBusyError
 from musivid.project import Project
@@ -127,7 +128,7 @@ def test_a_damaged_project_file_is_one_line_naming_it_and_what_to_do(tmp_path, n
 
 
 def test_an_unreadable_latent_is_forgotten_with_a_warning(tmp_path, caplog):
-    from musivid.optimize import OptimState
+    from musivid.images.optimize import OptimState
 
     root = _project(tmp_path)
     p = Project.open(root)
@@ -148,7 +149,7 @@ def test_an_unreadable_latent_is_forgotten_with_a_warning(tmp_path, caplog):
 
 
 def test_a_checkpoint_that_does_not_fit_its_keys_is_discarded(tmp_path, caplog):
-    from musivid.optimize import OptimState
+    from musivid.images.optimize import OptimState
 
     root = _project(tmp_path)
     p = Project.open(root)
@@ -233,7 +234,7 @@ def test_a_read_only_project_is_one_line(tmp_path, monkeypatch):
 
     root = tmp_path / "p.musivid"
     root.mkdir()
-    monkeypatch.setattr(proj.os, "open", refuse)
+    monkeypatch.setattr(lock_mod.os, "open", refuse)
     with pytest.raises(InputError, match="cannot write in the project directory .Permission denied."):
         with proj.locked(root):
             pass

@@ -4,7 +4,7 @@ import json
 import logging
 
 from musivid.project import Project
-from musivid.schedule import Segment, from_times
+from musivid.song.segments import Segment, from_times
 
 
 def project(tmp_path, texts=("a", "b", "c"), starts=(1.0, 4.0, 8.0)) -> Project:

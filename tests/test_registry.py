@@ -14,8 +14,8 @@ import torch
 from conftest import no_network
 from musivid.config import ModelConfig
 from musivid.errors import ModelUnavailableError, WeightsMismatchError
-from musivid.models import registry as reg
-from musivid.models.load import load_biggan, load_clip
+from musivid.images.models import registry as reg
+from musivid.images.models.load import load_biggan, load_clip
 
 
 class Server:
@@ -77,8 +77,8 @@ def weight_files():
     and an open_clip CLIP state dict as safetensors."""
     from safetensors.torch import save as st_save
 
-    from musivid.models import biggan as bg
-    from musivid.models import clip as cm
+    from musivid.images.models import biggan as bg
+    from musivid.images.models import clip as cm
 
     torch.manual_seed(0)
     model = bg.new_model(bg.tiny_config())

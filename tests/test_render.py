@@ -8,10 +8,11 @@ import torch
 
 from conftest import musivid, write_audio
 from musivid.config import RenderConfig
-from musivid.interpolate import FrameLatents, frame_count, frame_latents, plan
-from musivid.captions import CaptionTrack, write_srt
-from musivid.render import fps_fraction, render
-from musivid.schedule import Keyframe, Segment
+from musivid.video.interpolate import FrameLatents, frame_count, frame_latents, plan
+from musivid.video.captions import CaptionTrack, write_srt
+from musivid.video.render import fps_fraction, render
+from musivid.video.motion import Keyframe
+from musivid.song.segments import Segment
 
 
 def probe(path):
@@ -160,7 +161,7 @@ def test_yuv_conversion_matches_pyav(matrix):
     level, chroma within 2 on smooth frames (swscale filters chroma with its own kernel)."""
     from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
-    from musivid.render import rgb_to_yuv420
+    from musivid.video.render import rgb_to_yuv420
 
     rgb = _smooth_rgb()
     ours = rgb_to_yuv420(rgb, matrix).numpy().astype(int)
@@ -178,7 +179,7 @@ def test_device_frames_match_the_rgb_frames(tiny_models):
     """The render's planes (converted at the generator's resolution, then resized) against the
     RGB frames converted after resizing: luma within 2 levels, chroma within 6 and 0.5 on average
     (chroma is resampled 64 -> 64 px bicubic here, 2x2-averaged from 128 px there)."""
-    from musivid.render import frames_yuv420, rgb_to_yuv420
+    from musivid.video.render import frames_yuv420, rgb_to_yuv420
 
     _, gen = tiny_models
     torch.manual_seed(0)
@@ -208,7 +209,7 @@ def test_no_reformatter_per_frame(tiny_models, tmp_path, monkeypatch):
 
 
 def test_an_encoder_failure_surfaces_and_leaves_no_file(tiny_models, tmp_path, monkeypatch):
-    from musivid import render as rmod
+    from musivid.video import render as rmod
 
     real = rmod._Writer.write
     calls = []

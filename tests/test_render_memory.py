@@ -80,10 +80,10 @@ class _Generator:
 def _render_counted(monkeypatch, gen, tmp_path, seconds, overlay):
     import torch
 
-    from musivid import render as rmod
+    from musivid.video import render as rmod
     from musivid.config import RenderConfig
-    from musivid.interpolate import FrameLatents, frame_count, plan
-    from musivid.schedule import Keyframe
+    from musivid.video.interpolate import FrameLatents, frame_count, plan
+    from musivid.video.motion import Keyframe
 
     census = _Census()
     yuv = rmod.frames_yuv420  # the no-overlay path's batches: the yuv420p planes it returns

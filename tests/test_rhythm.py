@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import click_track, f_measure
-from musivid.audio import Audio
-from musivid.rhythm import analyze
+from musivid.song.audio import Audio
+from musivid.song.rhythm import analyze
 
 
 @pytest.mark.parametrize("bpm,duration,first", [(120, 20.0, 0.5), (97, 17.3, 0.25), (140, 13.0, 1.0)])
@@ -38,7 +38,7 @@ def test_loudness_follows_the_music_and_old_analyses_still_load(tmp_path):
     """0 in silence, near 1 through a steady drum loop (averaged over a second); a rhythm.npz saved
     before the RMS curve existed loads and falls back to the percussive strength."""
     from conftest import drum_track
-    from musivid.rhythm import Rhythm
+    from musivid.song.rhythm import Rhythm
 
     y, _ = drum_track(120, 12.0, start=4.0, end=10.0)
     r = analyze(Audio(y, 22050, Path("drums")))

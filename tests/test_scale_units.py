@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from conftest import demo_excerpt, run_cli
-from musivid.batch import SongResult, find_songs, summary
+from musivid.scale.batch import SongResult, find_songs, summary
 from musivid.config import ModelConfig, OptimizeConfig, RunSettings
 from musivid.errors import InputError, MusividError
-from musivid.optimize import OptimState
-from musivid.shard import resume_rows, split
-from musivid.workers import Pool, WorkerDied, WorkerSpec, open_pool
+from musivid.images.optimize import OptimState
+from musivid.scale.shard import resume_rows, split
+from musivid.scale.workers import Pool, WorkerDied, WorkerSpec, open_pool
 
 SPEC = WorkerSpec(ModelConfig(untrained=True), "cpu", False, 1)
 
@@ -85,7 +85,7 @@ def test_summary_table(tmp_path):
 
 
 def test_a_finished_song_is_one_made_with_the_same_settings_wherever_it_ran():
-    from musivid.project import settings_digest  # what batch.finished compares
+    from musivid.project import settings_digest# what batch.finished compares
 
     a = RunSettings(optimize=OptimizeConfig(steps=5), device="cuda")
     same = RunSettings(optimize=OptimizeConfig(steps=5, checkpoint_every_s=1, micro_batch=2, compile=True), device="cpu")
@@ -183,7 +183,7 @@ def test_a_shard_of_whole_micro_batches_equals_those_latents_in_one_run_bit_for_
     """fp32, CPU: 5 latents in micro-batches of 2 in one run, against shards [0, 4) and [4, 5)
     run separately: every tensor of the state (latents, best latents, scores, Adam moments) is
     equal to the last bit."""
-    from musivid.optimize import optimize
+    from musivid.images.optimize import optimize
     from musivid.rng import seed_for
 
     clip, gen = tiny_models
@@ -202,7 +202,7 @@ def test_what_changes_the_last_bits_batch_shape_and_threads(tiny_models):
     """The reasons sharding keeps whole micro-batches and the one-device thread count: a text
     embedding does not depend on the other texts (each is encoded alone), while a matrix product's
     rows do depend on how many rows it has (kernel blocking). Equal to 1e-5 either way."""
-    from musivid.optimize import text_embeddings
+    from musivid.images.optimize import text_embeddings
 
     clip, _ = tiny_models
     together = text_embeddings(clip, TEXTS)
@@ -219,7 +219,7 @@ def test_what_changes_the_last_bits_batch_shape_and_threads(tiny_models):
 def test_gpu_workers_each_see_their_own_gpu_and_agree_with_one_device(tmp_path):
     """On a machine with GPUs: one local worker process per GPU, each seeing only its GPU as
     cuda:0; the sharded latents agree with one device to bf16/atomics noise."""
-    from musivid.optimize import optimize
+    from musivid.images.optimize import optimize
     from musivid.rng import seed_for
 
     n = torch.cuda.device_count()
@@ -227,14 +227,14 @@ def test_gpu_workers_each_see_their_own_gpu_and_agree_with_one_device(tmp_path):
         assert pool.size == n and pool.spec.gpu
         seen = [pool.submit(i, task_visible).result(timeout=300) for i in range(n)]
     assert [s[1] for s in seen] == ["cuda"] * n and len({s[0] for s in seen}) == n
-    from musivid.models.load import load_biggan, load_clip
+    from musivid.images.models.load import load_biggan, load_clip
 
     clip, gen = load_clip(SPEC.models, "cuda"), load_biggan(SPEC.models, "cuda")
     seeds = [seed_for(0, t, 0) for t in TEXTS]
     cfg = OptimizeConfig(steps=4, cutouts=4, micro_batch=2)
     whole = optimize(gen, clip, TEXTS, seeds, cfg, device="cuda", amp_dtype=torch.bfloat16).state
     with open_pool(SPEC.models, "cuda", gpus="all", use_ray=False) as pool:
-        from musivid.shard import ShardTask, optimize_shard
+        from musivid.scale.shard import ShardTask, optimize_shard
 
         shards = split(5, n, 2)
         futs = [pool.submit(j, optimize_shard, [ShardTask(j, j, TEXTS[r.start:r.stop], [0] * len(r),

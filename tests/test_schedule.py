@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from musivid.config import ScheduleConfig
-from musivid.schedule import Keyframe, Segment, from_times, keyframes, spread_evenly, warp
+from musivid.video.motion import Keyframe, keyframes, warp
+from musivid.song.segments import Segment, from_times, spread_evenly
 
 
 def test_spread_evenly_covers_the_song():
@@ -51,9 +52,9 @@ def test_keyframe_frames_fall_on_detected_beats_of_a_click_track():
     from pathlib import Path
 
     from conftest import click_track
-    from musivid.audio import Audio
-    from musivid.interpolate import frame_count, plan
-    from musivid.rhythm import analyze
+    from musivid.song.audio import Audio
+    from musivid.video.interpolate import frame_count, plan
+    from musivid.song.rhythm import analyze
 
     fps, dur = 24.0, 16.0
     y, truth = click_track(100, dur, first=0.6)
@@ -74,7 +75,7 @@ def test_keyframe_frames_fall_on_detected_beats_of_a_click_track():
 
 
 def test_title_from_the_file_name():
-    from musivid.schedule import title_from_stem
+    from musivid.video.motion import title_from_stem
 
     assert title_from_stem("01 - Northern_Lights (Official Video)") == "Northern Lights"
     assert title_from_stem("Artist - Song [2011 remaster]") == "Artist, Song"
@@ -83,7 +84,7 @@ def test_title_from_the_file_name():
 
 
 def test_intro_title_only_when_it_has_room_and_the_music_drives_the_picture():
-    from musivid.schedule import intro_title
+    from musivid.video.motion import intro_title
 
     kf = [Keyframe(0, 4.0, True)]
     assert intro_title(ScheduleConfig(), "Night_Drive", kf) == "Night Drive"
@@ -94,7 +95,7 @@ def test_intro_title_only_when_it_has_room_and_the_music_drives_the_picture():
 
 
 def test_walk_size_is_zero_at_keyframes_and_settles_over_beats():
-    from musivid.schedule import walk_size
+    from musivid.video.motion import walk_size
 
     fps, n = 24.0, 480
     cfg = ScheduleConfig(walk=1.0, reactivity=0.5, energy=0.0, settle_beats=2.0, intro="drift", outro="none")
@@ -110,7 +111,7 @@ def test_walk_size_is_zero_at_keyframes_and_settles_over_beats():
 
 
 def test_walk_pace_advances_on_the_hits():
-    from musivid.schedule import walk_pace
+    from musivid.video.motion import walk_pace
 
     env = np.zeros(240)
     env[::12] = 1.0  # a hit every beat at 120 BPM, 24 fps
@@ -123,7 +124,7 @@ def test_walk_pace_advances_on_the_hits():
 
 def test_retime_moves_one_line_and_keeps_its_neighbours_consistent():
     from musivid.errors import InputError
-    from musivid.schedule import Word, retime
+    from musivid.song.segments import Word, retime
 
     # LRC-like: every line lasts until the next one starts
     segs = from_times(["a", "b", "c"], [1.0, 4.0, 8.0], 12.0)

@@ -5,8 +5,8 @@ alignment itself on the test songs: tests/test_alignment.py."""
 import numpy as np
 import pytest
 
-from musivid import timing as al
-from musivid.timing import Word, align_words, line_starts, lines_from_words, normalize_words
+from musivid.song import timing as al
+from musivid.song.timing import Word, align_words, line_starts, lines_from_words, normalize_words
 
 
 def words_at(text: str, start: float, step: float = 0.3) -> list[Word]:
@@ -97,7 +97,7 @@ def tiny_en_aligner(tiny_en):
 
 @pytest.fixture(scope="module")
 def demo16k(sample):
-    from musivid.audio import decode
+    from musivid.song.audio import decode
 
     audio = decode(sample["mp3"], 16000)
     audio.samples.flags.writeable = False  # shared: no test can change what another reads
@@ -169,8 +169,8 @@ def test_openai_whisper_backend_with_a_tiny_random_model(demo16k):
 
 # ---- results, warnings, languages (no model) -----------------------------------------------------------
 
-from musivid.forced import LineTiming  # noqa: E402
-from musivid.errors import InputError  # noqa: E402
+from musivid.song.alignment import LineTiming# noqa: E402
+from musivid.errors import InputError# noqa: E402
 
 
 def timed(i, start, end, conf=0.9, sung=True, text="a b"):
@@ -252,7 +252,7 @@ def test_english_only_model_and_foreign_lyrics_is_one_clear_error(fallback, tmp_
 
 
 def test_most_voiced_window_prefers_the_vocals_over_an_intro():
-    from musivid.forced import VoiceActivity
+    from musivid.song.alignment import VoiceActivity
 
     step = 512 / 16000
     prob = np.zeros(int(120 / step), np.float32)

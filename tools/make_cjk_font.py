@@ -8,7 +8,7 @@ this subset keeps the characters of everyday text and is ~2 MB:
   - Japanese: hiragana, katakana and the 2,965 level-1 kanji of JIS X 0208;
   - Korean: the 2,350 hangul syllables of KS X 1001;
   - Latin (ASCII, Latin-1, Latin Extended-A), general and CJK punctuation, full-width forms.
-Characters outside it fall through to the warning (musivid.fonts), naming the line and script.
+Characters outside it fall through to the warning (musivid.video.fonts), naming the line and script.
 
 Source: Noto Sans CJK SC Bold (face 2 of NotoSansCJK-Bold.ttc from Debian's fonts-noto-cjk
 1:20220127+repack1-1, sha256 of the .ttc faa5f365...), SIL Open Font License 1.1 (OFL.txt beside

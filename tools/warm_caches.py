@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from musivid.audio import Audio
-from musivid.rhythm import analyze
+from musivid.song.audio import Audio
+from musivid.song.rhythm import analyze
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The studio's actions on one project, whatever the transport: quick ones (pick a variant, move a
 line) answer at once; long ones (optimize, re-roll, re-word, render, preview) run as the one
-background job. Every change goes through musivid.pipeline / musivid.edit, which write the same
+background job. Every change goes through musivid.pipeline / musivid.actions, which write the same
 files with the same atomic writes as the command line, so the two can be used in turn."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import edit, pipeline
+from .. import actions as edit, pipeline
 from ..config import RunSettings
 from ..errors import InputError
 from .access import new_token
@@ -68,7 +68,7 @@ class Studio:
     def pick(self, line: int, variant: int) -> str:
         with self._write:
             self._idle()
-            return pipeline.pick_variant(self.root, line, variant)
+            return edit.pick_variant(self.root, line, variant)
 
     def retime(self, line: int, start: float) -> dict:
         with self._write:
@@ -117,7 +117,7 @@ class Studio:
             return "optimizing the missing lines", run
         if kind == "variants":
             def run(op):
-                new = pipeline.add_variants(root, line, count, on_progress=op, **kw)
+                new = edit.add_variants(root, line, count, on_progress=op, **kw)
                 return f"line {line}: new variants {', '.join(map(str, new))}", {"line": line, "variants": new}
             return f"re-rolling line {line} ({count} new variant{'s' if count != 1 else ''})", run
         if kind == "rewrite":
@@ -127,7 +127,7 @@ class Studio:
             return f"re-wording line {line}", run
         if kind == "render":
             def run(op):
-                res = pipeline.render_project(root, on_progress=op, **kw)
+                res = edit.render_project(root, on_progress=op, **kw)
                 note = " [UNTRAINED random weights: preview only]" if res.untrained else ""
                 return f"wrote {res.video} ({res.frames} frames){note}", {"video": str(res.video)}
             return "rendering the video", run

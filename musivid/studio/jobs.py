@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import MusividError
+from ..progress import ProgressFn
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[str, int, int], None]
 
 
 class Cancelled(Exception):

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from ..errors import InputError
-from ..edit import models_kept
+from ..actions import models_kept
 from .access import is_loopback
 from .core import Studio
 

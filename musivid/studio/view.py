@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..edit import project_lines
+from ..actions import project_lines
 from ..errors import InputError
 from ..pipeline import UNTRAINED_NOTE
 from ..project import Project

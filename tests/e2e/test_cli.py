@@ -154,7 +154,7 @@ def test_offline_without_weights_fails_fast_and_clearly(tmp_path, monkeypatch):
 
 def test_missing_audio_is_reported_before_any_weight_is_fetched(tmp_path, monkeypatch):
     """No cached weights, network allowed: the missing input is found first, nothing is fetched."""
-    from musivid.models import registry
+    from musivid.images.models import registry
 
     monkeypatch.setenv("MUSIVID_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MUSIVID_OFFLINE", raising=False)
@@ -166,8 +166,8 @@ def test_missing_audio_is_reported_before_any_weight_is_fetched(tmp_path, monkey
 
 
 def test_align_writes_lrc_and_srt(tmp_path, sample):
-    from musivid.lyrics import load
-    from musivid.timing import bundled_tiny_en
+    from musivid.song.lyrics import load
+    from musivid.song.timing import bundled_tiny_en
 
     out = tmp_path / "demo.lrc"
     r = musivid("align", SAMPLES / "demo.mp3", SAMPLES / "demo.txt", "-o", out, "--srt",

@@ -1,4 +1,4 @@
-"""musivid.edit on a real (tiny-model) project: re-timing a line optimizes nothing and moves its
+"""musivid.actions on a real (tiny-model) project: re-timing a line optimizes nothing and moves its
 keyframe and caption; re-wording a line optimizes that line only; a transition preview leaves the
 project's outputs alone."""
 import json
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from musivid.edit import preview_transition, project_lines, retime_line, rewrite_line
+from musivid.actions import preview_transition, project_lines, retime_line, rewrite_line
 from musivid.errors import InputError
-from musivid.pipeline import pick_variant, render_project
+from musivid.actions import pick_variant, render_project
 from musivid.project import Project
 
 

@@ -200,7 +200,7 @@ def test_excerpt_renders_only_that_stretch_in_sync(project, sample, tmp_path):
 def test_pulse_kicks_the_picture_on_onsets(project, tmp_path):
     """--pulse adds motion on the percussive onsets: how much each frame differs from the
     pulse-free render follows the song's percussive envelope."""
-    from musivid.rhythm import Rhythm
+    from musivid.song.rhythm import Rhythm
 
     pdir = project
     a = 2  # 6 s from here, at 24 fps

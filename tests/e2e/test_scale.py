@@ -23,7 +23,7 @@ CLIP_S = 9.5  # 3 lines each
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray(tmp_path_factory):
-    from musivid.workers import LOCAL_RAY
+    from musivid.scale.workers import LOCAL_RAY
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config=LOCAL_RAY)
     yield
@@ -76,7 +76,7 @@ def test_a_ray_worker_computes_with_the_one_device_thread_count():
     thread count, so a kernel made there saw 1 OpenMP thread where the one-device run saw 2, and
     split its sums another way. The task's own thread must see the spec's count before any op."""
     from musivid.config import ModelConfig
-    from musivid.workers import Pool, WorkerSpec
+    from musivid.scale.workers import Pool, WorkerSpec
 
     def omp_threads(host, emit):  # OpenMP's own count in the task's thread, before any torch op
         import ctypes
@@ -144,8 +144,8 @@ def test_a_killed_shard_worker_loses_at_most_its_checkpoint_interval(album, tmp_
     from musivid.config import ModelConfig, OptimizeConfig, RenderConfig, RunSettings, TimingConfig
     from musivid.errors import MusividError
     from musivid.pipeline import make_video
-    from musivid.shard import Sharder
-    from musivid.workers import open_pool
+    from musivid.scale.shard import Sharder
+    from musivid.scale.workers import open_pool
 
     steps = 40
     args = [album / "second.wav", album / "second.lrc", *FAST, "--steps", str(steps)]
@@ -193,9 +193,9 @@ def test_a_killed_batch_worker_fails_its_song_only_and_the_rerun_resumes_it(albu
     """SIGKILL the worker making one song: that song fails, the other finishes, and the re-run
     resumes the killed song from its project's checkpoint (said with -v: workers' messages are
     relayed, prefixed with the song)."""
-    from musivid.batch import find_songs, run_batch
+    from musivid.scale.batch import find_songs, run_batch
     from musivid.config import ModelConfig, OptimizeConfig, RenderConfig, RunSettings, TimingConfig
-    from musivid.workers import open_pool
+    from musivid.scale.workers import open_pool
 
     steps = 40
     settings = RunSettings(optimize=OptimizeConfig(steps=steps, cutouts=4, checkpoint_every_s=0.05),

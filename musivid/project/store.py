@@ -1,0 +1,449 @@
+"""A run's state on disk, so that work is never done twice or lost.
+
+    <song>.musivid/
+      project.json        inputs (with sha256), settings, timing, keyframes, latents index,
+                          scores, picked variants, outputs
+      rhythm.npz          the beat analysis of the song (reused by every later command)
+      latents/<key>.pt    one finished (line text, variant) latent: z, class logits, score, and
+                          its optimizer state
+      checkpoint.pt       the running optimization (OptimState), saved every few seconds and
+                          on interrupt; removed when its latents are finished
+      storyboard.png      contact sheet of every line's variants
+      thumbs/<key>.png    every variant's keyframe image, small (the studio shows them)
+      .lock               the project lock (see `locked`): the PID of the command writing it
+
+A latent's key hashes the line's text, the variant number and every setting that changes its
+optimization (models, seed, lr, cutouts...), so editing one lyric line re-optimizes that line only,
+and render-only settings (fps, size) re-optimize nothing. All writes are atomic. Callers use the
+accessors below; only this module knows the layout of project.json.
+
+Damage is met with one line naming the file and what to do: a project.json that cannot be read, is
+malformed or comes from a newer musivid stops the command; a latent file that cannot be read is
+forgotten with a warning (its line is optimized again); a damaged checkpoint is discarded with a
+warning (its lines start over).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import config as C
+from ..errors import InputError, MusividError
+from ..files import atomic_torch_save, atomic_write_bytes, sha256_file
+from ..song.segments import Segment, retime
+from ..video.motion import Keyframe
+from .lock import LOCK
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+FILES = {"project.json", "rhythm.npz", "latents", "checkpoint.pt", "checkpoints", "storyboard.png", "thumbs",
+         LOCK}  # what a project holds
+# OptimizeConfig fields that do not key a latent: they do not change it (variants, micro_batch,
+# compile, checkpointing), or, for steps, a finished latent keeps its optimizer state and a run
+# with more steps continues it (see pipeline.optimize_pending)
+NOT_LATENT = frozenset({"variants", "micro_batch", "compile", "checkpoint_every_s", "steps"})
+
+
+def default_dir(out: Path) -> Path:
+    return out.with_name(out.stem + ".musivid")
+
+
+def latent_settings(opt: C.OptimizeConfig, models: C.ModelConfig) -> dict:
+    """The settings that key a run's latents (see latent_key)."""
+    d = {k: v for k, v in C.to_dict(opt).items() if k not in NOT_LATENT}
+    d["clip"] = (("untrained" if models.clip in (C.AUTO_CLIP, C.DEFAULT_CLIP) else f"untrained {models.clip}")
+                 if models.untrained else (models.clip_path or models.clip))  # the tiny multilingual CLIP differs
+    d["biggan"] = "untrained" if models.untrained else (models.biggan_path or models.biggan)
+    return d
+
+
+def latent_key(settings: dict, text: str, variant: int) -> str:
+    blob = json.dumps([settings, text, variant], sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> "InputFile":
+        return cls(path.resolve(), sha256_file(path))
+
+
+@dataclass(frozen=True)
+class LatentInfo:
+    """The index entry of one finished latent."""
+
+    key: str
+    text: str
+    variant: int
+    seed: int
+    score: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class SavedLatent:
+    z: Any  # torch.Tensor (z_dim,) or (rows, z_dim)
+    cls: Any  # torch.Tensor (num_classes,) class logits
+    score: float
+    state: Any  # the one-row OptimState it was optimized with (None in old files)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """What a render showed for one keyframe."""
+
+    segment: int
+    text: str
+    variant: int
+    score: float
+
+
+class Project:
+    """The project directory: a JSON index plus latent, rhythm and checkpoint files."""
+
+    def __init__(self, root: Path, data: dict):
+        self.root = root
+        self._data = data
+
+    @classmethod
+    def open(cls, root: str | Path, *, must_exist: bool = False) -> "Project":
+        root = Path(root)
+        index = root / "project.json"
+        if not index.exists():
+            if must_exist:
+                raise InputError(f"{root}: not a musivid project (no project.json): "
+                                 "give the <song>.musivid directory written by a run")
+            return cls(root, {"version": VERSION, "latents": {}, "picked": {}})
+        fix = f"restore it from a backup, or delete {root} to start over (the song and lyrics are not in it)"
+        try:
+            data = json.loads(index.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise InputError(f"{index}: damaged project file (not UTF-8 at byte {e.start}): {fix}") from None
+        except json.JSONDecodeError as e:
+            raise InputError(f"{index}: damaged or truncated project file ({e.msg} at byte {e.pos}): {fix}") from None
+        except OSError as e:
+            raise InputError(f"{index}: cannot read the project file ({e.strerror}): check its permissions") from None
+        version = data.get("version") if isinstance(data, dict) else None
+        if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+            raise InputError(f"{index}: written by a newer musivid (project version {version}; this one reads "
+                             f"{VERSION}): upgrade musivid, or start a new project with --project")
+        if version != VERSION:
+            raise InputError(f"{index}: not a musivid project file (version {version!r}, expected {VERSION}): {fix}")
+        data.setdefault("latents", {})
+        data.setdefault("picked", {})
+        p = cls(root, data)
+        try:
+            p.check()
+        except (KeyError, TypeError, ValueError, AttributeError, InputError) as e:
+            raise InputError(f"{index}: damaged project file ({type(e).__name__}: {str(e)[:100]}): {fix}") from None
+        return p
+
+    def check(self) -> None:
+        """Read every part of project.json once (settings, timing, keyframes, latents index, picks,
+        inputs, outputs), so a malformed file fails here, in one line, not in the middle of a run."""
+        d = self._data
+        if "settings" in d:
+            C.RunSettings.from_json(d["settings"])
+        self.segments()
+        self.keyframes()
+        self.chosen()
+        for key in d["latents"]:
+            m = d["latents"][key]
+            LatentInfo(key, str(m["text"]), int(m["variant"]), int(m["seed"]), float(m["score"]), int(m["steps"]))
+        if not all(isinstance(k, str) and isinstance(v, int) for k, v in d["picked"].items()):
+            raise ValueError("picked: not a map from line text to variant number")
+        for kind in ("audio", "lyrics"):
+            self.input(kind)
+        for kind in ("video", "srt"):
+            self.output(kind)
+
+    @property
+    def exists(self) -> bool:
+        return (self.root / "project.json").is_file()
+
+    def save(self) -> None:
+        blob = json.dumps(self._data, indent=1, ensure_ascii=False).encode("utf-8")
+        atomic_write_bytes(self.root / "project.json", blob)
+
+    # ---- inputs and settings --------------------------------------------------------------------
+    def set_inputs(self, audio: InputFile, lyrics: InputFile | None) -> None:
+        self._data["inputs"] = {k: (None if f is None else {"path": str(f.path), "sha256": f.sha256})
+                                for k, f in (("audio", audio), ("lyrics", lyrics))}
+
+    def input(self, kind: str) -> InputFile | None:
+        """The recorded "audio" or "lyrics" input (None if none)."""
+        d = self._data.get("inputs", {}).get(kind)
+        return InputFile(Path(d["path"]), d["sha256"]) if d else None
+
+    @property
+    def accept_truncated(self) -> bool:
+        """Whether the run that made the project accepted a truncated audio file (so do later ones)."""
+        return bool(self._data.get("accept_truncated", False))
+
+    def set_accept_truncated(self, value: bool) -> None:
+        self._data["accept_truncated"] = bool(value)
+
+    @property
+    def settings(self) -> C.RunSettings:
+        if "settings" not in self._data:
+            raise InputError(f"{self.root}: the project has no settings yet: run the full command first")
+        return C.RunSettings.from_json(self._data["settings"])
+
+    def set_settings(self, s: C.RunSettings) -> None:
+        self._data["settings"] = s.to_json()
+        self._data["untrained"] = s.models.untrained  # for readers of project.json
+
+    # ---- timing, rhythm, keyframes --------------------------------------------------------------
+    def cached_timing(self, key: dict) -> tuple[list[Segment], str] | None:
+        t = self._data.get("timing")
+        if not t or t.get("key") != key:
+            return None
+        return [Segment.from_json(s) for s in t["segments"]], t["method"]
+
+    def set_timing(self, key: dict, method: str, segments: list[Segment], duration: float | None = None) -> None:
+        """The lines as timed from the inputs (and the song's duration: where the last line may end)."""
+        self._data["timing"] = {"key": key, "method": method, "segments": [s.to_json() for s in segments]}
+        if duration is not None:
+            self._data["timing"]["duration"] = round(float(duration), 4)
+
+    def segments(self) -> list[Segment]:
+        """The timed lines, with the line edits applied (see `edited`)."""
+        return self.edited(self.timed_segments())
+
+    def timed_segments(self) -> list[Segment]:
+        """The lines as timed from the inputs, before any line edit."""
+        return [Segment.from_json(s) for s in self._data.get("timing", {}).get("segments", [])]
+
+    # ---- line edits: a line's text or start changed by hand (the studio), kept beside the timing --
+    def edit_line(self, index: int, *, text: str | None = None, start: float | None = None) -> None:
+        """Record a new text and/or start for segment `index`. It applies on top of the inputs' timing
+        for as long as the inputs still give that line the same text and start (see `edited`)."""
+        raw = self.timed_segments()[index]
+        e = self._data.setdefault("edits", {}).setdefault(str(index), {"was": [raw.text, raw.start]})
+        if text is not None:
+            e["text"] = text
+        if start is not None:
+            e["start"] = round(float(start), 4)
+        if e.get("text") == raw.text:
+            del e["text"]
+        if e.get("start") is not None and abs(e["start"] - raw.start) < 1e-4:
+            del e["start"]
+        if set(e) == {"was"}:
+            del self._data["edits"][str(index)]
+
+    def edited(self, segments: list[Segment], duration: float | None = None) -> list[Segment]:
+        """`segments` (as timed from the inputs) with the recorded line edits applied. An edit whose
+        line has since changed in the inputs is dropped, with a warning."""
+        edits = self._data.get("edits", {})
+        duration = duration if duration is not None else self._data.get("timing", {}).get("duration")
+        out = list(segments)
+        for k in sorted(edits, key=int):
+            i, e = int(k), edits[k]
+            if i >= len(out) or segments[i].text != e["was"][0] or abs(segments[i].start - e["was"][1]) > 1e-3:
+                log.warning("line %d changed in the lyrics since it was edited by hand: that edit is dropped", i + 1)
+                del edits[k]
+                continue
+            if "text" in e:
+                out[i] = dataclasses.replace(out[i], text=e["text"])
+            if "start" in e:
+                try:
+                    out = retime(out, i, e["start"], duration)
+                except InputError as err:  # its neighbours moved in the inputs
+                    log.warning("the start set by hand for line %d no longer fits (%s): it is dropped", i + 1, err)
+                    del e["start"]
+        return out
+
+    @property
+    def rhythm_file(self) -> Path:
+        return self.root / "rhythm.npz"
+
+    def cached_rhythm(self, key: dict):
+        """The saved beat analysis if it was made from the same audio and settings, else None."""
+        from ..song.rhythm import Rhythm
+
+        if self._data.get("rhythm_key") != key or not self.rhythm_file.is_file():
+            return None
+        try:
+            return Rhythm.load(self.rhythm_file)
+        except Exception as e:  # noqa: BLE001 - a damaged cache only costs the analysis
+            log.warning("%s is unreadable (%s): analysing the song again", self.rhythm_file, type(e).__name__)
+            return None
+
+    def rhythm(self):
+        """The saved beat analysis (rhythm.Rhythm), whatever it was made from; None if none."""
+        from ..song.rhythm import Rhythm
+
+        return Rhythm.load(self.rhythm_file) if self.rhythm_file.is_file() else None
+
+    def set_rhythm(self, key: dict, rhythm) -> None:
+        atomic_write_bytes(self.rhythm_file, rhythm.to_bytes())
+        self._data["rhythm_key"] = key
+        self._data["tempo"] = round(rhythm.tempo, 3)
+
+    def set_keyframes(self, kfs: list[Keyframe]) -> None:
+        self._data["keyframes"] = [k.to_json() for k in kfs]
+
+    def keyframes(self) -> list[Keyframe]:
+        return [Keyframe(**k) for k in self._data.get("keyframes", [])]
+
+    # ---- latents ------------------------------------------------------------------------------
+    def latent_file(self, key: str) -> Path:
+        return self.root / "latents" / f"{key}.pt"
+
+    def latent_info(self, key: str) -> LatentInfo | None:
+        m = self._data["latents"].get(key)
+        if m is None or not self.latent_file(key).is_file():
+            return None
+        return LatentInfo(key, m["text"], int(m["variant"]), int(m["seed"]), float(m["score"]), int(m["steps"]))
+
+    def save_latent(self, key: str, text: str, variant: int, state, steps: int) -> None:
+        """Save one latent: its best z / class logits / score, and its whole one-row optimizer
+        state (so a later run with more steps continues it)."""
+        atomic_torch_save({"z": state.best_z[0].clone(), "cls": state.best_cls[0].clone(),
+                           "score": float(state.best_score[0]), "seed": int(state.seeds[0]),
+                           "steps": int(steps), "state": _state_dict(state)}, self.latent_file(key))
+        self._data["latents"][key] = {"text": text, "variant": int(variant), "seed": int(state.seeds[0]),
+                                      "score": round(float(state.best_score[0]), 6), "steps": int(steps)}
+
+    def load_latent(self, key: str) -> SavedLatent:
+        """A finished latent; a file that cannot be read is a one-line MusividError."""
+        import torch
+
+        path = self.latent_file(key)
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            state = _state_from(blob["state"]) if "state" in blob else None
+            z, cls = blob["z"], blob["cls"]
+            if not (isinstance(z, torch.Tensor) and isinstance(cls, torch.Tensor) and cls.ndim == 1):
+                raise ValueError("no latent tensors")
+            return SavedLatent(z, cls, float(blob["score"]), state)
+        except Exception as e:  # noqa: BLE001 - a truncated, foreign or damaged file
+            raise MusividError(f"{path}: unreadable latent file ({type(e).__name__}): run the full command "
+                               "(`musivid AUDIO LYRICS ...`) again to optimize that line again") from None
+
+    def try_latent(self, key: str) -> SavedLatent | None:
+        """A finished latent, or None when its file cannot be read: then it is forgotten, with a
+        warning, so that its line is optimized again (and the file replaced)."""
+        try:
+            return self.load_latent(key)
+        except MusividError:
+            meta = self._data["latents"].pop(key, {})
+            log.warning("%s cannot be read (damaged or truncated): line %r, variant %s will be optimized again",
+                        self.latent_file(key), str(meta.get("text", "?"))[:40], meta.get("variant", "?"))
+            return None
+
+    def thumbnail_file(self, key: str) -> Path:
+        return self.root / "thumbs" / f"{key}.png"
+
+    def save_thumbnail(self, key: str, png: bytes) -> None:
+        atomic_write_bytes(self.thumbnail_file(key), png)
+
+    def shown_variant(self, text: str, settings_key: dict) -> int | None:
+        """The variant a line shows: the picked one, else the best-scoring; None if it has none."""
+        have = self.variants_of(text, settings_key)
+        if not have:
+            return None
+        v = self.picked(text)
+        if v is None or v not in have:
+            v = max(have, key=lambda vv: self.latent_info(latent_key(settings_key, text, vv)).score)
+        return v
+
+    def variants_of(self, text: str, settings_key: dict) -> list[int]:
+        """Finished variant numbers for a line text under the given latent settings."""
+        out = []
+        for key, meta in self._data["latents"].items():
+            if meta["text"] == text and key == latent_key(settings_key, text, meta["variant"]):
+                if self.latent_file(key).is_file():
+                    out.append(meta["variant"])
+        return sorted(out)
+
+    # ---- choices and outputs --------------------------------------------------------------------
+    def picked(self, text: str) -> int | None:
+        return self._data["picked"].get(text)
+
+    def pick(self, text: str, variant: int) -> None:
+        self._data["picked"][text] = int(variant)
+
+    def set_chosen(self, chosen: list[Chosen]) -> None:
+        self._data["chosen"] = [dataclasses.asdict(c) | {"score": round(c.score, 6)} for c in chosen]
+
+    def chosen(self) -> list[Chosen]:
+        return [Chosen(**c) for c in self._data.get("chosen", [])]
+
+    def set_outputs(self, video: Path, srt: Path) -> None:
+        self._data["outputs"] = {"video": str(video.resolve()), "srt": str(srt.resolve())}
+
+    def output(self, kind: str = "video") -> Path | None:
+        """The last rendered "video" or "srt" (None before the first render)."""
+        p = self._data.get("outputs", {}).get(kind)
+        return Path(p) if p else None
+
+    # ---- checkpoint ---------------------------------------------------------------------------
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.root / "checkpoint.pt"
+
+    def save_checkpoint(self, keys: list[str], state) -> None:
+        write_checkpoint(self.checkpoint_file, keys, state)
+
+    def load_checkpoint(self):
+        """(keys, OptimState) of an interrupted optimization, or None."""
+        return read_checkpoint(self.checkpoint_file)
+
+    def shard_checkpoint_file(self, keys: list[str]) -> Path:
+        """Where a worker optimizing these latents (one shard, musivid/shard.py) checkpoints them;
+        named by the keys, so the shards of different runs never overwrite each other."""
+        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+        return self.root / "checkpoints" / f"shard-{digest}.pt"
+
+    def shard_checkpoints(self) -> list[tuple[list[str], Any]]:
+        """(keys, OptimState) of every shard checkpoint that reads back."""
+        found = (read_checkpoint(f) for f in sorted((self.root / "checkpoints").glob("shard-*.pt")))
+        return [c for c in found if c is not None]
+
+    def clear_checkpoint(self) -> None:
+        self.checkpoint_file.unlink(missing_ok=True)
+        for f in (self.root / "checkpoints").glob("shard-*.pt"):
+            f.unlink(missing_ok=True)
+
+
+def write_checkpoint(path: Path, keys: list[str], state) -> None:
+    """Atomically save a running optimization of the latents `keys` (also from worker processes)."""
+    atomic_torch_save({"keys": list(keys), "state": _state_dict(state)}, path)
+
+
+def read_checkpoint(path: Path):
+    """(keys, OptimState) saved by write_checkpoint, or None (missing, or damaged: a warning)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        keys, state = [str(k) for k in blob["keys"]], _state_from(blob["state"])
+        if not (len(keys) == len(state.z) == len(state.cls) == len(state.seeds)):
+            raise ValueError("keys and state rows differ")
+        return keys, state
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs its progress
+        log.warning("%s is unreadable (%s): discarded it; the interrupted lines start over", path, type(e).__name__)
+        return None
+
+
+def _state_dict(state) -> dict:
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+
+
+def _state_from(d: dict):
+    from ..images.optimize import OptimState
+
+    return OptimState(**d)

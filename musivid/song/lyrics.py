@@ -1,0 +1,262 @@
+"""Lyrics: plain text (one line per lyric line) or LRC (`[mm:ss.xx]` time tags) → [LyricLine].
+
+Enhanced LRC is read too: word tags `<mm:ss.xx>` before each word give word times
+(`[00:12.00]<00:12.00>Hello <00:12.50>world`), and a tag after the last word (the A2 extension's
+form) is that word's end. An empty timed line marks a gap: the line before it ends there.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from .segments import Segment, Word, from_times
+
+# CLIP's context is 77 tokens; lines longer than this many characters are cut for CLIP (the full
+# text stays in captions and the project).
+MAX_LINE_CHARS = 300
+
+_TAG = re.compile(r"\[(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)\]")
+_WORD_TAG = re.compile(r"<(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)>")
+_ANY_TAG = re.compile(r"<[^<>]{0,12}\d[^<>]{0,12}>")  # anything tag-like with a digit: a word tag, maybe bad
+_META = re.compile(r"^\[[a-zA-Z#]+:.*\]\s*$")  # [ar:..] [ti:..] [offset:..] [length:..]
+_OFFSET = re.compile(r"^\[offset:\s*([+-]?\d{1,9})\s*\]\s*$", re.IGNORECASE)  # up to ~11 days in ms
+
+
+@dataclass(frozen=True)
+class LyricLine:
+    text: str
+    time: float | None = None  # seconds, from an LRC tag; None for plain lyrics
+    words: tuple[Word, ...] = ()  # enhanced LRC word times; a last word without an end tag ends at inf
+
+
+
+
+@dataclass(frozen=True)
+class Lyrics:
+    lines: tuple[LyricLine, ...]
+    timed: bool  # every line carries a time (LRC)
+    path: Path | None
+    warnings: tuple[str, ...] = ()
+    gaps: tuple[float, ...] = ()  # times of empty timed LRC lines: no lyric from then on
+
+
+def read_text(path: Path) -> str:
+    if not path.exists():
+        raise InputError(f"{path}: no such file: check the lyrics path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a lyrics file")
+    data = path.read_bytes()
+    if b"\x00" in data[:4096]:
+        raise InputError(f"{path}: looks binary, not text: give lyrics as a UTF-8 .txt or .lrc file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{path}: is not UTF-8 (bad byte at offset {e.start}): re-save it as UTF-8"
+        ) from None
+    return text
+
+
+# a repeat marker at the end of a line: "(x2)", "x2", "×3", "[2x]", "(x 2)"; after a space or alone
+_REPEAT = re.compile(r"(?:^|\s)[(\[]?\s*(?:[x×]\s*(\d{1,2})|(\d{1,2})\s*[x×])\s*[)\]]?$", re.IGNORECASE)
+
+
+def parse_plain(text: str) -> list[LyricLine]:
+    """One lyric line per non-blank line. A repeat marker at the end of a line ("(x2)", "×2",
+    "x3", "[2x]") stands for the line sung that many times; a marker alone repeats the line
+    before it."""
+    out: list[LyricLine] = []
+    for raw in text.splitlines():
+        t = _clean(raw)
+        m = _REPEAT.search(t)
+        if m:
+            n = int(m.group(1) or m.group(2))
+            body = t[:m.start()].strip()
+            if 2 <= n <= 20 and (body or out):
+                line = LyricLine(body) if body else out.pop()
+                out.extend([line] * n)
+                continue
+        if t:
+            out.append(LyricLine(t))
+    return out
+
+
+def parse_lrc(text: str, gaps: list[float] | None = None) -> tuple[list[LyricLine], list[str]]:
+    """Parse LRC: several tags per line allowed, metadata tags skipped, [offset:] applied, word
+    tags read (enhanced LRC), lines sorted by time. Returns the lines and warnings (e.g. lines out
+    of order, bad word tags). Empty timed lines are gap marks: their times go into `gaps`."""
+    lines: list[LyricLine] = []
+    warnings: list[str] = []
+    offset = 0.0
+    last = -1.0
+    out_of_order = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        raw = raw.strip()
+        if not raw:
+            continue
+        m = _OFFSET.match(raw)
+        if m:
+            offset = int(m.group(1)) / 1000.0  # LRC offset is in ms; positive = earlier
+            continue
+        tags = []
+        pos = 0
+        while (m := _TAG.match(raw, pos)) is not None:
+            tags.append(int(m.group(1)) * 60 + float(m.group(2).replace(":", ".")))
+            pos = m.end()
+            while pos < len(raw) and raw[pos] == " ":
+                pos += 1
+        if not tags:
+            if _META.match(raw):
+                continue
+            warnings.append(f"line without a time tag ignored: {raw[:40]!r}")
+            continue
+        body, words = _word_tags(raw[pos:], number, warnings)
+        if not body:  # an empty timed line marks an instrumental gap
+            if gaps is not None:
+                gaps.extend(max(0.0, t - offset) for t in tags)
+            continue
+        for t in tags:
+            if t < last:
+                out_of_order = True
+            last = t
+            shift = t - tags[0] - offset  # word tags are absolute: a repeat of the line moves them along
+            lines.append(LyricLine(body, max(0.0, t - offset),
+                                   tuple(Word(w.text, max(0.0, w.start + shift), w.end + shift) for w in words)))
+    if out_of_order:
+        warnings.append("time tags were out of order; lines sorted by time")
+    lines.sort(key=lambda x: x.time or 0.0)
+    return lines, warnings
+
+
+def _word_tags(body: str, number: int, warnings: list[str]) -> tuple[str, tuple[Word, ...]]:
+    """A line's text without its word tags, and its timed words. A tag with nothing after it is the
+    end of the word before it; a malformed or backwards tag is dropped with a warning."""
+    pieces: list[tuple[float | None, str]] = []  # (time of the tag before it, text)
+    pos, t = 0, None
+    for m in _ANY_TAG.finditer(body):
+        pieces.append((t, body[pos:m.start()]))
+        good = _WORD_TAG.fullmatch(m.group())
+        if good is None:
+            warnings.append(f"LRC line {number}: bad word tag {m.group()!r} ignored (use <mm:ss.xx>)")
+            t = None
+        else:
+            t = int(good.group(1)) * 60 + float(good.group(2).replace(":", "."))
+        pos = m.end()
+    pieces.append((t, body[pos:]))
+    text = _clean("".join(p for _, p in pieces))
+    words: list[Word] = []
+    for k, (start, chunk) in enumerate(pieces):
+        if start is None:
+            continue
+        if words and words[-1].end == float("inf"):
+            if start < words[-1].start:
+                warnings.append(f"LRC line {number}: word tag <{start:.2f}> goes back in time: ignored")
+                continue
+            words[-1] = Word(words[-1].text, words[-1].start, start)  # a word ends where the next begins
+        if chunk.strip():
+            words.append(Word(chunk.strip(), start, float("inf")))
+    return text, tuple(words)
+
+
+def timed_segments(lyrics: Lyrics, duration: float) -> list[Segment]:
+    """Segments of timed (LRC) lyrics: each line from its time until the next line or gap mark,
+    with its word times (enhanced LRC)."""
+    lines = lyrics.lines
+    return from_times([ln.text for ln in lines], [float(ln.time or 0.0) for ln in lines], duration,
+                      lyrics.gaps, [ln.words for ln in lines])
+
+
+def load(path: str | Path) -> Lyrics:
+    """Read a .lrc (timed) or any other text file (one lyric line per line)."""
+    path = Path(path)
+    text = read_text(path)
+    is_lrc = path.suffix.lower() == ".lrc" or bool(_TAG.match(text.lstrip()))
+    gaps: list[float] = []
+    if is_lrc:
+        lines, warnings = parse_lrc(text, gaps)
+    else:
+        lines, warnings = parse_plain(text), []
+    if not lines:
+        raise InputError(
+            f"{path}: has no lyric lines (empty or blank): add one line of text per lyric line, "
+            "or leave the lyrics out to transcribe the song"
+        )
+    return Lyrics(tuple(lines), timed=is_lrc, path=path, warnings=tuple(warnings), gaps=tuple(sorted(gaps)))
+
+
+def check_times(lyrics: Lyrics, duration: float) -> Lyrics:
+    """Drop LRC lines stamped past the end of the audio, with a warning for each."""
+    if not lyrics.timed:
+        return lyrics
+    keep = [ln for ln in lyrics.lines if (ln.time or 0.0) < duration]
+    dropped = len(lyrics.lines) - len(keep)
+    warnings = list(lyrics.warnings)
+    if dropped:
+        warnings.append(
+            f"{dropped} line(s) stamped after the end of the audio ({duration:.2f} s) were dropped"
+        )
+    if not keep:
+        raise InputError(
+            f"{lyrics.path}: every time tag is past the end of the audio ({duration:.2f} s): "
+            "check that the LRC belongs to this song"
+        )
+    return Lyrics(tuple(keep), True, lyrics.path, tuple(warnings), lyrics.gaps)
+
+
+def clip_text(text: str) -> tuple[str, bool]:
+    """The text given to CLIP: cut to MAX_LINE_CHARS (returns whether it was cut)."""
+    if len(text) <= MAX_LINE_CHARS:
+        return text, False
+    return text[:MAX_LINE_CHARS].rsplit(" ", 1)[0] or text[:MAX_LINE_CHARS], True
+
+
+def _clean(line: str) -> str:
+    return " ".join(line.replace("\ufeff", "").split())
+
+
+# ---- the lyrics' language ------------------------------------------------------------------------
+
+# Unicode blocks that name a language (or the language a song in that script most likely has)
+_SCRIPTS = [  # (first, last, language)
+    (0x3040, 0x30FF, "ja"),  # hiragana, katakana: Japanese even among kanji
+    (0xAC00, 0xD7AF, "ko"), (0x1100, 0x11FF, "ko"),  # hangul
+    (0x4E00, 0x9FFF, "zh"), (0x3400, 0x4DBF, "zh"),  # CJK ideographs (Chinese unless kana appear)
+    (0x0400, 0x04FF, "ru"), (0x0600, 0x06FF, "ar"), (0x0590, 0x05FF, "he"), (0x0370, 0x03FF, "el"),
+    (0x0E00, 0x0E7F, "th"), (0x0900, 0x097F, "hi"),
+]
+# the most frequent short words of languages written in Latin script
+_STOPWORDS = {
+    "en": "the and you to of a in is it i me my that on for your we with be this all not are love".split(),
+    "de": "der die das und ich du nicht ist ein eine zu mit den sie es wir mir dich auf im".split(),
+    "fr": "le la les et je tu de des un une est que pas mon ma dans qui il elle nous pour".split(),
+    "es": "el la los las y yo tu de que en un una es no mi por con se lo me te".split(),
+    "it": "il la le e io tu di che un una non mi per con ti sei sono ma lo gli".split(),
+    "pt": "o a os as e eu tu de que um uma não meu minha em com se por você me".split(),
+    "nl": "de het een en ik je jij niet is van dat op met zijn mijn wij we".split(),
+}
+
+
+def guess_language(texts: list[str]) -> str | None:
+    """The lyrics' language as an ISO 639-1 code, from their script, or for Latin script from
+    their most frequent words; None when the text does not tell (too short, or a tie)."""
+    text = " ".join(texts)
+    counts: dict[str, int] = {}
+    for ch in text:
+        o = ord(ch)
+        for lo, hi, lang in _SCRIPTS:
+            if lo <= o <= hi:
+                counts[lang] = counts.get(lang, 0) + 1
+                break
+    letters = sum(ch.isalpha() for ch in text)
+    if counts and sum(counts.values()) >= 0.3 * max(letters, 1):
+        if counts.get("ja"):
+            return "ja"
+        return max(counts, key=counts.get)
+    words = [w.strip(".,!?;:\"'()¿¡«»").casefold() for w in text.split()]
+    score = {lang: sum(w in set(sw) for w in words) for lang, sw in _STOPWORDS.items()}
+    best = sorted(score.items(), key=lambda kv: -kv[1])
+    if best[0][1] >= 2 and best[0][1] >= 1.5 * best[1][1]:
+        return best[0][0]
+    return None

@@ -1,0 +1,363 @@
+"""Captions: SRT and LRC files, and lyric lines drawn into frames (plain or karaoke).
+
+Which frames show a line, exactly: frame i (shown at t = i / fps, fps the exact rational rate
+render.fps_fraction gives) shows line L iff start_L <= t < end_L. `frame_span` computes that once;
+the burned-in captions (CaptionTrack) and the .srt (write_srt with fps) both use it, so they agree
+to the frame: the .srt's start is the time of the first frame showing the line and its end the
+time of the first frame after it. A line's end is the end of its singing (from the timing stage),
+so an instrumental break shows no caption.
+
+Karaoke: the word being sung is drawn in CURRENT colour, the words already sung in SUNG, the
+rest in UPCOMING. Word times come from Segment.words (alignment, enhanced LRC); a line without
+them spreads its words over the line by character count. `layout` is the one function that places
+words in a frame: the renderer draws with it and tests measure with it.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..files import atomic_write_text
+from .fonts import FontFinder
+from ..song.segments import Segment, Word
+
+UPCOMING = (255, 255, 255)  # karaoke: words not sung yet (and every word of a plain caption)
+CURRENT = (255, 200, 0)  # karaoke: the word being sung
+SUNG = (130, 200, 255)  # karaoke: words already sung
+OUTLINE = (0, 0, 0)
+
+
+# ---- times and files -------------------------------------------------------------------------------
+
+def srt_time(t: float) -> str:
+    ms = int(round(max(0.0, t) * 1000))
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def lrc_time(t: float) -> str:
+    cs = int(round(max(0.0, t) * 100))  # LRC has centiseconds: round once, carry into the minutes
+    return f"{cs // 6000:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
+
+
+def exact_fps(fps: float) -> float:
+    """The frame rate the video is written with (29.97 -> 30000/1001), as a float."""
+    from .render import fps_fraction
+
+    return float(fps_fraction(fps))
+
+
+def frame_span(start: float, end: float, fps: float) -> tuple[int, int]:
+    """Frames [first, stop) whose time i / fps lies in [start, end); fps as written (exact_fps).
+    A tolerance of a millionth of a frame absorbs float error at a frame's exact time."""
+    first = max(0, math.ceil(start * fps - 1e-6))
+    stop = max(first, math.ceil(end * fps - 1e-6))
+    return first, stop
+
+
+def write_srt(segments: Sequence[Segment], path: Path, fps: float | None = None,
+              frames: tuple[int, int] | None = None) -> None:
+    """SubRip captions. With `fps` (the video's), each line runs from its first shown frame to the
+    frame after its last, exactly as burned in; `frames` = [first, last) of an excerpt: only the
+    lines it shows, timed from its first frame. Without fps: the segments' own times."""
+    entries = []
+    for s in segments:
+        if fps is None:
+            entries.append((s.start, max(s.end, s.start + 0.001), s.text))
+            continue
+        rate = exact_fps(fps)
+        a, b = frame_span(s.start, s.end, rate)
+        if frames is not None:
+            a, b = max(a, frames[0]) - frames[0], min(b, frames[1]) - frames[0]
+        if b > a:  # a line shorter than a frame is never on screen
+            entries.append((a / rate, b / rate, s.text))
+    lines = []
+    for i, (t0, t1, text) in enumerate(entries, 1):
+        lines += [str(i), f"{srt_time(t0)} --> {srt_time(t1)}", text, ""]
+    atomic_write_text(path, "\n".join(lines))
+
+
+def write_lrc(segments: Sequence[Segment], path: Path) -> None:
+    """LRC, enhanced where word times are known: `[mm:ss.xx]<mm:ss.xx>word <mm:ss.xx>word <end>`
+    (the trailing tag is the end of the last word). A line that ends before the next one starts
+    is followed by an empty timed line, LRC's mark for "no lyric here", so reading the file back
+    gives the same captions."""
+    out = ["[re:musivid align]"]
+    for k, s in enumerate(segments):
+        out.append(f"[{lrc_time(s.start)}]{_tagged(s) if s.words else s.text}")
+        nxt = segments[k + 1].start if k + 1 < len(segments) else None
+        if nxt is None or s.end < nxt - 0.015:
+            out.append(f"[{lrc_time(s.end)}]")
+    atomic_write_text(path, "\n".join(out) + "\n")
+
+
+def _tagged(s: Segment) -> str:
+    """The line's text with a time tag before each word found in it (so spelling, spacing and
+    punctuation stay the lyric's own; a transcribed word that is not in the text gets no tag),
+    and the last word's end after it."""
+    parts, pos = [], 0
+    for w, span in zip(s.words, word_spans(s.text, s.words)):
+        if span is None:
+            continue
+        parts += [s.text[pos:span[0]], f"<{lrc_time(w.start)}>", s.text[span[0]:span[1]]]
+        pos = span[1]
+    if not parts:
+        return s.text
+    return "".join(parts) + s.text[pos:] + f"<{lrc_time(s.words[-1].end)}>"
+
+
+# ---- words of a line ---------------------------------------------------------------------------------
+
+def _is_cjk(ch: str) -> bool:
+    """Scripts written without spaces between words: each character is its own unit."""
+    o = ord(ch)
+    return 0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF
+
+
+def _is_cjk_punct(ch: str) -> bool:
+    o = ord(ch)
+    return 0x3000 <= o <= 0x303F or 0xFF00 <= o <= 0xFFEF
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of a line that is laid out and highlighted as one: a word, or a CJK character."""
+
+    text: str
+    a: int  # span [a, b) in the line's text
+    b: int
+    space: bool  # a space separates it from the previous unit
+
+
+def units(text: str) -> list[Unit]:
+    """The line cut into words at whitespace, and CJK runs into characters (punctuation stays
+    with the character before it, so a line never starts with a comma)."""
+    out: list[Unit] = []
+    for m in re.finditer(r"\S+", text):
+        a, word = m.start(), m.group()
+        space = bool(out)
+        cur = 0
+        for k, ch in enumerate(word):
+            if k > cur and (_is_cjk(ch) or _is_cjk(word[k - 1]) or _is_cjk_punct(word[k - 1])) \
+                    and not unicodedata.category(ch).startswith("P"):
+                out.append(Unit(word[cur:k], a + cur, a + k, space))
+                space, cur = False, k
+        out.append(Unit(word[cur:], a + cur, a + len(word), space))
+    return out
+
+
+def word_spans(text: str, words: Sequence[Word]) -> list[tuple[int, int] | None]:
+    """Where each timed word sits in the line's text (case-insensitive, in order); None for a
+    word not found there (a transcription that differs from the lyric)."""
+    low = text.casefold()
+    spans: list[tuple[int, int] | None] = []
+    pos = 0
+    for w in words:
+        needle = w.text.strip().casefold()
+        at = low.find(needle, pos) if needle else -1
+        if at < 0:
+            bare = re.sub(r"[^\w]", "", needle)
+            at = low.find(bare, pos) if bare else -1
+            needle = bare
+        if at < 0:
+            spans.append(None)
+            continue
+        spans.append((at, at + len(needle)))
+        pos = at + len(needle)
+    return spans
+
+
+def unit_times(seg: Segment, us: Sequence[Unit]) -> list[float]:
+    """When each unit starts being sung: from the segment's word times where they cover it,
+    otherwise spread by character count between the known neighbours (the whole line without
+    word times)."""
+    n = len(us)
+    starts: list[float | None] = [None] * n
+    for w, span in zip(seg.words, word_spans(seg.text, seg.words)):
+        if span is None:
+            continue
+        for k, u in enumerate(us):
+            if u.a < span[1] and span[0] < u.b:
+                starts[k] = w.start if starts[k] is None else min(starts[k], w.start)
+    # units without a time: by character count between the neighbours that have one
+    weight = [max(1, len(u.text)) for u in us]
+    k = 0
+    while k < n:
+        if starts[k] is not None:
+            k += 1
+            continue
+        j = k
+        while j < n and starts[j] is None:
+            j += 1
+        t0 = seg.start if k == 0 else starts[k - 1]
+        t1 = starts[j] if j < n else seg.end
+        prev_w = 0 if k == 0 else weight[k - 1]
+        total = prev_w + sum(weight[k:j])
+        acc = prev_w
+        for i in range(k, j):
+            starts[i] = t0 + (t1 - t0) * acc / total
+            acc += weight[i]
+        k = j
+    return [float(max(seg.start, t)) for t in starts]  # type: ignore[arg-type]
+
+
+# ---- layout and drawing --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaptionLayout:
+    """A line placed in a frame: the font, its rows and every unit's box in frame pixels."""
+
+    font: object  # PIL FreeTypeFont
+    size: int
+    stroke: int
+    rows: tuple[tuple[str, float, float], ...]  # (text, x, y) per row
+    units: tuple[Unit, ...]
+    boxes: tuple[tuple[float, float, float, float], ...]  # (x0, y0, x1, y1) per unit, outline included
+    origins: tuple[tuple[float, float], ...]  # where each unit's text is drawn
+
+
+def layout(text: str, width: int, height: int, finder: FontFinder | None = None,
+           line: int | None = None) -> CaptionLayout:
+    """Centre `text` at the bottom of a width x height frame, wrapped to 92 % of the width (at
+    spaces, and between CJK characters), in a font that covers it."""
+    from PIL import Image, ImageDraw
+
+    finder = finder or _default_finder()
+    size = max(10, height // 16)
+    fnt = finder.font(text, size, line)
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    us = units(text) or [Unit(text, 0, len(text), False)]
+    rows = _wrap_units(draw, us, fnt, 0.92 * width)
+    stroke = max(1, size // 12)
+    step = int(size * 1.35)
+    y = height - step * len(rows) - size // 2
+    placed, boxes, origins = [], [], []
+    for row in rows:
+        s = _join(row)
+        x = (width - draw.textlength(s, font=fnt)) / 2
+        top, bottom = fnt.getbbox(s)[1], fnt.getbbox(s)[3]
+        prefix = ""
+        for k, u in enumerate(row):
+            sep = " " if (u.space and k > 0) else ""
+            x0 = x + draw.textlength(prefix + sep, font=fnt)
+            x1 = x + draw.textlength(prefix + sep + u.text, font=fnt)
+            origins.append((x0, y))
+            boxes.append((x0 - stroke, y + top - stroke, x1 + stroke, y + bottom + stroke))
+            prefix += sep + u.text
+        placed.append((s, x, y))
+        y += step
+    return CaptionLayout(fnt, size, stroke, tuple(placed), tuple(u for row in rows for u in row), tuple(boxes),
+                         tuple(origins))
+
+
+def _join(row: Sequence[Unit]) -> str:
+    return "".join((" " if (u.space and k > 0) else "") + u.text for k, u in enumerate(row))
+
+
+def _wrap_units(draw, us: Sequence[Unit], fnt, width: float) -> list[list[Unit]]:
+    rows: list[list[Unit]] = []
+    cur: list[Unit] = []
+    for u in us:
+        if cur and draw.textlength(_join(cur + [u]), font=fnt) > width:
+            rows.append(cur)
+            cur = []
+        cur.append(u)
+    rows.append(cur)
+    return rows
+
+
+def wrap(draw, text: str, fnt, width: float) -> list[str]:
+    """Greedy wrap of `text` to `width` pixels at spaces and between CJK characters; a word longer
+    than the width gets a row of its own."""
+    us = units(text)
+    return [_join(row) for row in _wrap_units(draw, us, fnt, width)] if us else [text]
+
+
+def draw_caption(frame: np.ndarray, lay: CaptionLayout, current: int | None = None,
+                 karaoke: bool = False) -> np.ndarray:
+    """Draw a laid-out line on an (H, W, 3) uint8 frame: white with a dark outline; in karaoke,
+    unit `current` in CURRENT and the ones before it in SUNG (current None: nothing sung yet)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(frame)
+    draw = ImageDraw.Draw(img)
+    kw = dict(font=lay.font, stroke_width=lay.stroke, stroke_fill=OUTLINE)
+    if not karaoke:
+        for s, x, y in lay.rows:
+            draw.text((x, y), s, fill=UPCOMING, **kw)
+    else:
+        for k, (u, xy) in enumerate(zip(lay.units, lay.origins)):
+            colour = UPCOMING if current is None or k > current else CURRENT if k == current else SUNG
+            draw.text(xy, u.text, fill=colour, **kw)
+    return np.asarray(img)
+
+
+def burn_caption(frame: np.ndarray, text: str, finder: FontFinder | None = None) -> np.ndarray:
+    """Draw `text` at the bottom of an (H, W, 3) uint8 frame, white with a dark outline."""
+    h, w = frame.shape[:2]
+    return draw_caption(frame, layout(text, w, h, finder))
+
+
+@functools.lru_cache(maxsize=1)
+def _default_finder() -> FontFinder:
+    return FontFinder()
+
+
+# ---- the overlay ---------------------------------------------------------------------------------------
+
+class CaptionTrack:
+    """The lyric line (and in karaoke the word) drawn on each video frame: the overlay that
+    render.render calls as overlay(frame index in the song, image)."""
+
+    def __init__(self, segments: Sequence[Segment], fps: float, mode: str = "line", font: str | None = None):
+        if mode not in ("line", "karaoke"):
+            raise ValueError(f"caption mode {mode!r}: use 'line' or 'karaoke'")
+        self.segments = list(segments)
+        self.fps = exact_fps(fps)
+        self.mode = mode
+        self.spans = [frame_span(s.start, s.end, self.fps) for s in self.segments]
+        self.line_of_frame = np.full(max((b for _, b in self.spans), default=0), -1)  # (F,) -1: none
+        for k, (a, b) in enumerate(self.spans):  # a later line takes over from an overlapping one
+            self.line_of_frame[a:b] = k
+        self.finder = FontFinder(font)
+        for s in self.segments:  # choose fonts (and warn about missing glyphs) before rendering starts
+            self.finder.face_for(s.text, s.index + 1)
+        self._layouts: dict[tuple[int, int, int], CaptionLayout] = {}
+        self._starts: dict[int, list[float]] = {}
+
+    def line_at(self, index: int) -> int:
+        """The position in `segments` of the line shown on frame `index`, -1 for none."""
+        return int(self.line_of_frame[index]) if 0 <= index < len(self.line_of_frame) else -1
+
+    def word_at(self, index: int) -> int | None:
+        """Karaoke: the unit (see `units`) being sung on frame `index` (None: none yet or no line)."""
+        k = self.line_at(index)
+        if k < 0:
+            return None
+        if k not in self._starts:
+            self._starts[k] = unit_times(self.segments[k], units(self.segments[k].text))
+        t = index / self.fps
+        sung = [i for i, st in enumerate(self._starts[k]) if st <= t]
+        return sung[-1] if sung else None
+
+    def layout(self, k: int, width: int, height: int) -> CaptionLayout:
+        key = (k, width, height)
+        if key not in self._layouts:
+            s = self.segments[k]
+            self._layouts[key] = layout(s.text, width, height, self.finder, s.index + 1)
+        return self._layouts[key]
+
+    def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
+        k = self.line_at(index)
+        if k < 0:
+            return frame
+        lay = self.layout(k, frame.shape[1], frame.shape[0])
+        if self.mode == "karaoke":
+            return draw_caption(frame, lay, self.word_at(index), karaoke=True)
+        return draw_caption(frame, lay)
