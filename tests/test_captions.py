@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import musivid, write_audio
-from musivid.video.captions import CURRENT, CaptionTrack, draw_caption, exact_fps, frame_span, layout, unit_times, units, word_spans, write_lrc, write_srt
+from musivid.text import unit_spans as units
+from musivid.video.captions import CURRENT, CaptionTrack, draw_caption, exact_fps, frame_span, layout, unit_times, word_spans, write_lrc, write_srt
 from musivid.video.fonts import FontFinder
 from musivid.song.lyrics import load
 from musivid.song.segments import Segment, Word

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from musivid.song import alignment as forced
-from musivid.song.alignment import LineTokens, VoiceActivity, units, weight
+from musivid.song.alignment import LineTokens, VoiceActivity, weight
+from musivid.text import units
 
 STEP = 512 / 16000
 

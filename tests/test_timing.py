@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from musivid.song import timing as al
-from musivid.song.timing import Word, align_words, line_starts, lines_from_words, normalize_words
+from musivid.song.timing import Word, align_words, line_starts, lines_from_words
+from musivid.text import normalize_words
 
 
 def words_at(text: str, start: float, step: float = 0.3) -> list[Word]:

@@ -19,7 +19,8 @@ faster-whisper) from which the voice runs on into the anchor, or without one the
 less the expected length of the units before it at the line's own rate (median seconds per
 syllable of its inner units). Its end is where the voice stops after its last unit starts, kept
 between half and two and a half times that unit's expected length, and before the next line.
-Scripts without spaces (Chinese, Japanese, Thai...) are timed per character.
+Scripts without spaces (Chinese, Japanese, Thai...) are timed per character: the units are
+`musivid.text.units`, the same that karaoke captions highlight.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..text import is_no_space, unit_spans
 from .segments import Word
 
 log = logging.getLogger(__name__)
@@ -48,53 +50,18 @@ SEC_PER_SYLLABLE = (0.08, 1.5)  # plausible delivery rates, fast speech to slow 
 DEFAULT_RATE = 0.25  # s per syllable where a line is too short to tell
 
 
-# ---- text units --------------------------------------------------------------------------------
-
-def _no_space_script(ch: str) -> bool:
-    """Characters of scripts written without spaces between words: each is its own unit."""
-    o = ord(ch)
-    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF
-            or 0x0E00 <= o <= 0x0EFF or 0x1000 <= o <= 0x109F or 0xFF66 <= o <= 0xFF9D)
-
-
-def units(text: str) -> list[str]:
-    """The timed units of a line: its whitespace words, with each character of a script written
-    without spaces (CJK, kana, Thai, Lao, Burmese) a unit of its own; punctuation after such a
-    character stays with it. "".join(units) == text without its spaces; for spaced scripts
-    " ".join(units) == the text with its spaces normalised."""
-    out: list[str] = []
-    for word in text.split():
-        buf, first = "", len(out)
-        for ch in word:
-            if _no_space_script(ch):
-                if buf and not _is_punct(buf):
-                    out.append(buf)
-                    buf = ""
-                buf += ch
-                out.append(buf)
-                buf = ""
-            elif _is_punct(ch) and not buf and len(out) > first and _no_space_script(out[-1][-1]):
-                out[-1] += ch  # "心。" stays one unit
-            else:
-                buf += ch
-        if buf:
-            out.append(buf)
-    return out
-
-
-def _is_punct(s: str) -> bool:
-    return all(unicodedata.category(c)[0] in "PSZ" for c in s)
-
+# ---- syllable weights ------------------------------------------------------------------------
 
 _VOWELS = set("aeiouyàáâãäåæèéêëìíîïòóôõöøœùúûüýÿāēěīōūǎǐǒǔǖǘǚǜăąęįųůőűаеёиоуыэюяіїєαεηιουωάέήίόύώ")
 
 
 def weight(unit: str) -> float:
     """How long a unit takes to sing, in syllables: vowel groups in alphabetic scripts, one per
-    character of CJK and kana (each is a syllable or mora), one per two letters elsewhere."""
+    letter of a script written without spaces (CJK and kana: a syllable or mora; combining marks
+    add nothing), one per two letters elsewhere."""
     n, prev = 0.0, False
     for c in unicodedata.normalize("NFC", unit.casefold()):
-        if _no_space_script(c):
+        if is_no_space(c):
             n, prev = n + 1, False
         elif c in _VOWELS:
             n, prev = n + (0 if prev else 1), True
@@ -120,13 +87,14 @@ class LineTokens:
 def tokenize(text: str, tokenizer) -> LineTokens:
     """Tokens of a line, word by word (a leading space before words of spaced scripts, as Whisper
     writes them), with the character each token completes."""
-    us = units(text)
+    us = unit_spans(text)
     tokens: list[int] = []
     ends: list[int] = []
     spans: list[tuple[int, int]] = []
     done = 0
-    for u in us:
-        piece = u if _no_space_script(u[0]) else " " + u
+    for unit in us:
+        u = unit.text
+        piece = u if unit.no_space else " " + u
         ids = tokenizer.encode(piece)
         start = done
         for j in range(1, len(ids) + 1):
@@ -138,7 +106,7 @@ def tokenize(text: str, tokenizer) -> LineTokens:
             ends[-1] = start + len(u)
         done = start + len(u)
         spans.append((start, done))
-    return LineTokens(text, tuple(us), tuple(tokens), tuple(ends), tuple(spans))
+    return LineTokens(text, tuple(u.text for u in us), tuple(tokens), tuple(ends), tuple(spans))
 
 
 # ---- voice activity ------------------------------------------------------------------------------

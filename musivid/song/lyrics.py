@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..text import likely_language
 from .segments import Segment, Word, from_times
 
 # CLIP's context is 77 tokens; lines longer than this many characters are cut for CLIP (the full
@@ -218,14 +219,6 @@ def _clean(line: str) -> str:
 
 # ---- the lyrics' language ------------------------------------------------------------------------
 
-# Unicode blocks that name a language (or the language a song in that script most likely has)
-_SCRIPTS = [  # (first, last, language)
-    (0x3040, 0x30FF, "ja"),  # hiragana, katakana: Japanese even among kanji
-    (0xAC00, 0xD7AF, "ko"), (0x1100, 0x11FF, "ko"),  # hangul
-    (0x4E00, 0x9FFF, "zh"), (0x3400, 0x4DBF, "zh"),  # CJK ideographs (Chinese unless kana appear)
-    (0x0400, 0x04FF, "ru"), (0x0600, 0x06FF, "ar"), (0x0590, 0x05FF, "he"), (0x0370, 0x03FF, "el"),
-    (0x0E00, 0x0E7F, "th"), (0x0900, 0x097F, "hi"),
-]
 # the most frequent short words of languages written in Latin script
 _STOPWORDS = {
     "en": "the and you to of a in is it i me my that on for your we with be this all not are love".split(),
@@ -239,21 +232,14 @@ _STOPWORDS = {
 
 
 def guess_language(texts: list[str]) -> str | None:
-    """The lyrics' language as an ISO 639-1 code, from their script, or for Latin script from
-    their most frequent words; None when the text does not tell (too short, or a tie)."""
+    """The lyrics' language as an ISO 639-1 code, from their script (`musivid.text.SCRIPTS`: at
+    least 30 % of the letters in a script naming a language, kana among Han: Japanese), or for
+    Latin script from their most frequent words; None when the text does not tell (too short,
+    or a tie)."""
     text = " ".join(texts)
-    counts: dict[str, int] = {}
-    for ch in text:
-        o = ord(ch)
-        for lo, hi, lang in _SCRIPTS:
-            if lo <= o <= hi:
-                counts[lang] = counts.get(lang, 0) + 1
-                break
-    letters = sum(ch.isalpha() for ch in text)
-    if counts and sum(counts.values()) >= 0.3 * max(letters, 1):
-        if counts.get("ja"):
-            return "ja"
-        return max(counts, key=counts.get)
+    lang = likely_language(text)  # the script's language (musivid.text.SCRIPTS), Cyrillic: Russian
+    if lang is not None:
+        return lang
     words = [w.strip(".,!?;:\"'()¿¡«»").casefold() for w in text.split()]
     score = {lang: sum(w in set(sw) for w in words) for lang, sw in _STOPWORDS.items()}
     best = sorted(score.items(), key=lambda kv: -kv[1])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from contextlib import AbstractContextManager, nullcontext
@@ -26,6 +25,7 @@ import numpy as np
 from .audio import Audio
 from ..config import DEFAULT_WHISPER, ModelConfig, TimingConfig
 from ..errors import InputError, ModelUnavailableError
+from ..text import language_name, normalize_words
 from .lyrics import Lyrics, guess_language
 from .segments import Segment, Word, from_times, spread_evenly
 
@@ -34,9 +34,7 @@ log = logging.getLogger(__name__)
 SR = 16000
 VERSION = 2  # of the timing method: part of the project's timing cache key
 LOW_CONFIDENCE = 0.35  # lines timed with less are named in a warning
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
-                  "pt": "Portuguese", "nl": "Dutch", "ja": "Japanese", "ko": "Korean", "zh": "Chinese",
-                  "ru": "Russian", "ar": "Arabic", "he": "Hebrew", "el": "Greek", "th": "Thai", "hi": "Hindi"}
+
 
 
 # ---- results ------------------------------------------------------------------------------------
@@ -164,7 +162,7 @@ def language_for(texts: Sequence[str] | None, recogniser, samples16k: np.ndarray
     lang = guess_language(list(texts)) if texts else None
     if recogniser.english_only:
         if lang not in (None, "en"):
-            name = LANGUAGE_NAMES.get(lang, lang)
+            name = language_name(lang)
             fallback = " (the default model could not be loaded)" if recogniser.fallback else ""
             raise InputError(f"{source or 'the lyrics'}: the lyrics look {name} ({lang}) but Whisper "
                              f"{recogniser.name}{fallback} hears English only: pass a multilingual model, "
@@ -176,7 +174,7 @@ def language_for(texts: Sequence[str] | None, recogniser, samples16k: np.ndarray
     if detect is None:
         return None
     lang, prob = detect(samples16k, vad)
-    log.info("the song sounds %s (%s, p=%.2f)", LANGUAGE_NAMES.get(lang, lang), lang, prob)
+    log.info("the song sounds %s (%s, p=%.2f)", language_name(lang), lang, prob)
     return lang
 
 
@@ -352,32 +350,6 @@ def _to16k(audio) -> np.ndarray:
 
 
 # ---- transcript matching (openai-whisper) ------------------------------------------------------------------
-
-def _is_cjk(ch: str) -> bool:
-    o = ord(ch)
-    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF
-            or 0xAC00 <= o <= 0xD7AF or 0xF900 <= o <= 0xFAFF)
-
-
-def normalize_words(text: str) -> list[str]:
-    """Words for matching: NFKC, case-folded, punctuation stripped, CJK split per character."""
-    t = unicodedata.normalize("NFKC", text).casefold()
-    t = "".join(" " if unicodedata.category(c).startswith(("P", "S")) else c for c in t)
-    out: list[str] = []
-    for w in t.split():
-        buf = ""
-        for ch in w:
-            if _is_cjk(ch):
-                if buf:
-                    out.append(buf)
-                    buf = ""
-                out.append(ch)
-            else:
-                buf += ch
-        if buf:
-            out.append(buf)
-    return out
-
 
 def _bigrams(w: str) -> set[str]:
     w = f"^{w}$"

@@ -8,7 +8,9 @@ time of the first frame after it. A line's end is the end of its singing (from t
 so an instrumental break shows no caption.
 
 Karaoke: the word being sung is drawn in CURRENT colour, the words already sung in SUNG, the
-rest in UPCOMING. Word times come from Segment.words (alignment, enhanced LRC); a line without
+rest in UPCOMING. The highlighted units are `musivid.text.unit_spans`: words, and each character
+of a script written without spaces (Chinese, Japanese, Thai...), exactly the units alignment
+times. Word times come from Segment.words (alignment, enhanced LRC); a line without
 them spreads its words over the line by character count. `layout` is the one function that places
 words in a frame: the renderer draws with it and tests measure with it.
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from ..files import atomic_write_text
+from ..text import Unit, unit_spans
 from .fonts import FontFinder
 from ..song.segments import Segment, Word
 
@@ -114,44 +116,6 @@ def _tagged(s: Segment) -> str:
 
 # ---- words of a line ---------------------------------------------------------------------------------
 
-def _is_cjk(ch: str) -> bool:
-    """Scripts written without spaces between words: each character is its own unit."""
-    o = ord(ch)
-    return 0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF
-
-
-def _is_cjk_punct(ch: str) -> bool:
-    o = ord(ch)
-    return 0x3000 <= o <= 0x303F or 0xFF00 <= o <= 0xFFEF
-
-
-@dataclass(frozen=True)
-class Unit:
-    """A piece of a line that is laid out and highlighted as one: a word, or a CJK character."""
-
-    text: str
-    a: int  # span [a, b) in the line's text
-    b: int
-    space: bool  # a space separates it from the previous unit
-
-
-def units(text: str) -> list[Unit]:
-    """The line cut into words at whitespace, and CJK runs into characters (punctuation stays
-    with the character before it, so a line never starts with a comma)."""
-    out: list[Unit] = []
-    for m in re.finditer(r"\S+", text):
-        a, word = m.start(), m.group()
-        space = bool(out)
-        cur = 0
-        for k, ch in enumerate(word):
-            if k > cur and (_is_cjk(ch) or _is_cjk(word[k - 1]) or _is_cjk_punct(word[k - 1])) \
-                    and not unicodedata.category(ch).startswith("P"):
-                out.append(Unit(word[cur:k], a + cur, a + k, space))
-                space, cur = False, k
-        out.append(Unit(word[cur:], a + cur, a + len(word), space))
-    return out
-
-
 def word_spans(text: str, words: Sequence[Word]) -> list[tuple[int, int] | None]:
     """Where each timed word sits in the line's text (case-insensitive, in order); None for a
     word not found there (a transcription that differs from the lyric)."""
@@ -225,14 +189,14 @@ class CaptionLayout:
 def layout(text: str, width: int, height: int, finder: FontFinder | None = None,
            line: int | None = None) -> CaptionLayout:
     """Centre `text` at the bottom of a width x height frame, wrapped to 92 % of the width (at
-    spaces, and between CJK characters), in a font that covers it."""
+    spaces, and between the characters of scripts written without spaces), in a font that covers it."""
     from PIL import Image, ImageDraw
 
     finder = finder or _default_finder()
     size = max(10, height // 16)
     fnt = finder.font(text, size, line)
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    us = units(text) or [Unit(text, 0, len(text), False)]
+    us = unit_spans(text) or [Unit(text, 0, len(text), False)]
     rows = _wrap_units(draw, us, fnt, 0.92 * width)
     stroke = max(1, size // 12)
     step = int(size * 1.35)
@@ -273,9 +237,9 @@ def _wrap_units(draw, us: Sequence[Unit], fnt, width: float) -> list[list[Unit]]
 
 
 def wrap(draw, text: str, fnt, width: float) -> list[str]:
-    """Greedy wrap of `text` to `width` pixels at spaces and between CJK characters; a word longer
-    than the width gets a row of its own."""
-    us = units(text)
+    """Greedy wrap of `text` to `width` pixels at spaces and between the characters of scripts
+    written without spaces; a word longer than the width gets a row of its own."""
+    us = unit_spans(text)
     return [_join(row) for row in _wrap_units(draw, us, fnt, width)] if us else [text]
 
 
@@ -336,12 +300,12 @@ class CaptionTrack:
         return int(self.line_of_frame[index]) if 0 <= index < len(self.line_of_frame) else -1
 
     def word_at(self, index: int) -> int | None:
-        """Karaoke: the unit (see `units`) being sung on frame `index` (None: none yet or no line)."""
+        """Karaoke: the unit (see `musivid.text.unit_spans`) being sung on frame `index` (None: none yet or no line)."""
         k = self.line_at(index)
         if k < 0:
             return None
         if k not in self._starts:
-            self._starts[k] = unit_times(self.segments[k], units(self.segments[k].text))
+            self._starts[k] = unit_times(self.segments[k], unit_spans(self.segments[k].text))
         t = index / self.fps
         sung = [i for i, st in enumerate(self._starts[k]) if st <= t]
         return sung[-1] if sung else None
