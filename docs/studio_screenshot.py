@@ -16,7 +16,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browser import chromium_path, launch  # noqa: E402
 
 from musivid.config import ModelConfig, OptimizeConfig, RenderConfig, RunSettings, TimingConfig  # noqa: E402
-from musivid.pipeline import make_video, pick_variant  # noqa: E402
+from musivid.actions import pick_variant  # noqa: E402
+from musivid.pipeline import make_video  # noqa: E402
 from musivid.studio import Studio, running  # noqa: E402
 
 

@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "make_video": "pipeline", "add_variants": "actions", "pick_variant": "actions",
-    "render_project": "actions", "open_project": "pipeline", "VideoResult": "pipeline",
+    "render_project": "actions", "open_project": "pipeline", "VideoResult": "pipeline", "Picked": "actions",
+    "NewVariants": "actions", "ModelCache": "images.models.cache",
     "RunSettings": "config", "OptimizeConfig": "config", "RenderConfig": "config", "ModelConfig": "config",
     "ScheduleConfig": "config", "RhythmConfig": "config", "TimingConfig": "config",
     "MusividError": "errors", "InputError": "errors", "ModelUnavailableError": "errors",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -196,6 +197,14 @@ class ModelConfig:
     offline: bool = False  # never touch the network (weights and speech recognition)
     cache_dir: str | None = None  # default: $MUSIVID_CACHE or ~/.cache/musivid
 
+    def model_name(self, kind: str) -> str:
+        """How a model is named to people (messages, a video's provenance), one spelling everywhere:
+        "clip" or "biggan" -> its registry name, "NAME (local file FILE)", or the untrained tiny one."""
+        if self.untrained:
+            return {"clip": "untrained tiny CLIP", "biggan": "untrained tiny BigGAN-deep"}[kind]
+        name, path = {"clip": (self.clip, self.clip_path), "biggan": (self.biggan, self.biggan_path)}[kind]
+        return f"{name} (local file {Path(path).name})" if path else name
+
 
 @dataclass(frozen=True)
 class TimingConfig:
@@ -281,9 +290,17 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def resolve_device(name: str):
-    """'auto' → CUDA when present. Returns (torch.device, autocast dtype): bf16 on CUDA, None
-    (the models' own fp32) on the CPU."""
+@dataclass(frozen=True)
+class Compute:
+    """Where a run computes: the torch device, and the dtype the models compute in there (amp:
+    bfloat16 on CUDA; None: the models' own float32)."""
+
+    device: Any  # torch.device
+    amp: Any = None  # torch.dtype | None
+
+
+def resolve_device(name: str) -> Compute:
+    """'auto' → CUDA when present; bf16 compute on CUDA, the models' own fp32 on the CPU."""
     import torch
 
     _need(bool(DEVICE_PATTERN.match(name)), "device must be auto, cpu, cuda or cuda:N", name,
@@ -298,4 +315,4 @@ def resolve_device(name: str):
             raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s): "
                              f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     dev = torch.device(name)
-    return dev, (torch.bfloat16 if dev.type == "cuda" else None)
+    return Compute(dev, torch.bfloat16 if dev.type == "cuda" else None)

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 log = logging.getLogger("musivid.progress")
@@ -61,18 +62,32 @@ class Bar:
         self.close()
 
 
-@contextmanager
-def timed_stage(timings: dict[str, float], name: str, message: str | None,
-                on_progress: ProgressFn | None = None,
-                logger: logging.Logger | None = None) -> Iterator[None]:
-    """A step of a run: said when it starts (INFO), its seconds added to timings[NAME_s], reported
-    to `on_progress(name, done, total)` as 0/1 then 1/1."""
-    if message:
-        (logger or log).info(message)
-    if on_progress is not None:
-        on_progress(name, 0, 1)
-    t = time.monotonic()
-    yield
-    timings[f"{name}_s"] = timings.get(f"{name}_s", 0.0) + time.monotonic() - t
-    if on_progress is not None:
-        on_progress(name, 1, 1)
+@dataclass
+class RunLog:
+    """What a run reports as it goes, and what it measured: progress bars on or off,
+    `on_progress(stage, done, total)` (the studio shows it), the seconds each stage took, and how
+    many optimizer steps ran."""
+
+    progress: bool = False
+    on_progress: ProgressFn | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    optimize_steps: int = 0
+
+    @contextmanager
+    def stage(self, name: str, message: str | None = None, logger: logging.Logger | None = None) -> Iterator[None]:
+        """A step of a run: said when it starts (INFO), its seconds added to `seconds[name]`, reported
+        as 0/1 then 1/1."""
+        if message:
+            (logger or log).info(message)
+        self.report(name, 0, 1)
+        t = time.monotonic()
+        yield
+        self.add_seconds(name, time.monotonic() - t)
+        self.report(name, 1, 1)
+
+    def add_seconds(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(stage, done, total)

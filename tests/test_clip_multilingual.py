@@ -32,11 +32,12 @@ TINY_ARCH = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "wid
     (["la la la"], DEFAULT_CLIP, "unclear"),
 ])
 def test_clip_is_chosen_by_the_lyrics_language(texts, want, why):
-    cfg, msg = choose_clip(ModelConfig(), texts)
+    choice = choose_clip(ModelConfig(), texts)
+    cfg, msg = choice.models, choice.reason
     assert cfg.clip == want and why in msg and "--clip" in msg
-    assert choose_clip(ModelConfig(clip="ViT-B-16/openai"), texts)[0].clip == "ViT-B-16/openai"  # --clip wins
-    assert choose_clip(ModelConfig(clip_path="/w.pt"), texts)[0].clip == DEFAULT_CLIP  # own file: its arch
-    assert choose_clip(ModelConfig(), None)[0].clip == "auto"  # transcription still to come
+    assert choose_clip(ModelConfig(clip="ViT-B-16/openai"), texts).models.clip == "ViT-B-16/openai"  # --clip wins
+    assert choose_clip(ModelConfig(clip_path="/w.pt"), texts).models.clip == DEFAULT_CLIP  # own file: its arch
+    assert choose_clip(ModelConfig(), None).models.clip == "auto"  # transcription still to come
 
 
 def test_tiny_multilingual_clip_has_the_real_models_classes(tmp_path):
@@ -117,6 +118,6 @@ def test_untrained_preview_of_german_lyrics_uses_the_tiny_multilingual_clip(tmp_
                 "2", "--fps", "4", "--size", "64")
     assert r.returncode == 0, r.stderr
     assert f"CLIP {MULTILINGUAL_CLIP} (tiny, untrained, same classes): the lyrics look German (de)" in r.stderr
-    assert "loading CLIP (tiny, untrained)" in r.stderr
+    assert "loading CLIP (untrained tiny CLIP)" in r.stderr
     data = json.loads((tmp_path / "v.musivid" / "project.json").read_text())
     assert data["settings"]["models"]["clip"] == MULTILINGUAL_CLIP  # resolved once, kept by the project

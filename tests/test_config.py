@@ -81,12 +81,13 @@ def test_the_help_states_the_configs_defaults():
 def test_resolve_device_on_this_machine():
     import torch
 
-    dev, amp = resolve_device("cpu")
+    c = resolve_device("cpu")
+    dev, amp = c.device, c.amp
     assert dev.type == "cpu" and amp is None
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA GPU"):
             resolve_device("cuda")
-        assert resolve_device("auto")[0].type == "cpu"
+        assert resolve_device("auto").device.type == "cpu"
 
 
 def test_captions_mode_and_projects_with_true_false_captions():

@@ -13,7 +13,7 @@ LAYERS = {
     0: {"errors", "config", "files", "rng", "progress", "text"},  # base
     1: {"song", "images", "video", "perf"},  # stages: pure transformations of typed values
     2: {"project"},  # state: the only code that knows the project's files
-    3: {"pipeline", "session", "actions", "scale"},  # run: the order of the stages, actions on a project
+    3: {"pipeline", "session", "runner", "actions", "scale"},  # run: the order of the stages, actions on a project
     4: {"cli", "__main__", "studio"},  # interfaces: the only code that talks to a person
 }
 

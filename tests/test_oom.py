@@ -165,7 +165,7 @@ def test_compiled_path_pads_to_one_static_size_and_an_oom_makes_the_halved_size_
     out), which later runs in the process are padded to."""
     clip, gen = tiny_models
     sizes = []
-    entry = [None, [0]]  # (the step function, [its static micro-batch size]), as step_function keeps them
+    entry = opt_mod.StepFunction(None)  # the step function and its static micro-batch size
     real = opt_mod.Objective.__call__
 
     def call(self, z, *a):
@@ -175,8 +175,8 @@ def test_compiled_path_pads_to_one_static_size_and_an_oom_makes_the_halved_size_
         return real(self, z, *a)
 
     def step_function(generator, clip_, cfg, amp, compiled):
-        entry[0] = entry[0] or opt_mod.Objective(generator, clip_, cfg, amp)
-        return entry[0], entry[1]
+        entry.fn = entry.fn or opt_mod.Objective(generator, clip_, cfg, amp)
+        return entry
 
     monkeypatch.setattr(opt_mod, "_compiles", lambda cfg, device: True)
     monkeypatch.setattr(opt_mod, "step_function", step_function)
@@ -186,7 +186,7 @@ def test_compiled_path_pads_to_one_static_size_and_an_oom_makes_the_halved_size_
     with caplog.at_level("WARNING", logger="musivid"):
         res = optimize(gen, clip, texts, seeds, dataclasses.replace(CFG, steps=2))
     assert sizes == [5] + [3, 3] * 2  # 5 -> OOM -> 3 + 2 padded to 3
-    assert entry[1] == [3] and res.micro_batch == 3
+    assert entry.static_size == 3 and res.micro_batch == 3
     assert "the compiled step is traced again for that size" in caplog.records[0].getMessage()
     sizes.clear()
     optimize(gen, clip, texts[:2], seeds[:2], dataclasses.replace(CFG, steps=1))

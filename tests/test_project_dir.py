@@ -160,7 +160,7 @@ def test_a_checkpoint_that_does_not_fit_its_keys_is_discarded(tmp_path, caplog):
         assert p.load_checkpoint() is None
     assert "checkpoint.pt is unreadable" in caplog.text and "discarded" in caplog.text
     p.save_checkpoint(["a", "b"], state)
-    assert p.load_checkpoint()[0] == ["a", "b"]
+    assert p.load_checkpoint().keys == ["a", "b"]
 
 
 # ---- checks before any work ----------------------------------------------------------------------

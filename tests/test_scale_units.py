@@ -15,8 +15,9 @@ from musivid.scale.batch import SongResult, find_songs, summary
 from musivid.config import ModelConfig, OptimizeConfig, RunSettings
 from musivid.errors import InputError, MusividError
 from musivid.images.optimize import OptimState
+from musivid.project import Checkpoint
 from musivid.scale.shard import resume_rows, split
-from musivid.scale.workers import Pool, WorkerDied, WorkerSpec, open_pool
+from musivid.scale.workers import LogEvent, Pool, WorkerDied, WorkerSpec, open_pool
 
 SPEC = WorkerSpec(ModelConfig(untrained=True), "cpu", False, 1)
 
@@ -43,7 +44,8 @@ def _state(step: int, rows: int, value: float) -> OptimState:
 
 
 def test_resume_takes_each_latents_newest_checkpoint_row_past_the_start():
-    cks = [(["a", "b"], _state(10, 2, 1.0)), (["b", "c"], _state(30, 2, 2.0)), (["d"], _state(5, 1, 3.0))]
+    cks = [Checkpoint(["a", "b"], _state(10, 2, 1.0)), Checkpoint(["b", "c"], _state(30, 2, 2.0)),
+           Checkpoint(["d"], _state(5, 1, 3.0))]
     rows = resume_rows(cks, {"a", "b", "c", "d", "e"}, after=5)
     assert sorted(rows) == ["a", "b", "c"]  # d's checkpoint is not past the start; e has none
     assert rows["a"].step == 10 and rows["b"].step == 30 and float(rows["b"].z[0, 0]) == 2.0
@@ -136,7 +138,7 @@ def test_process_pool_relays_logs_and_replaces_a_killed_worker(caplog):
 
     def on_event(i, ev):
         events.append((i, ev))
-        if ev[0] == "sleeping":
+        if isinstance(ev, tuple) and ev[0] == "sleeping":
             sleeping.set()
 
     with Pool(SPEC, 2, "process", on_event=on_event) as pool:
@@ -144,7 +146,7 @@ def test_process_pool_relays_logs_and_replaces_a_killed_worker(caplog):
         assert len(set(pids)) == 2 and os.getpid() not in pids
         futures = [pool.submit(i, task_echo, i + 1) for i in range(2)]
         assert [f.result(timeout=120)[:2] for f in futures] == [(2, pids[0]), (4, pids[1])]
-        assert (0, ("log", logging.WARNING, "working on 1")) in events and (1, ("step", 2)) in events
+        assert (0, LogEvent(logging.WARNING, "working on 1")) in events and (1, ("step", 2)) in events
         with pytest.raises(InputError, match="bad.mp3"):  # the worker's exception, as it was raised
             pool.submit(1, task_fail).result(timeout=60)
 

@@ -161,10 +161,19 @@ class Objective:
         return loss + latent_loss(z.float(), cls_logits.float(), self.cfg), score
 
 
+@dataclass
+class StepFunction:
+    """A step function and the one static micro-batch size it is traced for (0: none yet; the eager
+    objective never has one)."""
+
+    fn: Callable
+    static_size: int = 0
+
+
 # torch.compile'd objectives: one per (models, objective settings, dtype) for the whole process,
 # each with ONE static micro-batch size (the last micro-batch is padded to it), so a compiled step
 # is traced once, not again for every optimize() call, remainder or new batch size
-_COMPILED: dict[tuple, tuple[Callable, list]] = {}
+_COMPILED: dict[tuple, StepFunction] = {}
 
 
 def _objective_key(generator, clip, cfg: OptimizeConfig, amp_dtype) -> tuple:
@@ -172,14 +181,14 @@ def _objective_key(generator, clip, cfg: OptimizeConfig, amp_dtype) -> tuple:
             cfg.latent_reg, cfg.class_sparsity)
 
 
-def step_function(generator, clip, cfg: OptimizeConfig, amp_dtype, compiled: bool) -> tuple[Callable, list]:
-    """(step function, [static micro-batch size or 0]) for this process. The compiled one is made
-    once per key and keeps the objects it was made with alive (it holds them)."""
+def step_function(generator, clip, cfg: OptimizeConfig, amp_dtype, compiled: bool) -> StepFunction:
+    """The step function for this process. The compiled one is made once per key and keeps the
+    objects it was made with alive (it holds them)."""
     if not compiled:
-        return Objective(generator, clip, cfg, amp_dtype), [0]
+        return StepFunction(Objective(generator, clip, cfg, amp_dtype))
     key = _objective_key(generator, clip, cfg, amp_dtype)
     if key not in _COMPILED:
-        _COMPILED[key] = (torch.compile(Objective(generator, clip, cfg, amp_dtype), dynamic=False), [0])
+        _COMPILED[key] = StepFunction(torch.compile(Objective(generator, clip, cfg, amp_dtype), dynamic=False))
     return _COMPILED[key]
 
 
@@ -245,14 +254,14 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
         for k in ("exp_avg", "exp_avg_sq"):
             opt.state[p][k] = state.adam[k][j].to(device, copy=True) if resumed else torch.zeros_like(p)
     compiled = _compiles(cfg, device)
-    step_fn, static = step_function(generator, clip, cfg, amp_dtype, compiled)
+    step = step_function(generator, clip, cfg, amp_dtype, compiled)
     live = OptimState(state.seeds, z, cls, state.best_z, state.best_cls, state.best_score, state.step)
     # a step changes these rows only: copied before it changes any (one multi-tensor copy, no sync) and put
     # back if it runs out of memory, so a redone step starts from exactly the same state
     kept = [z, cls, live.best_z, live.best_cls, live.best_score] + [opt.state[p][k] for k in ("exp_avg", "exp_avg_sq")
                                                                    for p in (z, cls)]
     undo = [t.detach().clone() for t in kept]
-    micro = cfg.micro_batch or static[0] or n
+    micro = cfg.micro_batch or step.static_size or n
     start = state.step
     last_ckpt = time.monotonic()
     score = torch.empty(n, device=device)
@@ -271,9 +280,9 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                     hi = min(n, lo + micro)
                     rows = (z[lo:hi], cls[lo:hi], text_emb[lo:hi], live.seeds[lo:hi])
                     if compiled:  # one static size: pad the last micro-batch (no new graph)
-                        static[0] = micro
+                        step.static_size = micro
                         rows = _padded(rows, micro) if hi - lo < micro else rows
-                    loss, sc = step_fn(*rows, step_t)
+                    loss, sc = step.fn(*rows, step_t)
                     loss, sc = loss[:hi - lo], sc[:hi - lo]
                     loss.sum().backward()
                     score[lo:hi] = sc.detach()
@@ -352,6 +361,32 @@ def snapshot(live: OptimState) -> OptimState:
 
     adam = {k: [cpu(t) for t in v] for k, v in live.adam.items()}
     return OptimState(*(cpu(getattr(live, k)) for k in OptimState._ROWS), step=live.step, adam=adam)
+
+
+class Checkpointing:
+    """The one way a run keeps its steps: `with Checkpointing(save, then) as on_step:
+    optimize(..., callback=on_step)` saves a snapshot through `save(state)` whenever one is due
+    (cfg.checkpoint_every_s) and, when the block ends in an exception (an interrupt, a crash, even
+    while the results are being saved), the last step's state; `then(info)` is called after every
+    step (progress reports)."""
+
+    def __init__(self, save: Callable[[OptimState], None], then: Callable[[StepInfo], None] | None = None):
+        self.save, self.then = save, then
+        self.last: StepInfo | None = None
+
+    def __call__(self, info: StepInfo) -> None:
+        self.last = info
+        if info.checkpoint_due:
+            self.save(snapshot(info.state))
+        if self.then is not None:
+            self.then(info)
+
+    def __enter__(self) -> "Checkpointing":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.last is not None:
+            self.save(snapshot(self.last.state))
 
 
 def text_embeddings(clip, texts: Sequence[str]) -> torch.Tensor:

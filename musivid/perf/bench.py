@@ -103,7 +103,7 @@ def build_models(cfg: BenchConfig, device: torch.device, clip: bool = True):
     from ..images.models import clip as cm
     from ..images.models.load import load_biggan, load_clip
 
-    _, amp = resolve_device(cfg.device)
+    amp = resolve_device(cfg.device).amp
     torch.manual_seed(0)
     model = None
     if cfg.untrained:
@@ -170,7 +170,8 @@ def run_bench(cfg: BenchConfig, reference: bool = True, on_row: Callable[[BenchR
     """Measure the reference loop (unless `reference` is False) and the batched optimizer at every
     batch size, in one run. Progress goes to the `musivid.perf.bench` logger, each figure as soon as it is
     measured; `on_row(report)` is called after each measurement (to save partial results)."""
-    device, amp = resolve_device(cfg.device)
+    compute = resolve_device(cfg.device)
+    device, amp = compute.device, compute.amp
     clip, gen, raw, label = build_models(cfg, device)
     ocfg = OptimizeConfig(cutouts=cfg.cutouts, steps=cfg.steps)
     flops = flops_per_latent_step(gen, clip, dataclasses.replace(ocfg, steps=1), device)
@@ -432,7 +433,8 @@ def run_render_bench(cfg: BenchConfig, seconds: float = 10.0, size: int = 256, p
     from ..config import RenderConfig
     from ..video.render import encode_frames, frames_yuv420, render, yuv_matrix
 
-    device, amp = resolve_device(cfg.device)
+    compute = resolve_device(cfg.device)
+    device, amp = compute.device, compute.amp
     _, raw_gen, _, label = build_models(dataclasses.replace(cfg, batches=(1,)), device, clip=False)
     gen = _Textured(raw_gen, size)
     rcfg = RenderConfig(size=size, preset=preset, batch=32 if device.type == "cuda" else 16)

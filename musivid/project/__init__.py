@@ -3,9 +3,10 @@ before a run writes anything (checks), and the provenance every video carries. O
 knows the project's files; the rest of musivid uses the names below."""
 from .lock import LOCK, locked
 from .provenance import UNTRAINED_NOTE, model_names, settings_digest, video_metadata
-from .store import (FILES, NOT_LATENT, VERSION, Chosen, InputFile, LatentInfo, Project, SavedLatent, default_dir,
-                    latent_key, latent_settings, read_checkpoint, write_checkpoint)
+from .store import (FILES, INDEX, NOT_LATENT, VERSION, Checkpoint, Chosen, InputFile, LatentInfo, Project, SavedLatent,
+                    default_dir, index_file, is_project, latent_key, latent_settings, read_checkpoint, write_checkpoint)
 
-__all__ = ["LOCK", "locked", "UNTRAINED_NOTE", "model_names", "settings_digest", "video_metadata", "FILES",
-           "NOT_LATENT", "VERSION", "Chosen", "InputFile", "LatentInfo", "Project", "SavedLatent", "default_dir",
-           "latent_key", "latent_settings", "read_checkpoint", "write_checkpoint"]
+__all__ = ["LOCK", "locked", "UNTRAINED_NOTE", "model_names", "settings_digest", "video_metadata", "FILES", "INDEX",
+           "NOT_LATENT", "VERSION", "Checkpoint", "Chosen", "InputFile", "LatentInfo", "Project", "SavedLatent",
+           "default_dir", "index_file", "is_project", "latent_key", "latent_settings", "read_checkpoint",
+           "write_checkpoint"]

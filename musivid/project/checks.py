@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import config as C
 from ..errors import InputError, ModelUnavailableError
 from ..files import check_writable, looks_like_path, same_file
-from .store import FILES, Project
+from .store import FILES, Project, is_project
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def check_project_dir(root: Path, inputs: list[Path | None]) -> None:
                              "choose another --project")
     if root.exists() and not root.is_dir():
         raise InputError(f"{root}: exists and is not a project directory: choose another --project")
-    if root.is_dir() and not (root / "project.json").is_file():
+    if root.is_dir() and not is_project(root):
         other = sorted(p.name for p in root.iterdir() if p.name not in FILES)
         if other:
             raise InputError(f"{root}: is not a musivid project and holds other files ({', '.join(other[:3])}): "

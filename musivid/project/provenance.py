@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 from .. import config as C
 
@@ -26,11 +25,8 @@ def settings_digest(s: C.RunSettings) -> str:
 
 
 def model_names(m: C.ModelConfig) -> dict[str, str]:
-    """The CLIP and BigGAN a video was made with: registry names, a local file's name, or untrained."""
-    if m.untrained:
-        return {"clip": "untrained tiny CLIP", "biggan": "untrained tiny BigGAN-deep"}
-    return {"clip": f"{m.clip} (local file {Path(m.clip_path).name})" if m.clip_path else m.clip,
-            "biggan": f"{m.biggan} (local file {Path(m.biggan_path).name})" if m.biggan_path else m.biggan}
+    """The CLIP and BigGAN a video was made with (ModelConfig.model_name)."""
+    return {"clip": m.model_name("clip"), "biggan": m.model_name("biggan")}
 
 
 def video_metadata(s: C.RunSettings, song: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
     <song>.musivid/
       project.json        inputs (with sha256), settings, timing, keyframes, latents index,
-                          scores, picked variants, outputs
+                          scores, picked variants (per line, and per text), outputs
       rhythm.npz          the beat analysis of the song (reused by every later command)
       latents/<key>.pt    one finished (line text, variant) latent: z, class logits, score, and
                           its optimizer state
@@ -42,7 +42,8 @@ from .lock import LOCK
 log = logging.getLogger(__name__)
 
 VERSION = 1
-FILES = {"project.json", "rhythm.npz", "latents", "checkpoint.pt", "checkpoints", "storyboard.png", "thumbs",
+INDEX = "project.json"  # the project's index: inputs, settings, timing, keyframes, latents, picks, outputs
+FILES = {INDEX, "rhythm.npz", "latents", "checkpoint.pt", "checkpoints", "storyboard.png", "thumbs",
          LOCK}  # what a project holds
 # OptimizeConfig fields that do not key a latent: they do not change it (variants, micro_batch,
 # compile, checkpointing), or, for steps, a finished latent keeps its optimizer state and a run
@@ -52,6 +53,16 @@ NOT_LATENT = frozenset({"variants", "micro_batch", "compile", "checkpoint_every_
 
 def default_dir(out: Path) -> Path:
     return out.with_name(out.stem + ".musivid")
+
+
+def index_file(root: str | Path) -> Path:
+    """The project's index file (its modification time tells readers the project changed)."""
+    return Path(root) / INDEX
+
+
+def is_project(root: str | Path) -> bool:
+    """Whether `root` holds a project (its index file), whatever state it is in."""
+    return index_file(root).is_file()
 
 
 def latent_settings(opt: C.OptimizeConfig, models: C.ModelConfig) -> dict:
@@ -114,11 +125,12 @@ class Project:
     def __init__(self, root: Path, data: dict):
         self.root = root
         self._data = data
+        self._saved: bytes | None = None  # project.json as last read or written: save() skips a no-op write
 
     @classmethod
     def open(cls, root: str | Path, *, must_exist: bool = False) -> "Project":
         root = Path(root)
-        index = root / "project.json"
+        index = index_file(root)
         if not index.exists():
             if must_exist:
                 raise InputError(f"{root}: not a musivid project (no project.json): "
@@ -142,6 +154,7 @@ class Project:
         data.setdefault("latents", {})
         data.setdefault("picked", {})
         p = cls(root, data)
+        p._saved = p._blob()
         try:
             p.check()
         except (KeyError, TypeError, ValueError, AttributeError, InputError) as e:
@@ -162,6 +175,9 @@ class Project:
             LatentInfo(key, str(m["text"]), int(m["variant"]), int(m["seed"]), float(m["score"]), int(m["steps"]))
         if not all(isinstance(k, str) and isinstance(v, int) for k, v in d["picked"].items()):
             raise ValueError("picked: not a map from line text to variant number")
+        if not all(k.isdigit() and isinstance(v, dict) and isinstance(v.get("text"), str)
+                   and isinstance(v.get("variant"), int) for k, v in d.get("line_picks", {}).items()):
+            raise ValueError("line_picks: not a map from line index to {text, variant}")
         for kind in ("audio", "lyrics"):
             self.input(kind)
         for kind in ("video", "srt"):
@@ -169,11 +185,19 @@ class Project:
 
     @property
     def exists(self) -> bool:
-        return (self.root / "project.json").is_file()
+        return is_project(self.root)
+
+    def _blob(self) -> bytes:
+        return json.dumps(self._data, indent=1, ensure_ascii=False).encode("utf-8")
 
     def save(self) -> None:
-        blob = json.dumps(self._data, indent=1, ensure_ascii=False).encode("utf-8")
-        atomic_write_bytes(self.root / "project.json", blob)
+        """Write project.json (atomically) if it changed since it was read or last written: opening
+        a project and reading it writes nothing."""
+        blob = self._blob()
+        if blob == self._saved and self.exists:
+            return
+        atomic_write_bytes(index_file(self.root), blob)
+        self._saved = blob
 
     # ---- inputs and settings --------------------------------------------------------------------
     def set_inputs(self, audio: InputFile, lyrics: InputFile | None) -> None:
@@ -345,18 +369,27 @@ class Project:
     def thumbnail_file(self, key: str) -> Path:
         return self.root / "thumbs" / f"{key}.png"
 
+    def thumbnail(self, key: str) -> bytes | None:
+        """A variant's thumbnail (PNG bytes), None if it was never drawn or cannot be read."""
+        try:
+            return self.thumbnail_file(key).read_bytes()
+        except OSError:
+            return None
+
     def save_thumbnail(self, key: str, png: bytes) -> None:
         atomic_write_bytes(self.thumbnail_file(key), png)
 
-    def shown_variant(self, text: str, settings_key: dict) -> int | None:
-        """The variant a line shows: the picked one, else the best-scoring; None if it has none."""
+    def shown_variant(self, text: str, settings_key: dict, line: int | None = None) -> int | None:
+        """The variant a line shows: the one picked for segment `line` (0-based; None: the title
+        image, which has no line), else the one picked for its words `text`, else the best-scoring;
+        None if it has none."""
         have = self.variants_of(text, settings_key)
         if not have:
             return None
-        v = self.picked(text)
-        if v is None or v not in have:
-            v = max(have, key=lambda vv: self.latent_info(latent_key(settings_key, text, vv)).score)
-        return v
+        for v in (self.line_pick(line, text) if line is not None else None, self._data["picked"].get(text)):
+            if v is not None and v in have:
+                return v
+        return max(have, key=lambda vv: self.latent_info(latent_key(settings_key, text, vv)).score)
 
     def variants_of(self, text: str, settings_key: dict) -> list[int]:
         """Finished variant numbers for a line text under the given latent settings."""
@@ -368,11 +401,42 @@ class Project:
         return sorted(out)
 
     # ---- choices and outputs --------------------------------------------------------------------
-    def picked(self, text: str) -> int | None:
-        return self._data["picked"].get(text)
+    # A choice is kept per line ("line_picks": segment index -> {text, variant}), so that lines with
+    # the same words (which share their latents) can show different variants; and per text
+    # ("picked": text -> variant), the variant last picked for those words: what a line with them
+    # shows when it has no pick of its own (and the title image), and all older projects recorded.
+    def picked(self, text: str, line: int | None = None) -> int | None:
+        """The variant picked by hand for segment `line` (its own pick, else its words' pick) or,
+        with `line` None, for the text; None if none."""
+        v = self.line_pick(line, text) if line is not None else None
+        return v if v is not None else self._data["picked"].get(text)
 
     def pick(self, text: str, variant: int) -> None:
+        """Record the variant picked for a text (see `pick_line` for one line of it)."""
         self._data["picked"][text] = int(variant)
+
+    def line_pick(self, line: int, text: str) -> int | None:
+        """The variant picked for segment `line` itself, if it was picked for the words `text` it
+        has now. A pick made for other words (the line was re-worded, in the lyrics or by hand) is
+        dropped, with a warning."""
+        picks = self._data.get("line_picks", {})
+        e = picks.get(str(line))
+        if e is None:
+            return None
+        if e["text"] != text:
+            log.warning("line %d has new words since variant %d was picked for it: that pick is dropped", line + 1,
+                        e["variant"])
+            del picks[str(line)]
+            return None
+        return int(e["variant"])
+
+    def pick_line(self, line: int, text: str, variant: int | None) -> None:
+        """Record the variant segment `line` (0-based), with the words `text`, shows; None forgets it."""
+        picks = self._data.setdefault("line_picks", {})
+        if variant is None:
+            picks.pop(str(line), None)
+        else:
+            picks[str(line)] = {"text": text, "variant": int(variant)}
 
     def set_chosen(self, chosen: list[Chosen]) -> None:
         self._data["chosen"] = [dataclasses.asdict(c) | {"score": round(c.score, 6)} for c in chosen]
@@ -396,8 +460,8 @@ class Project:
     def save_checkpoint(self, keys: list[str], state) -> None:
         write_checkpoint(self.checkpoint_file, keys, state)
 
-    def load_checkpoint(self):
-        """(keys, OptimState) of an interrupted optimization, or None."""
+    def load_checkpoint(self) -> "Checkpoint | None":
+        """The Checkpoint of an interrupted optimization, or None."""
         return read_checkpoint(self.checkpoint_file)
 
     def shard_checkpoint_file(self, keys: list[str]) -> Path:
@@ -406,8 +470,8 @@ class Project:
         digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
         return self.root / "checkpoints" / f"shard-{digest}.pt"
 
-    def shard_checkpoints(self) -> list[tuple[list[str], Any]]:
-        """(keys, OptimState) of every shard checkpoint that reads back."""
+    def shard_checkpoints(self) -> "list[Checkpoint]":
+        """Every shard checkpoint that reads back."""
         found = (read_checkpoint(f) for f in sorted((self.root / "checkpoints").glob("shard-*.pt")))
         return [c for c in found if c is not None]
 
@@ -422,8 +486,16 @@ def write_checkpoint(path: Path, keys: list[str], state) -> None:
     atomic_torch_save({"keys": list(keys), "state": _state_dict(state)}, path)
 
 
-def read_checkpoint(path: Path):
-    """(keys, OptimState) saved by write_checkpoint, or None (missing, or damaged: a warning)."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """A running optimization as saved: its latents' keys and their OptimState (row i: keys[i])."""
+
+    keys: list[str]
+    state: Any  # images.optimize.OptimState
+
+
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    """The Checkpoint saved by write_checkpoint, or None (missing, or damaged: a warning)."""
     import torch
 
     if not path.is_file():
@@ -433,7 +505,7 @@ def read_checkpoint(path: Path):
         keys, state = [str(k) for k in blob["keys"]], _state_from(blob["state"])
         if not (len(keys) == len(state.z) == len(state.cls) == len(state.seeds)):
             raise ValueError("keys and state rows differ")
-        return keys, state
+        return Checkpoint(keys, state)
     except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs its progress
         log.warning("%s is unreadable (%s): discarded it; the interrupted lines start over", path, type(e).__name__)
         return None

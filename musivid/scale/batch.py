@@ -5,7 +5,7 @@
         results = run_batch(songs, Path("out"), settings, pool)
 
 Every song is one task on a worker that needs one GPU (or the CPU), and every worker loads the
-models once and keeps them for all its songs (make_video(models=...)). Outputs go under OUTDIR:
+models once and keeps them for all its songs (make_video(models=host.models), a ModelCache). Outputs go under OUTDIR:
 `NAME.mp4`, `NAME.srt` and the project `NAME.musivid/`. A song that fails does not stop the
 others. A re-run skips the songs that are finished (their video exists and their project says it
 was made from the same inputs and settings) and resumes the others from their projects. On a
@@ -59,6 +59,16 @@ class SongResult:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class StageEvent:
+    """A song's progress in its worker: `stage` at `done` of `total`."""
+
+    song: str
+    stage: str
+    done: int
+    total: int
+
+
 def find_songs(paths: list[Path]) -> list[Song]:
     """The songs in `paths`: audio files, and the audio files directly inside directories. A
     song's lyrics are the .lrc (else .txt) file beside it with the same base name."""
@@ -100,13 +110,13 @@ def finished(song: Song, outdir: Path, settings: RunSettings) -> bool:
     from ..images.models.load import choose_clip
 
     video, pdir = outputs(song, outdir)
-    if not video.is_file() or not (pdir / "project.json").is_file():
+    if not video.is_file() or not proj.is_project(pdir):
         return False
     try:
         p = proj.Project.open(pdir)
         # clip "auto" is the CLIP the song's lyrics chose; device, checkpointing and micro-batches
         # do not change a video (the provenance digest leaves them out)
-        settings = dataclasses.replace(settings, models=choose_clip(settings.models, [s.text for s in p.segments()])[0])
+        settings = dataclasses.replace(settings, models=choose_clip(settings.models, [s.text for s in p.segments()]).models)
         if p.output("video") != video.resolve() or proj.settings_digest(p.settings) != proj.settings_digest(settings):
             return False
         audio, lyrics = p.input("audio"), p.input("lyrics")
@@ -124,7 +134,7 @@ def finished(song: Song, outdir: Path, settings: RunSettings) -> bool:
 
 
 def render_song(host, emit, song: Song, outdir: Path, settings: RunSettings, overwrite: bool) -> SongResult:
-    """In a worker: make one song's video with the worker's models; emits ("stage", song, stage)."""
+    """In a worker: make one song's video with the worker's models; emits StageEvents."""
     from ..pipeline import make_video
 
     t = time.monotonic()
@@ -135,7 +145,7 @@ def render_song(host, emit, song: Song, outdir: Path, settings: RunSettings, ove
         now = time.monotonic()
         if stage != last["stage"] or now - last["t"] >= REPORT_EVERY_S:
             last.update(stage=stage, t=now)
-            emit(("stage", song.name, stage, done, total))
+            emit(StageEvent(song.name, stage, done, total))
 
     if not song.audio.is_file():  # on a cluster: this node does not see the file
         raise InputError(f"{song.audio}: not found on this worker's machine: put the songs and the output "
@@ -169,10 +179,9 @@ def run_batch(songs: list[Song], outdir: Path, settings: RunSettings, pool, *, o
 
     def on_event(worker, ev) -> None:  # from the pool's threads
         with count:
-            if ev[0] == "stage":
-                _, name, stage, done, size = ev
-                part = f" {done}/{size}" if size > 1 and 0 < done < size else ""
-                log.info("%s: %s%s %s", name, STAGES.get(stage, stage), part, n_done())
+            if isinstance(ev, StageEvent):
+                part = f" {ev.done}/{ev.total}" if ev.total > 1 and 0 < ev.done < ev.total else ""
+                log.info("%s: %s%s %s", ev.song, STAGES.get(ev.stage, ev.stage), part, n_done())
             else:
                 relay(ev, current.get(worker, f"worker {worker + 1}"))
 

@@ -1,7 +1,7 @@
 """One song's latents sharded over several devices, with results bit-identical to one device.
 
-`Sharder(pool)` is a pipeline.Job runner: where a one-device run optimizes a group of pending
-latents in one batch, it cuts the group into contiguous shards of whole micro-batches, one per
+`Sharder(pool)` is a runner.Runner: where a one-device run optimizes a group of pending latents
+in one batch, it cuts the group into contiguous shards of whole micro-batches, one per
 worker of a workers.Pool (one per GPU; each loads the models once), and gathers the results into
 the same project files. Why the results are exact: every random number is counter-based per
 latent (rng.py), the loss is a sum over latents and Adam is element-wise, so a latent's arithmetic
@@ -33,6 +33,8 @@ from .. import project as proj
 from ..config import OptimizeConfig
 from ..errors import MusividError
 from ..progress import Bar
+from ..runner import LatentGroup
+from ..session import Session
 from .workers import relay
 
 log = logging.getLogger(__name__)
@@ -72,66 +74,70 @@ class ShardTask:
     models: Any = None  # the song's ModelConfig (its CLIP chosen by the lyrics' language); None: the pool's
 
 
+@dataclass(frozen=True)
+class StepEvent:
+    """A worker's progress on one task: `step` of `steps` done."""
+
+    task: int
+    step: int
+    steps: int
+
+
 def optimize_shard(host, emit, tasks: list[ShardTask]) -> list[Any]:
     """In a worker: optimize a shard's tasks in turn with the worker's models, checkpointing each;
-    emits ("step", shard, steps done, steps to do). Returns each task's final OptimState (CPU)."""
-    from ..images.optimize import optimize, snapshot
+    emits StepEvents. Returns each task's final OptimState (CPU)."""
+    from ..images.optimize import Checkpointing, optimize
 
     out = []
     for task in tasks:
-        last: dict[str, Any] = {"t": 0.0}
+        last = {"t": 0.0}
 
-        def on_step(info, task=task, last=last):
-            last["info"] = info
-            if info.checkpoint_due:
-                proj.write_checkpoint(task.checkpoint, task.keys, snapshot(info.state))
+        def report(info, task=task, last=last):
             now = time.monotonic()
             if now - last["t"] >= EMIT_EVERY_S or info.step == info.steps:
                 last["t"] = now
-                emit(("step", task.id, info.step, info.steps))
+                emit(StepEvent(task.id, info.step, info.steps))
 
-        try:
+        with Checkpointing(lambda state, task=task: proj.write_checkpoint(task.checkpoint, task.keys, state),
+                           report) as on_step:
             res = optimize(host.model("biggan", task.models), host.model("clip", task.models), task.texts,
-                           task.seeds, task.cfg,
-                           state=task.state, device=host.device, amp_dtype=host.amp, callback=on_step)
-        except BaseException:  # an interrupt keeps the steps done so far
-            if "info" in last:
-                proj.write_checkpoint(task.checkpoint, task.keys, snapshot(last["info"].state))
-            raise
+                           task.seeds, task.cfg, state=task.state, device=host.device, amp_dtype=host.amp,
+                           callback=on_step)
         out.append(res.state)
     return out
 
 
-def resume_rows(checkpoints: list[tuple[list[str], Any]], keys: set[str], after: int) -> dict[str, Any]:
+def resume_rows(checkpoints: list[proj.Checkpoint], keys: set[str], after: int) -> dict[str, Any]:
     """The newest checkpoint row (a one-latent OptimState) of each of `keys` past step `after`."""
     best: dict[str, Any] = {}
-    for ck_keys, state in checkpoints:
-        if state.step <= after:
+    for ck in checkpoints:
+        if ck.state.step <= after:
             continue
-        for i, k in enumerate(ck_keys):
-            if k in keys and (k not in best or state.step > best[k].step):
-                best[k] = state.select([i])
+        for i, k in enumerate(ck.keys):
+            if k in keys and (k not in best or ck.state.step > best[k].step):
+                best[k] = ck.state.select([i])
     return best
 
 
 class Sharder:
-    """A pipeline.Job runner that optimizes each group of latents over the workers of `pool`."""
+    """A runner.Runner that optimizes each group of latents over the workers of `pool`."""
 
     def __init__(self, pool):
         self.pool = pool
         self._lock = threading.Lock()
 
-    def __call__(self, job, todo: list[tuple[str, int]], keys: list[str], seeds: list[int], state) -> None:
+    def __call__(self, session: Session, group: LatentGroup) -> None:
         from ..images.optimize import OptimState
 
-        p, s = job.project, job.settings
-        n, start = len(todo), (state.step if state is not None else 0)
+        p, s = session.project, session.settings
+        keys, state = group.keys, group.state
+        n, start = len(group.items), group.start
         micro = s.optimize.micro_batch or math.ceil(n / self.pool.size)
         cfg = dataclasses.replace(s.optimize, micro_batch=micro)
         shards = split(n, self.pool.size, micro)
         rows = resume_rows(p.shard_checkpoints(), set(keys), start)
         log.info("optimizing %d latent(s) (%d line(s)) for %d steps over %d %s worker(s) (%s), micro-batches of %d",
-                 n, len({t for t, _ in todo}), cfg.steps, len(shards), "GPU" if self.pool.spec.gpu else "CPU",
+                 n, len(set(group.texts)), cfg.steps, len(shards), "GPU" if self.pool.spec.gpu else "CPU",
                  self.pool.backend, micro)
         plans: list[list[ShardTask]] = []
         for j, r in enumerate(shards):
@@ -148,29 +154,29 @@ class Sharder:
                 else:  # where the pipeline starts the group: from scratch, or the saved states
                     init = state.select(idx) if state is not None else None
                 sub = [keys[i] for i in idx]
-                tasks.append(ShardTask(sum(map(len, plans)) + len(tasks), j, [todo[i][0] for i in idx],
-                                       [todo[i][1] for i in idx], [seeds[i] for i in idx], sub, cfg, init,
+                items = [group.items[i] for i in idx]
+                tasks.append(ShardTask(sum(map(len, plans)) + len(tasks), j, [it.text for it in items],
+                                       [it.variant for it in items], [it.seed for it in items], sub, cfg, init,
                                        p.shard_checkpoint_file(sub).absolute(),  # workers' cwd may differ
                                        s.models))
             plans.append(tasks)
-        self._gather(job, plans, cfg.steps)
+        self._gather(session, plans, cfg.steps)
 
-    def _gather(self, job, plans: list[list[ShardTask]], steps: int) -> None:
+    def _gather(self, session: Session, plans: list[list[ShardTask]], steps: int) -> None:
         """Run every shard, save each one's latents as it finishes; then fail if any shard did."""
-        p = job.project
+        p = session.project
         tasks = [t for ts in plans for t in ts]
         done = {t.id: (t.state.step if t.state is not None else 0) for t in tasks}
         size = {t.id: len(t.keys) for t in tasks}
-        bar = Bar(sum(size[t] * (steps - done[t]) for t in done), "optimizing", "latent-step", enabled=job.progress)
+        bar = Bar(sum(size[t] * (steps - done[t]) for t in done), "optimizing", "latent-step", enabled=session.log.progress)
 
         def on_event(worker, ev):  # from the pool's threads
             if relay(ev, f"shard {worker + 1}"):
                 return
-            _, tid, step, total = ev
             with self._lock:
-                bar.update(size[tid] * (step - done[tid]))
-                done[tid] = step
-                job.report("optimize", min(done.values()), total)
+                bar.update(size[ev.task] * (ev.step - done[ev.task]))
+                done[ev.task] = ev.step
+                session.log.report("optimize", min(done.values()), ev.steps)
 
         self.pool.on_event = on_event
         t0 = time.monotonic()
@@ -195,9 +201,8 @@ class Sharder:
                         task.checkpoint.unlink(missing_ok=True)
         finally:
             bar.close()
-        job.timings["optimize_s"] = job.timings.get("optimize_s", 0.0) + time.monotonic() - t0
-        job.timings["optimize_steps"] = job.timings.get("optimize_steps", 0) + steps - min(
-            t.state.step if t.state is not None else 0 for t in tasks)
+        session.log.add_seconds("optimize", time.monotonic() - t0)
+        session.log.optimize_steps += steps - min(t.state.step if t.state is not None else 0 for t in tasks)
         if failed:
             j, e = failed[0]
             raise MusividError(f"{len(failed)} of {len(plans)} shard(s) failed (shard {j + 1}: {e}); the finished "

@@ -12,7 +12,7 @@ thread), and the return value is the task's result. Backends:
 
 `submit` returns a concurrent.futures.Future. A worker that dies (killed, out of host memory, a
 lost node) fails its task with WorkerDied, and the pool starts a fresh worker for its next task.
-In a worker, the `musivid` logger's records come back as ("log", level, message) events, which
+In a worker, the `musivid` logger's records come back as LogEvents, which
 `relay` logs in the driver through the `musivid.remote` logger.
 """
 from __future__ import annotations
@@ -50,16 +50,25 @@ class WorkerSpec:
     threads: int = 0  # torch CPU threads per worker (0: torch's default); results depend on it
 
 
+@dataclass(frozen=True)
+class LogEvent:
+    """A record the `musivid` logger got in a worker, on its way to the driver (see `relay`)."""
+
+    level: int
+    message: str
+
+
 class Host:
     """The worker side: the models, loaded once per worker process."""
 
     def __init__(self, spec: WorkerSpec, index: int, forward_logs: bool = True):
-        import torch
+        from ..images.models.cache import ModelCache
 
         self.spec, self.index = spec, index
         self.pin_threads()
-        self.device, self.amp = resolve_device(spec.device)
-        self.models: dict[Any, Any] = {}  # (kind, ModelConfig, device, dtype) -> model; shared with pipeline.Job
+        compute = resolve_device(spec.device)
+        self.device, self.amp = compute.device, compute.amp
+        self.models = ModelCache()  # the worker's models, for all its tasks (make_video(models=host.models))
         self._emit: Emit | None = None
         if forward_logs:  # a worker process: its messages go to the driver, not to its own stderr
             logger = logging.getLogger("musivid")
@@ -67,18 +76,10 @@ class Host:
             logger.setLevel(logging.INFO)
             logger.propagate = False
 
-    def model(self, kind: str, models: Any = None):
-        """"clip" or "biggan" of `models` (a ModelConfig; default: the pool's) on this worker's
-        device, loaded on first use. Kept in self.models under the keys pipeline.Job uses, so the
-        jobs of a batch share them (make_video(models=))."""
-        cfg = models if models is not None else self.spec.models
-        key = (kind, cfg, str(self.device), self.amp)
-        if key not in self.models:
-            from ..images.models import load
-
-            loader = {"clip": load.load_clip, "biggan": load.load_biggan}[kind]
-            self.models[key] = loader(cfg, self.device, self.amp)
-        return self.models[key]
+    def model(self, kind: str, models: ModelConfig | None = None):
+        """"clip" or "biggan" of `models` (default: the pool's) on this worker's device, loaded on
+        first use and kept in the worker's ModelCache."""
+        return self.models.get(kind, models if models is not None else self.spec.models, self.device, self.amp)
 
     def pin_threads(self) -> None:
         """Give the calling thread the spec's torch thread count. OpenMP keeps the count per
@@ -106,15 +107,14 @@ class _Forward(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.host._emit is not None:
-            self.host._emit(("log", record.levelno, record.getMessage()))
+            self.host._emit(LogEvent(record.levelno, record.getMessage()))
 
 
-def relay(event: tuple, source: str) -> bool:
-    """Log a worker's ("log", level, message) event here, prefixed with `source`; False for
-    any other event."""
-    if event[0] != "log":
+def relay(event: Any, source: str) -> bool:
+    """Log a worker's LogEvent here, prefixed with `source`; False for any other event."""
+    if not isinstance(event, LogEvent):
         return False
-    remote_log.log(event[1], "%s: %s", source, event[2])
+    remote_log.log(event.level, "%s: %s", source, event.message)
     return True
 
 

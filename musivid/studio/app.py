@@ -3,14 +3,15 @@ the project's files.
 
     GET  /                 the page                 GET  /api/project   the project (view.py)
     GET  /static/...       the page's JS and CSS    GET  /api/state     the job and the project's version
-    GET  /files/PATH       a file of the project    POST /api/pick      {line, variant}
+    GET  /files/PATH       a file of the project    POST /api/pick      {line, variant, all_repeats?}
     GET  /media/audio      the song (the project's  POST /api/retime    {line, start}
                            recorded input)          POST /api/jobs      {kind, line?, count?, text?}
     GET  /media/video      the last rendered video  POST /api/cancel
 
 Every request needs the token (`?token=`, the cookie set from it, or an `X-Musivid-Token` /
 `Authorization: token ...` header): 403 without. Writes from another origin are refused (403).
-Errors are JSON {"error": message}: 400 bad input, 409 a job is running, 404 no such file.
+Errors are JSON {"error": message}: 400 bad input, 409 a job is running or another command (its
+PID named) is writing the project, 404 no such file.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from ..errors import InputError, MusividError
-from ..project import Project
+from ..errors import InputError, MusividError, ProjectBusyError
+from ..project import Project, is_project
 from .access import SERVED, cookie_name, project_file, token_ok
 from .core import JOB_KINDS, Studio
 from .jobs import Busy
@@ -34,6 +35,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 class Pick(BaseModel):
     line: int = Field(ge=1)
     variant: int = Field(ge=0)
+    all_repeats: bool = False  # also the other lines with the same words
 
 
 class Retime(BaseModel):
@@ -79,7 +81,7 @@ def create_app(studio: Studio) -> FastAPI:
 
     @app.exception_handler(MusividError)
     async def musivid_error(request: Request, e: MusividError):
-        return _error(409 if isinstance(e, Busy) else 400, str(e))
+        return _error(409 if isinstance(e, (Busy, ProjectBusyError)) else 400, str(e))
 
     @app.get("/")
     def page():
@@ -97,8 +99,9 @@ def create_app(studio: Studio) -> FastAPI:
 
     @app.post("/api/pick")
     def pick(body: Pick):
-        text = studio.pick(body.line, body.variant)
-        return {"line": body.line, "variant": body.variant, "text": text}
+        res = studio.pick(body.line, body.variant, body.all_repeats)
+        return {"line": res.line, "variant": res.variant, "text": res.text, "changed": list(res.changed),
+                "kept": [list(k) for k in res.kept]}
 
     @app.post("/api/retime")
     def retime(body: Retime):
@@ -127,7 +130,7 @@ def create_app(studio: Studio) -> FastAPI:
     def media(kind: str):
         """The project's recorded input song and last output video: named by the project, not by
         the request, so no path from outside is ever opened here."""
-        if kind not in ("audio", "video") or not (studio.root / "project.json").is_file():
+        if kind not in ("audio", "video") or not is_project(studio.root):
             return _error(404, f"{kind}: no such media")
         p = Project.open(studio.root)
         if kind == "audio":

@@ -1,7 +1,9 @@
 """The studio's actions on one project, whatever the transport: quick ones (pick a variant, move a
 line) answer at once; long ones (optimize, re-roll, re-word, render, preview) run as the one
 background job. Every change goes through musivid.pipeline / musivid.actions, which write the same
-files with the same atomic writes as the command line, so the two can be used in turn."""
+files with the same atomic writes as the command line, under the same project lock, so the two can
+be used in turn: while a command writes the project, a quick action is refused (ProjectBusyError,
+naming its PID; HTTP 409) and a job ends failed with that message."""
 from __future__ import annotations
 
 import logging
@@ -13,8 +15,10 @@ from typing import Any, Callable
 from .. import actions as edit, pipeline
 from ..config import RunSettings
 from ..errors import InputError
+from ..progress import ProgressFn
+from ..project import index_file, is_project
 from .access import new_token
-from .jobs import Busy, Job, Jobs, ProgressFn
+from .jobs import Busy, Job, Jobs
 from .view import file_url, preview_file, project_view
 
 log = logging.getLogger(__name__)
@@ -38,12 +42,13 @@ class Studio:
     def __init__(self, project_dir: str | Path, *, make: MakeRequest | None = None, device: str | None = None,
                  offline: bool = False, token: str | None = None):
         self.root = Path(project_dir).resolve()
-        if make is None and not (self.root / "project.json").is_file():
+        if make is None and not is_project(self.root):
             raise InputError(f"{project_dir}: not a musivid project (no project.json): give the <song>.musivid "
                              "directory of a run, or an AUDIO file (and LYRICS) to start one")
         self.token = token or new_token()
         self.jobs = Jobs()
         self.make, self.device, self.offline = make, device, offline
+        self.models = pipeline.ModelCache()  # loaded by the first job that needs them, kept for the next ones
         self._write = threading.Lock()  # one writer at a time: quick actions and job starts
         logger = logging.getLogger("musivid")
         if logger.getEffectiveLevel() > logging.INFO:
@@ -55,7 +60,7 @@ class Studio:
 
     def state(self) -> dict:
         """What a page polls: the job and the project's version (changes when anyone saves it)."""
-        index = self.root / "project.json"
+        index = index_file(self.root)
         job = self.jobs.current
         return {"job": job.as_json() if job else None,
                 "version": index.stat().st_mtime_ns if index.is_file() else 0}
@@ -65,10 +70,12 @@ class Studio:
         if self.jobs.busy():
             raise Busy(f"{self.jobs.current.label} is running: wait for it to finish or cancel it first")
 
-    def pick(self, line: int, variant: int) -> str:
+    def pick(self, line: int, variant: int, all_repeats: bool = False) -> edit.Picked:
+        """That line only (with `all_repeats`, every line with the same words); ProjectBusyError while
+        another command writes the project."""
         with self._write:
             self._idle()
-            return edit.pick_variant(self.root, line, variant)
+            return edit.pick_variant(self.root, line, variant, all_repeats=all_repeats)
 
     def retime(self, line: int, start: float) -> dict:
         with self._write:
@@ -99,7 +106,7 @@ class Studio:
 
     def _job(self, kind: str, line: int | None, count: int, text: str | None
              ) -> tuple[str, Callable[[ProgressFn], tuple[str, Any]]]:
-        root, kw = self.root, {"device": self.device, "offline": self.offline}
+        root, kw = self.root, {"device": self.device, "offline": self.offline, "models": self.models}
         if kind == "make":
             if self.make is None:
                 raise InputError("this studio was opened on a project, not on audio: use 'optimize'")
@@ -107,7 +114,7 @@ class Studio:
 
             def run(op):
                 pipeline.make_video(mk.audio, mk.lyrics, settings=mk.settings, project_dir=root, render=False,
-                                    on_progress=op)
+                                    on_progress=op, models=self.models)
                 return "the project is ready: pick variants, then render", None
             return f"making the project from {mk.audio.name}", run
         if kind == "optimize":
@@ -117,8 +124,10 @@ class Studio:
             return "optimizing the missing lines", run
         if kind == "variants":
             def run(op):
-                new = edit.add_variants(root, line, count, on_progress=op, **kw)
-                return f"line {line}: new variants {', '.join(map(str, new))}", {"line": line, "variants": new}
+                res = edit.add_variants(root, line, count, on_progress=op, **kw)
+                kept = "".join(f"; line {ln} keeps variant {v}" for ln, v in res.kept)
+                return (f"line {line}: new variants {', '.join(map(str, res.variants))}{kept}",
+                        {"line": line, "variants": res.variants, "kept": [list(k) for k in res.kept]})
             return f"re-rolling line {line} ({count} new variant{'s' if count != 1 else ''})", run
         if kind == "rewrite":
             def run(op):

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from ..errors import InputError
-from ..actions import models_kept
 from .access import is_loopback
 from .core import Studio
 
@@ -71,14 +70,13 @@ def serve(studio: Studio, host: str = "127.0.0.1", port: int | None = None,
     sock = bind(host, port)
     server = _server(studio)
     try:
-        with models_kept():  # the jobs of this session share the loaded models
-            try:
-                studio.begin()
-                if on_ready is not None:
-                    on_ready(url(sock, host, studio.token))
-                server.run(sockets=[sock])
-            finally:
-                studio.close()  # within models_kept: a cancelled job unwinds with its models
+        try:
+            studio.begin()
+            if on_ready is not None:
+                on_ready(url(sock, host, studio.token))
+            server.run(sockets=[sock])
+        finally:
+            studio.close()  # a cancelled job unwinds (its finished work is kept)
     finally:
         sock.close()
 
@@ -96,13 +94,12 @@ def running(studio: Studio, host: str = "127.0.0.1", port: int = 0, begin: bool 
     if not server.started:
         raise RuntimeError("the studio's server did not start")
     try:
-        with models_kept():
-            try:
-                if begin:
-                    studio.begin()
-                yield url(sock, host, studio.token)
-            finally:
-                studio.close()
+        try:
+            if begin:
+                studio.begin()
+            yield url(sock, host, studio.token)
+        finally:
+            studio.close()
     finally:
         server.should_exit = True
         thread.join(30)

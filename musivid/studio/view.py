@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..actions import project_lines
 from ..errors import InputError
-from ..pipeline import UNTRAINED_NOTE
-from ..project import Project
+
+from ..project import UNTRAINED_NOTE, Project, index_file, is_project
 
 ENERGY_RATE = 20.0  # energy values per second of song on the timeline
 
@@ -31,9 +31,9 @@ def preview_file(root: Path, line: int) -> Path:
 def project_view(root: Path) -> dict:
     """Everything the page draws, as JSON-able values; `exists` False before the first run."""
     out: dict = {"name": root.name.removesuffix(".musivid"), "root": str(root), "exists": False}
-    if not (root / "project.json").is_file():
+    if not is_project(root):
         return out
-    out["version"] = (root / "project.json").stat().st_mtime_ns  # as in Studio.state: no reload for this one
+    out["version"] = index_file(root).stat().st_mtime_ns  # as in Studio.state: no reload for this one
     try:
         p = Project.open(root)
         settings = p.settings
@@ -75,6 +75,7 @@ def project_view(root: Path) -> dict:
             "line": li.line, "text": li.segment.text, "start": _num(li.segment.start), "end": _num(li.segment.end),
             "keyframe": _num(li.keyframe.time) if li.keyframe else None,
             "snapped": bool(li.keyframe and li.keyframe.snapped), "shown": li.shown, "picked": li.picked,
+            "repeats": list(li.repeats),  # the other lines with the same words: their own picks, shared variants
             "preview": (file_url(root, preview_file(root, li.line)) if preview_file(root, li.line).is_file() else None),
             "variants": [{"variant": v.variant, "score": _num(v.score), "steps": v.steps,
                           "thumb": file_url(root, v.thumbnail) if v.thumbnail else None} for v in li.variants],

@@ -103,7 +103,9 @@ def plan(keyframes: list[Keyframe], n_frames: int, fps: float, envelope: np.ndar
     glides into it); after the last, the last one holds."""
     k = len(keyframes)
     kf = keyframe_frames(keyframes, fps, n_frames)
-    frames, ids = (np.concatenate([[0], kf]), np.arange(-1, k) % (k + 1)) if title and kf[0] > 0 else (kf, np.arange(k))
+    frames, ids = kf, np.arange(k)  # the frame each row's image is shown at, and the row
+    if title and kf[0] > 0:  # the title image (row K) at frame 0, before the first keyframe's
+        frames, ids = np.concatenate([[0], kf]), np.concatenate([[k], np.arange(k)])
     t = np.arange(n_frames) / fps
     times = frames / fps
     idx = np.searchsorted(times, t, side="right") - 1  # last keyframe at or before t

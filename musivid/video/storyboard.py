@@ -1,5 +1,6 @@
 """A PNG contact sheet from plain rows: one row per lyric line (number, time, text), every
-variant's keyframe image with its CLIP score, the chosen one framed."""
+variant's keyframe image with its CLIP score, the chosen one framed; a variant without an image
+(its thumbnail is missing) is an empty cell marked "no image"."""
 from __future__ import annotations
 
 import io
@@ -21,7 +22,7 @@ UNTRAINED_BANNER = "UNTRAINED random-weight models: pipeline preview, not a real
 class Variant:
     number: int
     score: float
-    image: np.ndarray  # (H, W, 3) uint8
+    image: np.ndarray | None  # (H, W, 3) uint8; None: no image (drawn as an empty cell)
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,15 @@ def storyboard_png(rows: Sequence[Row], untrained: bool = False, font: str | Non
             draw.text((pad, y + 17 * k), line, font=big, fill=(235, 235, 235))
         for j, v in enumerate(row.variants):
             x = text_w + j * (THUMB + pad)
-            thumb = Image.fromarray(np.asarray(v.image))
-            if thumb.size != (THUMB, THUMB):
-                thumb = thumb.resize((THUMB, THUMB), Image.Resampling.LANCZOS)
-            sheet.paste(thumb, (x, y + head))
+            if v.image is None:
+                draw.rectangle([x, y + head, x + THUMB - 1, y + head + THUMB - 1], fill=(40, 40, 46),
+                               outline=(90, 90, 96))
+                draw.text((x + 8, y + head + THUMB // 2 - 7), "no image", font=small, fill=(150, 150, 150))
+            else:
+                thumb = Image.fromarray(np.asarray(v.image))
+                if thumb.size != (THUMB, THUMB):
+                    thumb = thumb.resize((THUMB, THUMB), Image.Resampling.LANCZOS)
+                sheet.paste(thumb, (x, y + head))
             chosen = v.number == row.chosen
             draw.text((x, y), f"v{v.number} {v.score:.3f}" + (" *chosen*" if chosen else ""), font=small,
                       fill=(120, 255, 120) if chosen else (200, 200, 200))
@@ -85,3 +91,14 @@ def png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(image)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def read_png(data: bytes) -> np.ndarray | None:
+    """PNG bytes (a thumbnail) → (H, W, 3) uint8; None when they do not decode as an image."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+    except Exception:  # noqa: BLE001 - PIL raises many kinds for damaged data; the caller warns
+        return None

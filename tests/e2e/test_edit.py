@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from musivid.actions import preview_transition, project_lines, retime_line, rewrite_line
+from musivid.actions import preview_transition, project_lines, retime_line, rewrite_line, storyboard_rows
 from musivid.errors import InputError
 from musivid.actions import pick_variant, render_project
 from musivid.project import Project
@@ -45,15 +45,21 @@ def test_retime_moves_the_keyframe_and_the_caption_and_optimizes_nothing(project
 
 def test_rewrite_optimizes_that_line_only_and_writing_it_back_costs_nothing(project_copy):
     pdir = project_copy
-    before = latent_files(pdir)
+    before, board = latent_files(pdir), (pdir / "storyboard.png").read_bytes()
     assert rewrite_line(pdir, 5, "  a volcano   glows at dusk ") == [0, 1]
+    row = storyboard_rows(Project.open(pdir))[4]  # the storyboard shows the new words and their images
+    assert row.text == "a volcano glows at dusk" and all(v.image is not None for v in row.variants)
+    assert (pdir / "storyboard.png").read_bytes() != board
     after = latent_files(pdir)
     assert all(after[k] == v for k, v in before.items()) and len(after) == len(before) + 2
     lines = project_lines(Project.open(pdir))
     assert lines[4].segment.text == "a volcano glows at dusk"
     assert [v.variant for v in lines[4].variants] == [0, 1] and all(v.thumbnail.is_file() for v in lines[4].variants)
-    assert pick_variant(pdir, 5, 0) == "a volcano glows at dusk"
-    assert json.loads((pdir / "project.json").read_text())["picked"]["a volcano glows at dusk"] == 0
+    res = pick_variant(pdir, 5, 0)
+    assert (res.text, res.variant, res.changed, res.kept) == ("a volcano glows at dusk", 0, (5,), ())
+    data = json.loads((pdir / "project.json").read_text())
+    assert data["picked"]["a volcano glows at dusk"] == 0
+    assert data["line_picks"]["4"] == {"text": "a volcano glows at dusk", "variant": 0}
     assert rewrite_line(pdir, 5, "mountains rise above the clouds") == [0, 1]
     assert latent_files(pdir) == after  # the original text's latents were still there
     assert not json.loads((pdir / "project.json").read_text())["edits"]

@@ -114,11 +114,12 @@ def test_each_line_is_its_own_image_at_its_keyframe(song, tiny_models):
     kf = source.plan.key_frames
     rows = list(range(len(kf))) + ([len(kf)] if song["name"] == "silent-intro" else [])
     at = list(kf) + [0]  # row K, the title image, opens the video
-    assert len(job.keyframes) == 3 and (job.title == "Night Drive") == (song["name"] == "silent-intro")
+    title = job.title.prompt if job.title is not None else None
+    assert len(job.keyframes) == 3 and (title == "Night Drive") == (song["name"] == "silent-intro")
     for k in rows:
         f = int(at[k])
         z, c = source.latents(f, f + 1)
-        lat = chosen[k][1]
+        lat = chosen[k].latent
         assert torch.equal(z[0], lat.z.float()) and torch.equal(c[0], source.kc[k]), k
         assert torch.allclose(source.kc[k], torch.sigmoid(lat.cls.float()), rtol=1e-6, atol=0)  # (batched sigmoid)
     want = pool(gen.images_uint8(source.kz[rows], source.kc[rows], 1.0, 64))  # each row's own image

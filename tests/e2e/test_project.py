@@ -146,6 +146,8 @@ def test_variants_pick_render(project, tmp_path):
     assert "optimizing" not in r.stderr and new.exists()
     assert latent_bytes(pdir) == after
     assert (pdir / "storyboard.png").stat().st_size > 1000
+    r = musivid("render", str(pdir), "-q")  # the project's own video (the -o render above was a one-off)
+    assert r.returncode == 0, r.stderr
     chosen = json.loads((pdir / "project.json").read_text())["chosen"]
     assert chosen[0]["variant"] == 3  # the picked variant is the one shown
 
@@ -175,7 +177,10 @@ def test_an_existing_file_is_replaced_only_when_it_is_ours_or_asked(project, tmp
     assert mine.read_bytes() == b"someone else's video"
     r = musivid("render", pdir, "-o", mine, "-y", "-q")
     assert r.returncode == 0 and mine.read_bytes()[4:8] == b"ftyp"
-    r = musivid("render", pdir, "-o", mine, "-q", "--start", "3", "--duration", "2")  # now ours: no -y needed
+    # a one-off render (another -o, an excerpt) never becomes the project's: replacing it again needs -y too
+    r = musivid("render", pdir, "-o", mine, "-q", "--start", "3", "--duration", "2")
+    assert r.returncode == 2 and "exists and is not from this project" in r.stderr
+    r = musivid("render", pdir, "-o", mine, "-q", "--start", "3", "--duration", "2", "-y")
     assert r.returncode == 0, r.stderr
 
 

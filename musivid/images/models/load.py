@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -63,30 +64,35 @@ def _opts(cfg: ModelConfig, progress: bool) -> FetchOptions:
     return FetchOptions(offline=cfg.offline or offline_from_env(), progress=progress)
 
 
-def choose_clip(cfg: ModelConfig, texts: Sequence[str] | None) -> tuple[ModelConfig, str]:
+@dataclass(frozen=True)
+class ClipChoice:
+    """The CLIP a run uses and why, for the user."""
+
+    models: ModelConfig  # with clip resolved to a registry name ("auto" only while the words are unknown)
+    reason: str
+
+
+def choose_clip(cfg: ModelConfig, texts: Sequence[str] | None) -> ClipChoice:
     """Resolve clip "auto" from the lyrics' language: ViT-B-32/openai reads English only, so
-    lyrics in another language get the multilingual CLIP. Returns the config with a registry name
-    (unchanged when one was given) and why it was chosen, for the user. texts None (the song is
-    still to be transcribed): unchanged."""
+    lyrics in another language get the multilingual CLIP. The config keeps a registry name that
+    was given. texts None (the song is still to be transcribed): unchanged."""
     if cfg.clip != AUTO_CLIP or texts is None:
-        return cfg, f"CLIP {cfg.clip_path or cfg.clip}" + (" (tiny, untrained)" if cfg.untrained else "")
+        return ClipChoice(cfg, f"CLIP {cfg.model_name('clip')}")
     if cfg.clip_path:  # an own weight file: the default architecture, as before "auto"
-        return dataclasses.replace(cfg, clip=DEFAULT_CLIP), f"CLIP {cfg.clip_path} ({DEFAULT_CLIP} architecture)"
+        cfg = dataclasses.replace(cfg, clip=DEFAULT_CLIP)
+        return ClipChoice(cfg, f"CLIP {cfg.model_name('clip')} ({DEFAULT_CLIP} architecture)")
     from ...song.lyrics import guess_language
+    from ...text import language_name
 
     lang = guess_language(list(texts))
     tiny = " (tiny, untrained, same classes)" if cfg.untrained else ""
     if lang in (None, "en"):
         why = "the lyrics look English" if lang else "the lyrics' language is unclear: the English default"
-        return dataclasses.replace(cfg, clip=DEFAULT_CLIP), f"CLIP {DEFAULT_CLIP}{tiny}: {why} (--clip chooses another)"
-    return (dataclasses.replace(cfg, clip=MULTILINGUAL_CLIP),
-            f"CLIP {MULTILINGUAL_CLIP}{tiny}: the lyrics look {LANGUAGES.get(lang, lang)} ({lang}) and {DEFAULT_CLIP} "
-            "reads English only (--clip chooses another)")
-
-
-LANGUAGES = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
-             "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ru": "Russian", "ar": "Arabic", "he": "Hebrew",
-             "el": "Greek", "th": "Thai", "hi": "Hindi"}
+        return ClipChoice(dataclasses.replace(cfg, clip=DEFAULT_CLIP),
+                          f"CLIP {DEFAULT_CLIP}{tiny}: {why} (--clip chooses another)")
+    return ClipChoice(dataclasses.replace(cfg, clip=MULTILINGUAL_CLIP),
+                      f"CLIP {MULTILINGUAL_CLIP}{tiny}: the lyrics look {language_name(lang)} ({lang}) and "
+                      f"{DEFAULT_CLIP} reads English only (--clip chooses another)")
 
 
 def load_clip(cfg: ModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
