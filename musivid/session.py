@@ -16,7 +16,7 @@ import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from . import project as proj
 from .config import Compute, RunSettings
@@ -43,7 +43,7 @@ class Line:
     number: int | None  # 1-based lyric line number; None: not a lyric line (the title)
     segment: Segment | None  # when it is sung (None: the title)
     prompt: str  # what CLIP reads: the words, cut to what CLIP can read
-    confidence: float | None  # 0..1: how sure the timing is of its place; None: not measured (older projects)
+    confidence: float | None  # 0..1: how sure the timing is of its place (1 for LRC); None: not measured
     language: str | None  # ISO 639-1 code from its script (text.line_language); None: not told by the script
     keys: tuple[str, ...]  # latent keys of variants 0..V-1 (repeated words share them)
 
@@ -136,7 +136,8 @@ class Session:
         return [self.lines[kf.segment] for kf in self.keyframes] + ([self.title] if with_title else [])
 
 
-def make_lines(segments: list[Segment], settings: RunSettings, confidence: tuple[float, ...] = ()) -> tuple[Line, ...]:
+def make_lines(segments: list[Segment], settings: RunSettings,
+               confidence: Sequence[float | None] = ()) -> tuple[Line, ...]:
     """The lyric lines of `segments`, with their prompts, languages and latent keys."""
     from .song.lyrics import clip_text
     from .text import line_language
@@ -226,19 +227,18 @@ def open_session(project_dir: Path, inputs: Inputs, settings: RunSettings, compu
     timing_key = {"inputs": [audio_in.sha256, lyrics_in and lyrics_in.sha256], "asr": t.asr,
                   "whisper_model": t.whisper_model, "method": TIMING_VERSION}
     cached = p.cached_timing(timing_key)
-    confidence: tuple[float, ...] = ()
     if cached is not None:
-        segments, method = cached
+        segments, method, confidence = cached.segments, cached.method, cached.confidence
     else:
         from .song.timing import time_lyrics
 
         res = time_lyrics(inputs.lyrics, audio, settings.timing, settings.models, compute.device.type,
                           lambda name, message: run_log.stage(name, message, log))
         segments, method, confidence = res.segments, res.method, res.confidence
-        p.set_timing(timing_key, method, segments, audio.duration)
+        p.set_timing(timing_key, method, segments, audio.duration, tuple(confidence))
     edited = p.edited(segments, audio.duration)  # lines re-timed or re-worded by hand (the studio)
-    if [s.text for s in edited] != [s.text for s in segments]:
-        confidence = ()
+    confidence = [c if i < len(edited) and edited[i].text == segments[i].text else None  # a re-worded line: unknown
+                  for i, c in enumerate(confidence)]
     rhythm_key = {"audio": audio_in.sha256, "rhythm": dataclasses.asdict(settings.rhythm)}
     rhythm = p.cached_rhythm(rhythm_key)
     if rhythm is None:

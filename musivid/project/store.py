@@ -110,6 +110,15 @@ class SavedLatent:
 
 
 @dataclass(frozen=True)
+class TimedLines:
+    """The lines as timed from the inputs, cached in the project."""
+
+    segments: list[Segment]
+    method: str  # timing.TimingResult.method
+    confidence: tuple[float, ...] = ()  # per segment, 0..1; () where not measured
+
+
+@dataclass(frozen=True)
 class Chosen:
     """What a render showed for one keyframe."""
 
@@ -228,17 +237,23 @@ class Project:
         self._data["untrained"] = s.models.untrained  # for readers of project.json
 
     # ---- timing, rhythm, keyframes --------------------------------------------------------------
-    def cached_timing(self, key: dict) -> tuple[list[Segment], str] | None:
+    def cached_timing(self, key: dict) -> "TimedLines | None":
         t = self._data.get("timing")
         if not t or t.get("key") != key:
             return None
-        return [Segment.from_json(s) for s in t["segments"]], t["method"]
+        segments = [Segment.from_json(s) for s in t["segments"]]
+        confidence = tuple(float(c) for c in t.get("confidence", ()))
+        return TimedLines(segments, t["method"], confidence if len(confidence) == len(segments) else ())
 
-    def set_timing(self, key: dict, method: str, segments: list[Segment], duration: float | None = None) -> None:
-        """The lines as timed from the inputs (and the song's duration: where the last line may end)."""
+    def set_timing(self, key: dict, method: str, segments: list[Segment], duration: float | None = None,
+                   confidence: tuple[float, ...] = ()) -> None:
+        """The lines as timed from the inputs (and the song's duration: where the last line may end;
+        how sure the timing is of each line, 0..1, where it was measured)."""
         self._data["timing"] = {"key": key, "method": method, "segments": [s.to_json() for s in segments]}
         if duration is not None:
             self._data["timing"]["duration"] = round(float(duration), 4)
+        if confidence:
+            self._data["timing"]["confidence"] = [round(float(c), 4) for c in confidence]
 
     def segments(self) -> list[Segment]:
         """The timed lines, with the line edits applied (see `edited`)."""

@@ -71,6 +71,8 @@ def test_the_session_holds_typed_lines_and_the_title_is_a_line_of_its_own_kind(m
     assert [ln.number for ln in s.lines] == [1, 2, 3] and all(ln.kind is LineKind.LYRIC for ln in s.lines)
     assert [ln.segment.text for ln in s.lines] == [seg.text for seg in res.segments]
     assert all(len(ln.keys) == SETTINGS.optimize.variants for ln in s.lines)
+    assert [ln.confidence for ln in s.lines] == [1.0, 1.0, 1.0]  # LRC: as given, kept in the project
+    assert all(ln.language is None for ln in s.lines)  # Latin script: the script does not tell
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.lines = ()  # a session is data
     if s.title is not None:  # the intro's title image, when the schedule gives one
