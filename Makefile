@@ -42,6 +42,12 @@ demo: install
 		echo "musivid: pretrained CLIP/BigGAN weights are not available here (see 'musivid models list'): rendering with --untrained random-weight models, a preview of the pipeline only"; \
 		$(BIN)/musivid samples/demo.mp3 samples/demo.lrc -o $(OUT)/demo.mp4 --untrained --steps 60 --captions karaoke; \
 	fi
+	@echo ""
+	@echo "Next: musivid is installed in $(VENV). Activate it, then make a video of your own song:"
+	@echo "  source $(BIN)/activate"
+	@echo "  musivid song.mp3 lyrics.txt          # or, without activating: $(BIN)/musivid song.mp3 lyrics.txt"
+	@echo "Try it on the sample: musivid samples/demo.mp3 samples/demo.txt -o $(OUT)/mine.mp4 --start 10 --duration 10"
+	@echo "(add --untrained where the pretrained models cannot be downloaded; musivid --help lists every option)"
 
 # The studio's browser tests drive the system's Chromium (never a downloaded browser): installed
 # with apt where apt and root are at hand; elsewhere those tests skip and say why.

@@ -29,12 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import project as proj
+from .config import collect_errors
 from .errors import InputError
 from .images.models.cache import ModelCache
 from .pipeline import VideoResult, draw_storyboard, open_project, render_session
 from .progress import ProgressFn
 from .project import Project, latent_key, latent_settings
-from .project.checks import check_output
+from .pipeline import check_font
+from .project.checks import check_output, own_output
+from .project.provenance import claimed
 from .runner import optimize_pending, pending, wanted
 from .song.segments import Segment
 from .video.motion import Keyframe
@@ -212,7 +215,9 @@ def rewrite_line(project_dir: str | Path, line: int, text: str, *, device: str |
     optimized, its usual number of variants for the new text; the old text's latents stay in the
     project (writing it back costs nothing). A variant picked for that line's old words is dropped
     (with a warning). Returns the variant numbers the line now has."""
-    text = " ".join(text.split())
+    from .text import clean_line
+
+    text = clean_line(text)  # as lyrics are read: no control characters, escapes or invisible formatting
     if not text:
         raise InputError(f"line {line}: the new text is empty: give the words of the line")
     p = Project.open(project_dir, must_exist=True)
@@ -337,7 +342,7 @@ def render_project(project_dir: str | Path, output: str | Path | None = None, *,
     from .video.interpolate import frame_range
 
     p = Project.open(project_dir, must_exist=True)
-    own = p.output("video") or Path(project_dir).with_suffix(".mp4")
+    own = own_video(p)
     out = Path(output) if output is not None else own
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
@@ -345,13 +350,31 @@ def render_project(project_dir: str | Path, output: str | Path | None = None, *,
     check_output(out, inputs, p, overwrite)
     changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf, preset=preset, font=font).items()
                if v is not None}
-    ren = dataclasses.replace(p.settings.render, **changes)
     motion = {k: v for k, v in motion.items() if v is not None}
-    sch = dataclasses.replace(p.settings.schedule, **motion) if motion else None
-    session = open_project(project_dir, device=device, render=ren if changes else None, schedule=sch,
-                           offline=offline, save=save, progress=progress, on_progress=on_progress, models=models)
-    frames = frame_range(session.audio.duration, ren.fps, start, duration)
-    record = frames is None and out.resolve() == own.resolve()
-    if not record:
-        log.info("%s is a one-off render: the project's own video stays %s", out, own)
-    return render_session(session, out, frames, record=record)
+    with collect_errors():  # every bad value in one message
+        ren = dataclasses.replace(p.settings.render, **changes)
+        sch = dataclasses.replace(p.settings.schedule, **motion) if motion else None
+    check_font(ren.font)  # before any model is loaded or anything written
+    with claimed(out):
+        check_output(out, inputs, p, overwrite)  # again, as the output's one writer
+        session = open_project(project_dir, device=device, render=ren if changes else None, schedule=sch,
+                               offline=offline, save=save, progress=progress, on_progress=on_progress, models=models)
+        frames = frame_range(session.audio.duration, ren.fps, start, duration)
+        record = frames is None and out.resolve() == own.resolve()
+        if not record:
+            log.info("%s is a one-off render: the project's own video stays %s", out, own)
+        return render_session(session, out, frames, record=record)
+
+
+def own_video(p: Project) -> Path:
+    """Where `musivid render PROJECT` writes the project's video: its last whole render, unless
+    that file is another project's (this project is a copy, or was moved: the recorded path names
+    the original's video) or is gone from a place the project is not beside; else PROJECT's name
+    + .mp4, beside the project."""
+    recorded, beside = own_output(p), p.root.with_suffix(".mp4")
+    if recorded is not None and (recorded.exists() or proj.default_dir(recorded).resolve() == p.root.resolve()):
+        return recorded
+    if p.output("video") is not None and p.output("video") != beside.resolve():
+        log.info("%s is not this project's video (the project was copied or moved): writing %s", p.output("video"),
+                 beside)
+    return beside

@@ -7,10 +7,14 @@ latents. Nothing here imports torch at module level (`musivid --help` stays inst
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import re
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Iterator, TypeVar
 
 from .errors import InputError
 
@@ -36,10 +40,59 @@ def _as_floats(cfg: Any) -> None:
             object.__setattr__(cfg, f.name, float(v))
 
 
+_COLLECTING = threading.local()  # .lists: the problems each open `collect_errors` gathers, innermost last
+
+
+def _collected() -> list[list[str]]:
+    if not hasattr(_COLLECTING, "lists"):
+        _COLLECTING.lists = []
+    return _COLLECTING.lists
+
+
+_KINDS = {"int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool,), "str": (str,)}
+_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def _typed(cfg: Any) -> None:
+    """Every field has its declared type (a hand-edited project.json may hold "5", 5.5 for a whole
+    number, or a list), and every float is finite (NaN and infinity pass no range check below
+    and overflow later): one line naming the setting, before any range is compared."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        kind = str(f.type).replace(" | None", "")
+        if kind not in _KINDS or (v is None and str(f.type).endswith("| None")):
+            continue  # a nested config or tuple: checked by its own rules
+        ok = isinstance(v, _KINDS[kind]) and (kind == "bool" or not isinstance(v, bool))
+        _need(ok, f"{f.name} must be {_WORDS[kind]}", v, "fix the value (or the project.json it came from)")
+        _need(kind != "float" or math.isfinite(v), f"{f.name} must be a finite number", v,
+              "fix the value (or the project.json it came from)")
+
+
 def _need(ok: bool, what: str, value: Any, fix: str) -> None:
-    """One-line validation error: the setting, its rule, the value given and how to fix it."""
+    """One-line validation error: the setting, its rule, the value given and how to fix it (kept
+    for the end of the `collect_errors` block when one is open)."""
     if not ok:
-        raise InputError(f"{what}, got {value!r}: {fix}")
+        msg = f"{what}, got {value!r}: {fix}"
+        if _collected():
+            _collected()[-1].append(msg)
+            return
+        raise InputError(msg)
+
+
+@contextmanager
+def collect_errors() -> Iterator[None]:
+    """Build several configs and report every bad value in one InputError at the end of the block
+    (`--fps 0 --reactivity 5` names both), instead of the first one only."""
+    found: list[str] = []
+    _collected().append(found)
+    try:
+        yield
+    finally:
+        _collected().pop()
+    if len(found) == 1:
+        raise InputError(found[0])
+    if found:
+        raise InputError(f"{len(found)} bad values: " + "; ".join(found))
 
 
 @dataclass(frozen=True)
@@ -70,6 +123,7 @@ class OptimizeConfig:
 
     def __post_init__(self) -> None:
         _as_floats(self)
+        _typed(self)
         _need(0 <= self.steps <= 100_000, "steps must be from 0 to 100000", self.steps, "pass e.g. --steps 200")
         _need(1 <= self.variants <= 64, "variants must be from 1 to 64", self.variants, "pass e.g. --variants 2")
         _need(1 <= self.cutouts <= 1024, "cutouts must be from 1 to 1024", self.cutouts, "pass e.g. --cutouts 32")
@@ -97,6 +151,7 @@ class RhythmConfig:
 
     def __post_init__(self) -> None:
         _as_floats(self)
+        _typed(self)
         _need(8000 <= self.sample_rate <= 96000, "rhythm sample_rate must be from 8000 to 96000",
               self.sample_rate, "use e.g. 22050")
         _need(32 <= self.hop_length <= 8192, "hop_length must be from 32 to 8192", self.hop_length, "use e.g. 512")
@@ -135,6 +190,7 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         _as_floats(self)
+        _typed(self)
         _need(0.0 <= self.snap_window_s <= 5.0, "snap_window_s must be from 0 to 5", self.snap_window_s,
               "use e.g. 0.35")
         _need(0.0 <= self.reactivity <= 1.0, "reactivity must be from 0 to 1", self.reactivity,
@@ -169,9 +225,10 @@ class RenderConfig:
     font: str | None = None  # caption font file tried first (else found per line: musivid/fonts.py)
 
     def __post_init__(self) -> None:
-        _as_floats(self)
         if isinstance(self.captions, bool):  # projects and API calls from before karaoke: true/false
             object.__setattr__(self, "captions", "line" if self.captions else "none")
+        _as_floats(self)
+        _typed(self)
         _need(self.captions in CAPTION_MODES, f"captions must be one of {', '.join(CAPTION_MODES)}", self.captions,
               "pass --captions line or --captions karaoke")
         _need(0 < self.fps <= 240, "fps must be in (0, 240]", self.fps, "pass e.g. --fps 24")
@@ -197,6 +254,9 @@ class ModelConfig:
     offline: bool = False  # never touch the network (weights and speech recognition)
     cache_dir: str | None = None  # default: $MUSIVID_CACHE or ~/.cache/musivid
 
+    def __post_init__(self) -> None:
+        _typed(self)
+
     def model_name(self, kind: str) -> str:
         """How a model is named to people (messages, a video's provenance), one spelling everywhere:
         "clip" or "biggan" -> its registry name, "NAME (local file FILE)", or the untrained tiny one."""
@@ -215,6 +275,7 @@ class TimingConfig:
 
     def __post_init__(self) -> None:
         _as_floats(self)
+        _typed(self)
         _need(self.asr in ASR_CHOICES, f"asr must be one of {', '.join(ASR_CHOICES)}", self.asr,
               "pass e.g. --asr faster-whisper")
 
@@ -233,6 +294,7 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         _as_floats(self)
+        _typed(self)
         _need(bool(DEVICE_PATTERN.match(self.device)), "device must be auto, cpu, cuda or cuda:N", self.device,
               "pass e.g. --device auto")
 
@@ -268,6 +330,7 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         _as_floats(self)
+        _typed(self)
         _need(bool(DEVICE_PATTERN.match(self.device)), "device must be auto, cpu, cuda or cuda:N", self.device,
               "pass e.g. --device cuda")
         _need(1 <= self.cutouts <= 1024, "cutouts must be from 1 to 1024", self.cutouts, "pass e.g. --cutouts 32")

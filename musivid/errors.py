@@ -36,6 +36,12 @@ class ProjectBusyError(MusividError):
     exit_code = 75  # EX_TEMPFAIL: try again when the other command has finished
 
 
+class WriteError(MusividError):
+    """A file the disk refused to write: no space left, over quota, a read-only file system, an I/O
+    error. The message says what was being written, where, the space it needed (when known) and
+    the space free; finished work is kept, so the same command run again resumes."""
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT, SIGTERM or SIGHUP, raised by the command line's handler (files.on_signal) so that
     every clean-up runs; a KeyboardInterrupt, so code that handles Ctrl-C handles these too."""

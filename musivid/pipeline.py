@@ -18,6 +18,7 @@ called as work advances (the studio shows it). Nothing here prints.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from .images.models.cache import ModelCache
 from .progress import ProgressFn, RunLog
 from .project import Chosen, Project
 from .project.checks import check_inputs, check_output, check_project_dir, default_output
+from .project.provenance import claimed, video_metadata
 from . import runner as runs
 from .runner import Runner, wanted
 from .session import Inputs, Session, open_session, read_inputs, shown_or_fail
@@ -87,15 +89,71 @@ def plan_run(audio: Path, lyrics: Path | None, output: Path | None, settings: Ru
     existing = existing if existing.exists else None
     if render:
         check_output(out, [audio, lyrics], existing, overwrite)
+    check_font(settings.render.font)
     compute = resolve_device(settings.device)  # the one resolution
     check_models(settings.models, run_log.progress, fetch=False)  # offline: every weight file is cached
     inputs = read_inputs(audio, lyrics, lyr, settings.rhythm.sample_rate, run_log, accept_truncated=accept_truncated)
     frames = frame_range(inputs.audio.duration, settings.render.fps, start, duration)
+    lines = len(inputs.lyrics.lines) if inputs.lyrics is not None else None  # None: transcribed, not known yet
+    check_lines(lines, inputs.audio.duration, settings.render.fps, lyrics)
+    settings = fit_memory(settings, compute, lines)
     with run_log.stage("weights"):
         check_models(settings.models, run_log.progress)  # fetches what is missing
     if chose:
         log.info(choice.reason)  # said once every check has passed
     return RunPlan(inputs, out, pdir, settings, compute, frames, render)
+
+
+MIN_FRAMES_PER_LINE = 2  # a line shown for less than this is no line: its keyframe and the next's collide
+
+
+def check_lines(lines: int | None, duration: float, fps: float, lyrics: Path | None) -> None:
+    """Every lyric line needs MIN_FRAMES_PER_LINE frames of the video (an image and the glide to
+    the next): more lines than that are refused, with the numbers, before anything is written."""
+    from .video.interpolate import frame_count
+
+    n = frame_count(duration, fps)
+    most = n // MIN_FRAMES_PER_LINE
+    if lines is not None and lines > most:
+        raise InputError(f"{lyrics}: {lines} lyric lines for a {duration:.2f} s song of {n} frames at {fps:g} fps: "
+                         f"each line needs at least {MIN_FRAMES_PER_LINE} frames, so at most {most} lines fit: "
+                         "give this song's lyrics (or raise --fps)")
+
+
+def fit_memory(settings: RunSettings, compute: Compute, lines: int | None) -> RunSettings:
+    """The optimizer's memory estimated before its first step (images.optimize.step_memory): the
+    micro-batch lowered to what the device's free memory holds (said in the log), a --micro-batch
+    that cannot fit lowered too, and a run that cannot fit even one latent per micro-batch refused
+    in one line. `lines`: the lyric lines (None: not known before transcription)."""
+    from .images.optimize import MIB, available_memory, step_memory
+
+    opt = settings.optimize
+    free = available_memory(compute.device)
+    if free is None:
+        return settings
+    need = step_memory(settings.models, opt.cutouts, compute.device.type)
+    fits = need.largest_batch(free)
+    where = "GPU" if compute.device.type == "cuda" else "machine"
+    if fits < 1:
+        raise InputError(f"--cutouts {opt.cutouts}: one latent's optimizer step needs about "
+                         f"{need.total(1) / 1024 / MIB:.1f} GiB, more than the {free / 1024 / MIB:.1f} GiB this {where} "
+                         "has free: lower --cutouts, use smaller models, or free memory")
+    latents = None if lines is None else (lines + 1) * opt.variants  # every line's variants and the title's
+    wanted = opt.micro_batch or latents
+    if wanted is not None and wanted <= fits:
+        return settings
+    log.info("optimizing at most %d latents at a time (about %.1f GiB each batch, of %.1f GiB free)%s", fits,
+             need.total(fits) / 1024 / MIB, free / 1024 / MIB,
+             f": --micro-batch {opt.micro_batch} would not fit" if opt.micro_batch else "")
+    return dataclasses.replace(settings, optimize=dataclasses.replace(opt, micro_batch=fits))
+
+
+def check_font(font: str | None) -> None:
+    """A --font must be a font file musivid can read (video.fonts.check_font), before any work."""
+    if font:
+        from .video.fonts import check_font as readable
+
+        readable(font)
 
 
 # ---- rendering ------------------------------------------------------------------------------------
@@ -138,7 +196,7 @@ def render_session(session: Session, out: Path, frames: tuple[int, int] | None =
     s = session.settings
     source, chosen = frame_source(session, frames)
     gen = session.model("biggan")
-    meta = proj.video_metadata(s, session.audio.path.stem)  # AI-generated, by what, how to make it again
+    meta = video_metadata(s, session.audio.path.stem, session.project.root)  # AI-generated, how, which project
     n = (frames[1] - frames[0]) if frames else len(source)
     log.info("rendering %d frames at %g fps, %d px%s", n, s.render.fps, s.render.size,
              f" (excerpt {frames[0] / s.render.fps:.2f}-{frames[1] / s.render.fps:.2f} s)" if frames else "")
@@ -236,7 +294,10 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
                     Path(output) if output is not None else None, settings or RunSettings(),
                     project_dir=Path(project_dir) if project_dir is not None else None, overwrite=overwrite,
                     start=start, duration=duration, render=render, accept_truncated=accept_truncated, run_log=run_log)
-    with proj.locked(plan.project_dir):
+    with claimed(plan.output) if plan.render else contextlib.nullcontext(), proj.locked(plan.project_dir):
+        if plan.render:  # again, as the output's one writer: a run to the same -o may have finished meanwhile
+            check_output(plan.output, [plan.inputs.audio_path, plan.inputs.lyrics_path],
+                         Project.open(plan.project_dir), overwrite)
         session = open_session(plan.project_dir, plan.inputs, plan.settings, plan.compute, models=models,
                                run_log=run_log)
         lines = None  # the whole song: every line and the title

@@ -1,6 +1,7 @@
-"""Progress of long loops, the same way everywhere: a tqdm bar on an interactive terminal; where
-stderr is not a terminal (logs, CI, pipes), one summary line through `logging` when the loop ends,
-instead of a stream of carriage-return updates."""
+"""Progress of long loops, the same way everywhere: a tqdm bar with the time remaining on an
+interactive terminal; where stderr is not a terminal (logs, CI, pipes), no stream of carriage-return
+updates but, through `logging`, a line with the time remaining every `REPORT_EVERY_S` seconds of a
+long loop, and one summary line when it ends."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,15 @@ from typing import Callable, Iterator
 log = logging.getLogger("musivid.progress")
 
 ProgressFn = Callable[[str, int, int], None]  # on_progress(stage, done, total): how work advances
+REPORT_EVERY_S = 30.0  # not a terminal: a loop still running after this long says how long it has left
+
+
+def format_eta(seconds: float) -> str:
+    """`about 40 s left`, `about 3 min left`, `about 1 h 05 min left`."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s left"
+    minutes = round(seconds / 60)
+    return f"about {minutes} min left" if minutes < 60 else f"about {minutes // 60} h {minutes % 60:02d} min left"
 
 
 class Bar:
@@ -22,7 +32,7 @@ class Bar:
                  unit_scale: bool = False):
         self.total, self.desc, self.unit, self.n = total, desc, unit, initial
         self.enabled, self.unit_scale = enabled, unit_scale
-        self._start = time.monotonic()
+        self._start = self._said = time.monotonic()
         self._initial = initial
         self._tqdm = None
         if enabled and sys.stderr.isatty():
@@ -35,6 +45,14 @@ class Bar:
         self.n += n
         if self._tqdm is not None:
             self._tqdm.update(n)
+        elif self.enabled and self.total:
+            now = time.monotonic()
+            if now - self._said >= REPORT_EVERY_S and self._initial < self.n < self.total:
+                self._said = now
+                rate = (self.n - self._initial) / max(now - self._start, 1e-9)
+                done = (f"{100 * self.n // self.total}%" if self.unit_scale
+                        else f"{self.n}/{self.total} {self.unit}s")
+                log.info("%s: %s, %s", self.desc, done, format_eta((self.total - self.n) / rate))
 
     def close(self) -> None:
         if self._tqdm is not None:

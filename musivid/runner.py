@@ -7,15 +7,20 @@ start from, and the runners that optimize a group and write it through the proje
 A `Runner` is any callable `runner(session, group)`: `in_process` (this process, one batch on the
 session's device) or scale.shard.Sharder (the group cut into shards over the workers of a pool).
 Either saves every finished latent with `project.save_latent` and checkpoints through
-images.optimize.Checkpointing, so an interrupt keeps the steps done.
+images.optimize.Checkpointing, so an interrupt keeps the steps done. The latent files are written
+before the index that lists them (project.json, once per group): latent files a crash or a full
+disk left unlisted are indexed again when the project is next opened (project.store), so a rerun
+optimizes nothing that had finished.
 """
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
 from . import project as proj
+from .errors import WriteError
 from .rng import seed_for
 from .session import Line, Session
 
@@ -118,10 +123,20 @@ def in_process(session: Session, group: LatentGroup) -> None:
 
     p, cfg = session.project, session.settings.optimize
     clip, gen = session.model("clip"), session.model("biggan")
-    log.info("optimizing %d latent(s) (%d line(s)) for %d steps on %s", len(group.items), len(set(group.texts)),
+    log.info("optimizing %d latent(s) (%d line(s)) for %d step(s) on %s", len(group.items), len(set(group.texts)),
              cfg.steps, session.device)
-    with Checkpointing(lambda state: p.save_checkpoint(group.keys, state),
-                       lambda info: session.log.report("optimize", info.step, info.steps)) as on_step:
+
+    def checkpoint(state) -> None:
+        failing = sys.exc_info()[1]  # saved on the way out of a failure (a full disk, an interrupt)
+        try:
+            p.save_checkpoint(group.keys, state)
+        except WriteError:
+            if failing is None:
+                raise
+            log.warning("%s could not be saved either: the lines not finished resume from its last save, or start "
+                        "over", p.checkpoint_file)  # the first error is the one reported
+
+    with Checkpointing(checkpoint, lambda info: session.log.report("optimize", info.step, info.steps)) as on_step:
         with session.log.stage("optimize"):
             res = optimize(gen, clip, group.texts, group.seeds, cfg, state=group.state, device=session.device,
                            amp_dtype=session.amp, progress=session.log.progress, callback=on_step)

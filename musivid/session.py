@@ -160,10 +160,12 @@ def make_title(settings: RunSettings, song: Path, keyframes: list[Keyframe]) -> 
     from .song.lyrics import clip_text
     from .video.motion import intro_title
 
+    from .text import clean_line
+
     title = intro_title(settings.schedule, song.stem, keyframes)
-    if title is None:
+    if title is None or not clean_line(title):
         return None
-    prompt = clip_text(title)[0]
+    prompt = clip_text(clean_line(title))[0]
     lkey = proj.latent_settings(settings.optimize, settings.models)
     return Line(LineKind.TITLE, None, None, prompt, None, None,
                 tuple(proj.latent_key(lkey, prompt, v) for v in range(settings.optimize.variants)))

@@ -32,6 +32,17 @@ language a song in it most likely has (Han: Chinese unless kana appear, kana: Ja
 Korean, Thai, Arabic, Hebrew, Greek, Devanagari: Hindi...), gives that ISO 639-1 code, one that
 Whisper knows. Latin and Cyrillic are written in many languages: they name none (for whole lyrics
 `likely_language` takes Russian for Cyrillic, as the lyrics stage always has).
+
+Cleaning (`clean_line`): a lyric line is shown (captions, .srt, .lrc) and given to CLIP, so nothing
+in it may act on a terminal, a subtitle player or the text's direction unseen. Removed: terminal
+escape sequences whole (`ESC [ 31 m`, OSC strings such as hyperlinks, the C1 forms), every other
+control character (C0, DEL, C1: BEL, NUL, backspace...), lone surrogates, and invisible format
+characters (Unicode Cf): bidi embeddings, overrides, isolates and marks (U+202A-202E, U+2066-2069,
+U+200E/200F, U+061C), zero-width space, word joiner, soft hyphen, BOM and the tag characters that
+can hide text. Kept: the zero-width non-joiner and joiner (they shape Persian, Indic scripts and
+emoji), the visible prepended number signs (Arabic U+0600-0605...) and the tag characters of an
+emoji flag (🏴 + tags). Whitespace controls (tab, vertical tab, form feed, NEL, the line and
+paragraph separators) are whitespace: runs of whitespace become one space, none at either end.
 """
 from __future__ import annotations
 
@@ -268,3 +279,47 @@ def likely_language(text: str) -> str | None:
     """As line_language, but a script shared by several languages gives the one a song in it
     most likely has (Cyrillic: "ru")."""
     return _script_language(text, likely=True)
+
+
+# ---- cleaning ----------------------------------------------------------------------------------
+
+# terminal escape sequences, removed whole: CSI (ESC [ or C1 CSI), a string command (OSC, DCS, SOS,
+# PM, APC) up to its terminator (BEL or ST), any other escape (ESC, intermediates, a final byte)
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b[ -/]*[0-~]")
+# the tag characters of an emoji flag (a black flag, tags, a cancel tag): the only tags kept
+_EMOJI_TAGS = re.compile("\U0001F3F4[\U000E0020-\U000E007E]+\U000E007F")
+# format characters that are seen or needed: ZWNJ and ZWJ, prepended concatenation marks
+_KEPT_FORMAT = frozenset("\u200c\u200d\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f\u0890\u0891"
+                         "\u08e2\U000110bd\U000110cd")
+
+
+def _invisible(ch: str) -> bool:
+    """A control, surrogate or format character that `clean_line` removes (whitespace is not one)."""
+    cat = unicodedata.category(ch)
+    if cat == "Cf":
+        return ch not in _KEPT_FORMAT
+    return cat in ("Cc", "Cs") and not ch.isspace()
+
+
+def clean_line(text: str) -> str:
+    """A lyric line as it is shown and given to CLIP: escape sequences, control characters and
+    invisible format characters removed (see the module's cleaning rules), whitespace collapsed
+    to single spaces, none at either end. Idempotent."""
+    if text.isascii() and text.isprintable():
+        return " ".join(text.split())  # the common case: nothing to remove
+    text = _ESCAPES.sub("", text)
+    flags = [(m.start(), m.end()) for m in _EMOJI_TAGS.finditer(text)]
+    out, k = [], 0
+    for a, b in flags + [(len(text), len(text))]:
+        out.append("".join(" " if ch.isspace() else ch for ch in text[k:a] if not _invisible(ch)))
+        out.append(text[a:b])
+        k = b
+    return " ".join("".join(out).split())
+
+
+def has_invisible(text: str) -> bool:
+    """Whether `clean_line` removes more than whitespace from `text`."""
+    return clean_line(text) != " ".join(text.split())

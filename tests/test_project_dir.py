@@ -1,5 +1,6 @@
 """project.py without running a pipeline: the lock, damaged project files, the checks made before
 any work, and the provenance written into every video."""
+import errno
 import json
 import logging
 import os
@@ -112,6 +113,8 @@ def _project(tmp_path, **changes) -> "Project":
     ("settings not a map", lambda t: t.replace('"settings": {', '"settings": [{', 1).replace('}}', '}]}', 1), "damaged"),
     ("latent entry", lambda t: t.replace('"latents": {}', '"latents": {"abc": {"text": "x"}}'), "damaged"),
     ("picked", lambda t: t.replace('"picked": {}', '"picked": {"x": "two"}'), "picked"),
+    ("nan", lambda t: t.replace('"fps": 24.0', '"fps": NaN'), "NaN is not a number JSON allows"),
+    ("infinity", lambda t: t.replace('"latents": {}', '"latents": {}, "tempo": -Infinity'), "-Infinity is not"),
 ])
 def test_a_damaged_project_file_is_one_line_naming_it_and_what_to_do(tmp_path, name, damage, expect):
     root = _project(tmp_path)
@@ -146,6 +149,83 @@ def test_an_unreadable_latent_is_forgotten_with_a_warning(tmp_path, caplog):
         assert p.try_latent("k1") is None
     assert "cannot be read" in caplog.text and "a red fox" in caplog.text and "optimized again" in caplog.text
     assert p.latent_info("k1") is None  # forgotten: the line is optimized again
+
+
+def test_a_directory_where_a_latent_file_goes(tmp_path, caplog):
+    """An empty directory in a latent file's place is removed (with a warning) when the latent is
+    saved; one that holds something is one line naming it and the fix; reading it forgets it."""
+    root = _project(tmp_path)
+    p = Project.open(root)
+    p.latent_file("k1").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING, logger="musivid"):
+        p.save_latent("k1", "a red fox", 0, _state(), 5)
+    assert "empty directory where a latent file goes" in caplog.text and p.try_latent("k1") is not None
+    p.latent_file("k2").mkdir()
+    (p.latent_file("k2") / "x").write_text("x")
+    with pytest.raises(MusividError, match="is not a file but must become this line's latent file: move it out"):
+        p.save_latent("k2", "a red fox", 1, _state(), 5)
+
+
+def _state(score: float = 0.3):
+    from musivid.images.optimize import OptimState
+
+    return OptimState(torch.tensor([11]), torch.zeros(1, 4), torch.zeros(1, 6), torch.zeros(1, 4), torch.zeros(1, 6),
+                      torch.tensor([score]), step=5)
+
+
+@pytest.mark.parametrize("index", [True, False], ids=["project.json older", "no project.json yet"])
+def test_latent_files_the_index_does_not_list_are_indexed_again(tmp_path, caplog, index):
+    """A latent file is written before the index that lists it: what a crash or a full disk left
+    between the two is found when the project is opened, and indexed from the file itself."""
+    root = _project(tmp_path) if index else tmp_path / "p.musivid"
+    p = Project.open(root)
+    p.save_latent("k1", "a red fox", 0, _state(0.3), 12)
+    p.save_latent("k2", "a red fox", 1, _state(0.4), 12)  # ... and the run dies before p.save()
+    torch.save({"z": torch.zeros(4), "cls": torch.zeros(6), "score": 0.1}, p.latent_file("old"))  # says no text
+    p.latent_file("bad").write_bytes(b"damaged")
+    assert json.loads((root / "project.json").read_text())["latents"] == {} if index else not p.exists
+    with caplog.at_level(logging.INFO, logger="musivid"):
+        again = Project.open(root)
+        Project.open(root)
+    assert caplog.text.count("2 finished latent file(s) missing from") == 1  # said once
+    assert again.latent_info("k1") == proj.LatentInfo("k1", "a red fox", 0, 11, pytest.approx(0.3), 12)
+    assert again.latent_info("k2").variant == 1 and again.latent_info("k2").score == pytest.approx(0.4)
+    assert again.latent_info("old") is None and again.latent_info("bad") is None
+    again.save()
+    assert set(json.loads((root / "project.json").read_text())["latents"]) == {"k1", "k2"}
+
+
+def test_taking_over_a_killed_holders_lock_removes_its_temp_files_beside_the_project(tmp_path):
+    root = tmp_path / "v.musivid"
+    p = _holder(root)
+    live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        mine = tmp_path / f".v.{p.pid}-x1y2.mp4.part"  # its video, half-written
+        other = tmp_path / f".w.{live.pid}-x1y2.mp4.part"  # another command's, still running
+        (root / "thumbs").mkdir()
+        thumb = root / "thumbs" / f".k.{p.pid}-x1y2.png.part"
+        for f in (mine, other, thumb):
+            f.write_bytes(b"half")
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+        with proj.locked(root):
+            pass
+        assert not mine.exists() and not thumb.exists() and other.exists()
+    finally:
+        live.stdin.close()
+        live.wait(30)
+
+
+def test_a_full_disk_under_the_lock_is_one_line(tmp_path, monkeypatch):
+    from musivid.errors import WriteError
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock_mod.os, "pwrite", full)
+    with pytest.raises(WriteError, match=r"\.lock: cannot write the project lock \(no space left on the device; "):
+        with proj.locked(tmp_path / "p.musivid"):
+            pass
 
 
 def test_a_checkpoint_that_does_not_fit_its_keys_is_discarded(tmp_path, caplog):

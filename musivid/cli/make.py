@@ -2,6 +2,7 @@
 to videos or timed lyrics."""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import click
@@ -12,7 +13,32 @@ from .options import (ACCEPT_TRUNCATED, EXCERPT, OFFLINE, OVERWRITE, SCALE, SETT
                       run_settings, verbosity)
 
 
-@cli.command("make", hidden=True)
+class MakeContext(click.Context):
+    """The hidden `make` command is typed as `musivid AUDIO ...`: its messages name `musivid`."""
+
+    @property
+    def command_path(self) -> str:
+        return self.parent.command_path if self.parent is not None else "musivid"
+
+
+class MakeCommand(click.Command):
+    """`musivid AUDIO [LYRICS] [OPTIONS]`: a mistyped option shows that usage and points at
+    `musivid --help`, which lists every option."""
+
+    context_class = MakeContext
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage("musivid", "AUDIO [LYRICS] [OPTIONS]")
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as e:  # the closest option alone: `--fsp` -> Did you mean '--fps'?
+            e.possibilities = difflib.get_close_matches(e.option_name, e.possibilities or [], n=1)
+            raise
+
+
+@cli.command("make", cls=MakeCommand, hidden=True)
 @click.argument("audio", type=click.Path(path_type=Path))
 @click.argument("lyrics", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output .mp4 (default: AUDIO's name + .mp4).")
@@ -79,7 +105,8 @@ def batch_cmd(songs, outdir, overwrite, gpus, workers, ray_address, no_ray, quie
 @click.argument("audio", type=click.Path(path_type=Path))
 @click.argument("lyrics", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Timed lyrics (.lrc).")
-@OVERWRITE
+@click.option("-y", "--overwrite", is_flag=True,
+              help="Replace an existing .lrc (and .srt); an input is never replaced.")
 @click.option("--srt", is_flag=True, help="Also write an .srt beside the .lrc.")
 @click.option("--asr", type=click.Choice([a for a in ASR_CHOICES if a not in ("auto", "none")]),
               default="faster-whisper", show_default=True, help="Speech recogniser.")

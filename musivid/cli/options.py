@@ -200,22 +200,24 @@ def run_settings(*, captions=None, font=None, fps=None, size=None, crf=None, pre
                  cutouts=None, seed=None, micro_batch=None, checkpoint_every=None, device="auto", use_compile=None,
                  reactivity=None, walk=None, energy=None, intro=None, outro=None, title=None, pulse=None, asr="auto",
                  whisper_model=None, clip=None, biggan=None, offline=False, untrained=False):
-    """RunSettings from the SETTINGS options (a default wherever an option was not given)."""
-    from ..config import RunSettings, TimingConfig
+    """RunSettings from the SETTINGS options (a default wherever an option was not given); every bad
+    value is named in one message (`--fps 0 --reactivity 5`: both)."""
+    from ..config import RunSettings, TimingConfig, collect_errors
 
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}
 
-    return RunSettings(
-        optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
-                                        micro_batch=micro_batch, checkpoint_every_s=checkpoint_every,
-                                        compile=use_compile)),
-        render=RenderConfig(**given(fps=fps, size=size, crf=crf, preset=preset, captions=captions,
-                                    font=str(font.expanduser().resolve()) if font else None)),
-        schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse, walk=walk, energy=energy, intro=intro,
-                                        outro=outro, title=title)),
-        models=model_config(clip, biggan, offline, untrained),
-        timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
+    with collect_errors():
+        return RunSettings(
+            optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
+                                            micro_batch=micro_batch, checkpoint_every_s=checkpoint_every,
+                                            compile=use_compile)),
+            render=RenderConfig(**given(fps=fps, size=size, crf=crf, preset=preset, captions=captions,
+                                        font=str(font.expanduser().resolve()) if font else None)),
+            schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse, walk=walk, energy=energy,
+                                            intro=intro, outro=outro, title=title)),
+            models=model_config(clip, biggan, offline, untrained),
+            timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
 
 
 def model_config(clip, biggan, offline, untrained):

@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from ..config import ASR_CHOICES, OptimizeConfig, RenderConfig
 from ..errors import MusividError
 from .app import cli, say, setup_logging
-from .options import OFFLINE, device_option, run_settings, verbosity
+from .options import ACCEPT_TRUNCATED, SETTINGS, combine, run_settings, verbosity
 
 
 @cli.command("studio")
@@ -20,29 +20,24 @@ from .options import OFFLINE, device_option, run_settings, verbosity
               help="Address to listen on. Another than this machine's own exposes the studio to the network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8765, or a free one; 0: any free port).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser.")
-@click.option("--steps", type=int, default=None, help=f"With AUDIO: optimization steps per line (default {OptimizeConfig.steps}).")
-@click.option("--variants", type=int, default=None, help=f"With AUDIO: variants per line (default {OptimizeConfig.variants}).")
-@click.option("--cutouts", type=int, default=None, help=f"With AUDIO: CLIP cutouts per step (default {OptimizeConfig.cutouts}).")
-@click.option("--fps", type=float, default=None, help=f"With AUDIO: video frame rate (default {RenderConfig.fps:g}).")
-@click.option("--size", type=int, default=None, help=f"With AUDIO: video side in pixels (default {RenderConfig.size}).")
-@click.option("--captions", is_flag=True, help="With AUDIO: burn the lyric lines into the video.")
-@click.option("--asr", type=click.Choice(ASR_CHOICES), default="auto", show_default=True,
-              help="With AUDIO: speech recogniser for plain or missing lyrics.")
-@click.option("--untrained", is_flag=True, help="With AUDIO: tiny random-weight models (a preview, not real images).")
-@device_option(None)
-@OFFLINE
+@combine(*SETTINGS)
+@ACCEPT_TRUNCATED
 @verbosity
-def studio_cmd(target, lyrics, project_dir, host, port, open_browser, steps, variants, cutouts, fps, size, captions, asr,
-               untrained, device, offline, quiet, verbose):
+def studio_cmd(target, lyrics, project_dir, host, port, open_browser, accept_truncated, quiet, verbose, **options):
     """A local web page on a project: pick, re-roll, re-word and re-time lines, preview, render.
 
     It works on the same project directory as the other commands (use them in turn): every
-    line's variants with their CLIP scores, the song's timeline, jobs with live progress.
+    line's variants with their CLIP scores, the song's timeline, jobs with live progress. With
+    AUDIO it first makes (or resumes) the project, without rendering, with the main command's
+    settings options (models, lyric timing, images, motion, output); a project keeps its own, and
+    takes only --device and --offline. If the project cannot be made, the page and this command
+    say why, and the command stops (exit 1, or 2 for bad input).
 
     \b
     musivid studio song.musivid            open a project made by `musivid song.mp3 ...`
     musivid studio song.mp3 lyrics.lrc     make (or resume) the project, without rendering, and open it
     musivid studio song.mp3 lyrics.lrc --untrained --steps 20 --variants 3
+    musivid studio lied.mp3 lied.txt --whisper-model base --captions karaoke
     """
     import importlib.util
 
@@ -55,6 +50,10 @@ def studio_cmd(target, lyrics, project_dir, host, port, open_browser, steps, var
     from ..studio import MakeRequest, Studio, serve
 
     setup_logging(quiet, verbose)
+    ctx = click.get_current_context()
+    given = [n for n in ("project_dir", "accept_truncated", *options)
+             if ctx.get_parameter_source(n) not in (None, ParameterSource.DEFAULT)]
+    device = options["device"] if "device" in given else None  # None: the project's
     if target is None:
         found = sorted(p for p in Path.cwd().glob("*.musivid") if is_project(p))
         if len(found) != 1:
@@ -63,22 +62,18 @@ def studio_cmd(target, lyrics, project_dir, host, port, open_browser, steps, var
         target = found[0]
     make = None
     if target.is_dir():
-        given = [n for n, v in (("LYRICS", lyrics), ("--project", project_dir), ("--steps", steps), ("--variants", variants),
-                                ("--cutouts", cutouts), ("--fps", fps), ("--size", size), ("--captions", captions),
-                                ("--untrained", untrained)) if v]
-        if given:
-            raise InputError(f"{target}: is a project: {', '.join(given)} only apply when the studio makes a project "
+        names = {p.name: p.opts[-1] for p in ctx.command.params if isinstance(p, click.Option)}
+        refused = (["LYRICS"] if lyrics else []) + [names[n] for n in given if n not in ("device", "offline")]
+        if refused:
+            raise InputError(f"{target}: is a project: {', '.join(refused)} only apply when the studio makes a project "
                              "from AUDIO (a project keeps its own settings)")
         pdir = target
     else:
         if not target.exists():
             raise InputError(f"{target}: no such file or project directory")
         pdir = project_dir or default_dir(default_output(target))
-        make = MakeRequest(target, lyrics, run_settings(steps=steps, variants=variants, cutouts=cutouts, fps=fps,
-                                                        size=size, captions="line" if captions else None,
-                                                        offline=offline, untrained=untrained, asr=asr,
-                                                        device=device or "auto"))
-    studio = Studio(pdir, make=make, device=device, offline=offline)
+        make = MakeRequest(target, lyrics, run_settings(**options), accept_truncated=accept_truncated)
+    studio = Studio(pdir, make=make, device=device, offline=options["offline"])
 
     def ready(url: str) -> None:
         click.echo(f"musivid studio: {url}")

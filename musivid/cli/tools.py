@@ -18,17 +18,30 @@ def models():
 
 @models.command("list")
 def models_list():
-    """Registered models: name, size, licence, cached or not."""
+    """Image models (CLIP, BigGAN) and speech recognition models (Whisper): size, licence, and
+    whether each is cached, needs a download, or came with an installed package."""
     from ..images.models.registry import REGISTRY, cache_dir, is_cached
+    from ..song.timing import whisper_models
 
     cache = cache_dir()
     click.echo(f"cache: {cache}")
+    click.echo("")
+    click.echo("Image models (downloaded on first use, or with `musivid models fetch NAME`)")
+    click.echo(f"{'NAME':48s} {'KIND':6s} {'SIZE':>10s}  {'STATE':8s}  LICENCE")
     for e in REGISTRY.values():
         size = sum(w.size or 0 for w in e.files) / 1e6
-        state = "cached" if is_cached(e, cache) else "-"
+        state = "cached" if is_cached(e, cache) else "download"
         pin = "" if e.weights.sha256 else " (no pinned sha256: trust on first use)"
-        click.echo(f"{e.name:48s} {e.kind:6s} {size:7.0f} MB  {state:6s}  {e.licence}{pin}")
+        click.echo(f"{e.name:48s} {e.kind:6s} {size:7.0f} MB  {state:8s}  {e.licence}{pin}")
         click.echo(f"{'':48s} {e.about}")
+    click.echo("")
+    click.echo("Speech recognition models (Whisper, for plain lyrics or none; downloaded on first use)")
+    click.echo(f"{'NAME':48s} {'LANGUAGES':12s} {'SIZE':>7s}  {'STATE':9s}  USE")
+    for w in whisper_models(cache / "whisper"):
+        click.echo(f"{w.name:48s} {w.languages:12s} {w.size_mb:4d} MB  {w.state:9s}  {w.about}")
+    click.echo("")
+    click.echo("STATE: cached (ready, no network needed), download (fetched on first use), installed (came "
+               "with a Python package)")
 
 
 @models.command("fetch")
@@ -54,8 +67,17 @@ def models_check(quiet, verbose):
     from ..config import DEFAULT_CLIP, ModelConfig
     from ..images.models.registry import FetchOptions, cache_dir, get_entries, resolve_all
 
+    from ..errors import ModelUnavailableError
+    from ..images.models.registry import cached_ok
+
     setup_logging(quiet, verbose)
-    resolve_all(get_entries((DEFAULT_CLIP, ModelConfig.biggan)), cache_dir(), FetchOptions(offline=True))
+    entries, cache = get_entries((DEFAULT_CLIP, ModelConfig.biggan)), cache_dir()
+    missing = [wf.filename for e in entries for wf in e.files if cached_ok(wf, cache) is None]
+    if missing:  # said without "offline mode": checking never downloads, whatever the settings
+        raise ModelUnavailableError(
+            f"the default models are not in the cache {cache} (missing: {', '.join(missing)}): run `musivid models "
+            "fetch` (with network access), or use --untrained to preview with random weights")
+    resolve_all(entries, cache, FetchOptions(offline=True))
     if not quiet:
         click.echo("default models are cached and verified")
 
@@ -78,9 +100,12 @@ def _batch_sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
 @device_option()
 @click.option("--untrained", is_flag=True, help="Tiny random models (CPU-sized).")
 @click.option("--full-size", is_flag=True, help="Full-size architectures with random weights (GPU throughput).")
-@click.option("--clip", default="ViT-B-32/openai", show_default=True)
-@click.option("--biggan", default="biggan-deep-256", show_default=True)
-@click.option("--cutouts", type=click.IntRange(1, 1024), default=32, show_default=True)
+@click.option("--clip", default="ViT-B-32/openai", show_default=True,
+              help="CLIP architecture measured (a name of `musivid models list`).")
+@click.option("--biggan", default="biggan-deep-256", show_default=True,
+              help="BigGAN-deep architecture measured (a name of `musivid models list`).")
+@click.option("--cutouts", type=click.IntRange(1, 1024), default=32, show_default=True,
+              help="CLIP cutouts per image and step.")
 @click.option("--batch", "batches", default=None, callback=_batch_sizes,
               help="Comma-separated batch sizes (default 1,4,16; --census counts the largest, default 16).")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps per measurement.")

@@ -12,6 +12,7 @@ No host synchronisation happens inside the step: scores and best latents stay on
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -386,7 +387,11 @@ class Checkpointing:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None and self.last is not None:
-            self.save(snapshot(self.last.state))
+            try:
+                self.save(snapshot(self.last.state))
+            except Exception as e:  # noqa: BLE001 - the first error decides; this one is only said
+                log.warning("the checkpoint could not be saved on the way out (%s): the steps since the last one "
+                            "are lost", e)
 
 
 def text_embeddings(clip, texts: Sequence[str]) -> torch.Tensor:
@@ -397,3 +402,77 @@ def text_embeddings(clip, texts: Sequence[str]) -> torch.Tensor:
     emb = torch.cat([clip.encode_text([t]) for t in uniq])  # (U, D); once per run, so the loop is cheap
     index = torch.tensor([uniq.index(t) for t in texts], device=emb.device)
     return emb[index].float()
+
+
+# ---- memory: how many latents one micro-batch may hold ----------------------------------------------
+# Activation memory autograd keeps for backward, per latent: a part for the generator (by its output
+# side, squared) and a part per cutout for CLIP's image tower. Full size: counted by the census
+# (perf/census.py, `musivid bench --census`: BigGAN-deep-256 + ViT-B/32 on the CUDA path, bf16
+# weights) at 1 and 8 cutouts, 201 and 265 MiB per latent: 192 MiB + 9.07 MiB per cutout; the
+# float32 CPU path keeps twice that. Tiny (--untrained, float32): 1.12 MiB + 0.055 MiB per cutout,
+# counted with saved_tensors_hooks. Other CLIPs scale by their image tower's tokens x layers x width.
+MIB = 2 ** 20
+_FULL_GEN_256 = 192 * MIB  # bf16, 256 px
+_FULL_PER_CUTOUT = 9.07 * MIB  # bf16, ViT-B/32 at 224 px
+_TINY_GEN, _TINY_PER_CUTOUT, _TINY_WEIGHTS = 1.12 * MIB, 0.055 * MIB, 16 * MIB
+_CLIP_SCALE = {"ViT-B-32": 1.0, "ViT-B-16": 4.0, "ViT-L-14": 14.0, "xlm-roberta-base-ViT-B-32": 1.0}
+PEAK = 1.5  # the step's peak over what it keeps: the backward's transients, the allocator's slack
+OVERHEAD = 768 * MIB  # the process itself on the CPU (torch, the decoded song, the frames' buffers)
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """What one optimizer step needs, estimated before the first: a fixed part (the models'
+    weights, with the bf16 copies the CUDA path makes, and on the CPU the process) and a part per
+    latent of the micro-batch."""
+
+    fixed: int  # bytes
+    per_latent: int  # bytes
+
+    def total(self, batch: int) -> int:
+        return self.fixed + batch * self.per_latent
+
+    def largest_batch(self, available: int) -> int:
+        """The most latents one micro-batch may hold in `available` bytes (0: not even one)."""
+        return max(0, (available - self.fixed) // self.per_latent)
+
+
+def step_memory(models, cutouts: int, device_type: str = "cpu") -> StepMemory:
+    """The memory of one optimizer step (see StepMemory) for the models of `models` (a
+    config.ModelConfig, its CLIP resolved), `cutouts` per latent, on a "cpu" or "cuda" device."""
+    from .models.registry import REGISTRY
+
+    if models.untrained:
+        return StepMemory(_TINY_WEIGHTS + (OVERHEAD if device_type == "cpu" else 0),
+                          int(PEAK * (_TINY_GEN + cutouts * _TINY_PER_CUTOUT)))
+    clip, gen = REGISTRY.get(models.clip), REGISTRY.get(models.biggan)
+    side = int(gen.arch.rsplit("-", 1)[1]) if gen is not None else 256
+    width = 2 if device_type == "cuda" else 4  # bytes an activation takes: bf16 on CUDA, float32 on the CPU
+    per = (width / 2) * (_FULL_GEN_256 * (side / 256) ** 2
+                         + cutouts * _FULL_PER_CUTOUT * _CLIP_SCALE.get(clip.arch if clip else "", 1.0))
+    weights = sum(e.files[0].size or 0 for e in (clip, gen) if e is not None) or 1_500 * MIB
+    if device_type == "cuda":
+        weights = int(weights * 1.5)  # the float32 weights and the fast forwards' bf16 copies
+    return StepMemory(int(weights) + (OVERHEAD if device_type == "cpu" else 0), int(PEAK * per))
+
+
+def available_memory(device) -> int | None:
+    """Bytes free for a run on `device` (a torch.device): the GPU's free memory
+    (torch.cuda.mem_get_info), or the CPU's available RAM (/proc/meminfo's MemAvailable, else
+    os.sysconf); None where it cannot be told."""
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except Exception:  # noqa: BLE001 - no driver answer: nothing to go by
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

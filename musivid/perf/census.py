@@ -50,22 +50,22 @@ class Peaks:
 
 
 # NVIDIA H100 SXM5 80 GB (the second column). Data sheet (SXM5): dense bf16 tensor 989.4 TFLOP/s, fp32 66.9,
-# bf16/fp16 non-tensor 133.8 TFLOP/s, HBM3 3.35 TB/s. Measured on an H100 this workplace once lent (KINDS.md,
-# 2026-11-13): 8192^3 bf16 matrix product 798 TFLOP/s, copy ~3.0 TB/s (read + written).
+# bf16/fp16 non-tensor 133.8 TFLOP/s, HBM3 3.35 TB/s. Measured on an H100 this project was once lent
+# (2026-11-13): 8192^3 bf16 matrix product 798 TFLOP/s, copy ~3.0 TB/s (read + written).
 H100_DATASHEET = {"matmul_bf16_dense": 989.4e12, "vector_fp32": 66.9e12, "vector_bf16": 133.8e12,
                   "hbm_bandwidth": 3.35e12}
 H100 = Peaks("NVIDIA H100 SXM5 80GB", matmul_flops=798e12, vector_flops_fp32=66.9e12, vector_flops_bf16=133.8e12,
              bandwidth=3.0e12, source="bf16 matmul 798 TFLOP/s and copy 3.0 TB/s measured on the device "
-             "machine (KINDS.md, 2026-11-13); vector rates from the data sheet")
+             "machine (2026-11-13); vector rates from the data sheet")
 
 # NVIDIA H200 SXM 141 GB (lent here). Data sheet: the H100's compute, HBM3e 4.8 TB/s. Measured on the device
-# machine (KINDS.md, 2026-10-28): 8192^3 bf16 matrix product 788 TFLOP/s, device-to-device copy ~4.3 TB/s
+# machine (2026-10-28): 8192^3 bf16 matrix product 788 TFLOP/s, device-to-device copy ~4.3 TB/s
 # (read + written). The bench divides by the matrix rate it measures: estimate and measurement share a ceiling.
 H200_DATASHEET = {"matmul_bf16_dense": 989.4e12, "vector_fp32": 66.9e12, "vector_bf16": 133.8e12,
                   "hbm_bandwidth": 4.8e12}
 H200 = Peaks("NVIDIA H200 SXM 141GB", matmul_flops=788e12, vector_flops_fp32=66.9e12, vector_flops_bf16=133.8e12,
              bandwidth=4.3e12, source="bf16 matmul 788 TFLOP/s and copy 4.3 TB/s measured on the device "
-             "machine (KINDS.md, 2026-10-28); vector rates from the data sheet")
+             "machine (2026-10-28); vector rates from the data sheet")
 DATASHEETS = {H200.name: H200_DATASHEET, H100.name: H100_DATASHEET}
 
 # ops that launch nothing and move nothing (besides views, which OpOverload.is_view knows)

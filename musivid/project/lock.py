@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError, ProjectBusyError
+from ..files import remove_dead_temps, write_error
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,10 @@ def locked(root: str | Path) -> Iterator[None]:
     """Hold the project's lock while a command writes it: an OS-level lock (flock) on ROOT/.lock,
     which the kernel releases when the holder ends, however it ends, so a lock left by a killed
     process is simply taken over. The file holds the holder's PID, for the message a second
-    writer gets (ProjectBusyError). A directory this call made and nothing but the lock went into
-    (a command that failed before writing anything) is removed on the way out."""
+    writer gets (ProjectBusyError). Taking over a killed holder's lock removes the files it left
+    half-written: in the project, and beside it (where its outputs go by default) those its PID
+    names (files.temp_beside). A directory this call made and nothing but the lock went into (a
+    command that failed before writing anything) is removed on the way out."""
     try:
         import fcntl
     except ImportError:  # Windows: no flock; commands are not kept apart there
@@ -39,6 +42,9 @@ def locked(root: str | Path) -> Iterator[None]:
             if attempt:
                 raise
         except OSError as e:
+            err = write_error(e, path, "the project lock")
+            if err is not None:
+                raise err from None
             raise InputError(f"{root}: cannot write in the project directory ({e.strerror}): check its "
                              "permissions, or copy the project somewhere writable") from None
     held = False
@@ -55,8 +61,18 @@ def locked(root: str | Path) -> Iterator[None]:
             log.info("the project lock was left by process %s, which ended without releasing it: taking it over", left)
             for tmp in [*root.glob(".*.part"), *root.glob("latents/.*.part")]:  # its half-written files
                 tmp.unlink(missing_ok=True)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            for d in (root / "thumbs", root / "checkpoints"):
+                remove_dead_temps(d)
+            if left.isdigit():
+                remove_dead_temps(root.resolve().parent, pid=int(left))  # its video or captions, half-written
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            err = write_error(e, path, "the project lock", 16)
+            if err is None:
+                raise
+            raise err from None
         yield
     finally:
         if held:

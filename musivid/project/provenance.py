@@ -1,10 +1,16 @@
-"""Provenance: what a video was made with and how to make it again (the tags every video carries)."""
+"""Provenance: what a video was made with and how to make it again (the tags every video carries),
+which project it belongs to, and the claim of the one command writing it."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 from .. import config as C
+from ..errors import InputError, ProjectBusyError
 
 UNTRAINED_NOTE = ("UNTRAINED: tiny random-weight models (--untrained); this video is a pipeline "
                   "preview, not a real result")
@@ -29,9 +35,10 @@ def model_names(m: C.ModelConfig) -> dict[str, str]:
     return {"clip": m.model_name("clip"), "biggan": m.model_name("biggan")}
 
 
-def video_metadata(s: C.RunSettings, song: str) -> dict[str, str]:
+def video_metadata(s: C.RunSettings, song: str, project: str | os.PathLike | None = None) -> dict[str, str]:
     """The tags every video carries: AI-generated, by what (musivid version, models), and how to
-    make it again (run seed, settings hash); `description` holds the same as JSON."""
+    make it again (run seed, settings hash), and the id of the `project` directory that made it
+    (project_id); `description` holds the same as JSON."""
     from .. import __version__
 
     names = model_names(s.models)
@@ -40,8 +47,90 @@ def video_metadata(s: C.RunSettings, song: str) -> dict[str, str]:
            f"CLIP ({names['clip']}) for each lyric line; seed {s.optimize.seed}; settings sha256 {digest[:16]}")
     facts = {"ai_generated": True, "generator": "musivid", "version": __version__, **names,
              "seed": s.optimize.seed, "settings_sha256": digest, "untrained": s.models.untrained}
+    if project is not None:
+        facts["project"] = project_id(project)
     meta = {"title": f"musivid: {song}", "comment": how, "description": json.dumps(facts),
             "artist": f"musivid {__version__} (AI-generated)", "keywords": "AI-generated, musivid"}
     if s.models.untrained:
         meta.update(title=f"{UNTRAINED_NOTE} [{song}]", comment=f"{UNTRAINED_NOTE}. {how}")
     return meta
+
+
+# ---- who owns an output ---------------------------------------------------------------------------
+# A project knows its video by identity, not only by the path it recorded: the video carries its
+# project's id (`project_id`, a hash of the project directory's real path, so no path leaks into a
+# shared video), and a copied or moved project, whose recorded path still names the original's
+# video, finds another project's id there: not its own, so never replaced without -y.
+
+def project_id(root: str | os.PathLike) -> str:
+    """The id a project's videos carry: sha256 of its directory's real path (first 16 hex digits).
+    A copy of the directory is another project, with another id."""
+    return hashlib.sha256(str(Path(root).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def video_owner(video: str | os.PathLike) -> str | None:
+    """The project id a musivid video records (video_metadata's `project`); "" for a video made
+    before videos recorded it (or not by musivid), None when the file cannot be read as a video."""
+    try:
+        import av
+
+        with av.open(str(video)) as c:
+            facts = json.loads(c.metadata.get("description", "") or "{}")
+    except Exception:  # noqa: BLE001 - not a video, damaged, gone
+        return None
+    return str(facts.get("project", "")) if isinstance(facts, dict) else ""
+
+
+def owns(root: str | os.PathLike, video: str | os.PathLike) -> bool:
+    """Whether the existing file `video` is this project's (made by the project directory `root`,
+    or by a musivid from before videos recorded their project)."""
+    owner = video_owner(video)
+    return owner is not None and owner in ("", project_id(root))
+
+
+def claim_file(out: Path) -> Path:
+    return out.with_name(f".{out.name}.claim")
+
+
+@contextmanager
+def claimed(out: str | os.PathLike) -> Iterator[None]:
+    """Be the one writer of the output `out` (and its side files) while the block runs, whichever
+    project writes it: an OS lock (flock) on `.NAME.mp4.claim` beside it, holding the PID. A second
+    command writing the same file meanwhile gets ProjectBusyError naming the first's PID; a claim
+    left by a killed process is released by the kernel and taken over. The claim file is removed
+    on the way out (where flock is missing, as on Windows, nothing is claimed)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    out = Path(out)
+    path = claim_file(out)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise InputError(f"{out.parent}: cannot write beside the output ({e.strerror}): choose another -o") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise ProjectBusyError(f"{out}: another musivid command (PID {pid}) is writing this video: wait for it to "
+                                   "finish, or choose another -o") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed that file as we opened it: claim the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)  # removed while still held: a waiting opener sees it is gone
+        finally:
+            os.close(fd)

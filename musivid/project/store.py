@@ -5,7 +5,7 @@
                           scores, picked variants (per line, and per text), outputs
       rhythm.npz          the beat analysis of the song (reused by every later command)
       latents/<key>.pt    one finished (line text, variant) latent: z, class logits, score, and
-                          its optimizer state
+                          its optimizer state, and its index entry (text, variant, seed, steps)
       checkpoint.pt       the running optimization (OptimState), saved every few seconds and
                           on interrupt; removed when its latents are finished
       storyboard.png      contact sheet of every line's variants
@@ -16,6 +16,13 @@ A latent's key hashes the line's text, the variant number and every setting that
 optimization (models, seed, lr, cutouts...), so editing one lyric line re-optimizes that line only,
 and render-only settings (fps, size) re-optimize nothing. All writes are atomic. Callers use the
 accessors below; only this module knows the layout of project.json.
+
+A latent file is written before the index that lists it (project.json is written once per batch of
+latents), so a crash, a signal or a full disk between the two leaves latent files the index does
+not list. `Project.open` finds them (latents/*.pt not in the index: none, normally, so only the
+directory is listed) and indexes each from its own contents, with an info line: a rerun
+optimizes nothing that had finished. A file that cannot be read that way stays unlisted.
+A disk that refuses a write (full, over quota, read-only) is one WriteError line naming the file.
 
 Damage is met with one line naming the file and what to do: a project.json that cannot be read, is
 malformed or comes from a newer musivid stops the command; a latent file that cannot be read is
@@ -49,6 +56,9 @@ FILES = {INDEX, "rhythm.npz", "latents", "checkpoint.pt", "checkpoints", "storyb
 # compile, checkpointing), or, for steps, a finished latent keeps its optimizer state and a run
 # with more steps continues it (see pipeline.optimize_pending)
 NOT_LATENT = frozenset({"variants", "micro_batch", "compile", "checkpoint_every_s", "steps"})
+
+
+_told: set[tuple[str, tuple[str, ...]]] = set()  # latent files found unlisted, already told about
 
 
 def default_dir(out: Path) -> Path:
@@ -144,14 +154,18 @@ class Project:
             if must_exist:
                 raise InputError(f"{root}: not a musivid project (no project.json): "
                                  "give the <song>.musivid directory written by a run")
-            return cls(root, {"version": VERSION, "latents": {}, "picked": {}})
+            p = cls(root, {"version": VERSION, "latents": {}, "picked": {}})
+            p.index_found_latents()  # a first run stopped before its first project.json
+            return p
         fix = f"restore it from a backup, or delete {root} to start over (the song and lyrics are not in it)"
         try:
-            data = json.loads(index.read_bytes().decode("utf-8"))
+            data = json.loads(index.read_bytes().decode("utf-8"), parse_constant=_no_constant)
         except UnicodeDecodeError as e:
             raise InputError(f"{index}: damaged project file (not UTF-8 at byte {e.start}): {fix}") from None
         except json.JSONDecodeError as e:
             raise InputError(f"{index}: damaged or truncated project file ({e.msg} at byte {e.pos}): {fix}") from None
+        except ValueError as e:  # NaN or Infinity: no number JSON allows
+            raise InputError(f"{index}: damaged project file ({e}): {fix}") from None
         except OSError as e:
             raise InputError(f"{index}: cannot read the project file ({e.strerror}): check its permissions") from None
         version = data.get("version") if isinstance(data, dict) else None
@@ -168,6 +182,7 @@ class Project:
             p.check()
         except (KeyError, TypeError, ValueError, AttributeError, InputError) as e:
             raise InputError(f"{index}: damaged project file ({type(e).__name__}: {str(e)[:100]}): {fix}") from None
+        p.index_found_latents()
         return p
 
     def check(self) -> None:
@@ -205,7 +220,7 @@ class Project:
         blob = self._blob()
         if blob == self._saved and self.exists:
             return
-        atomic_write_bytes(index_file(self.root), blob)
+        atomic_write_bytes(index_file(self.root), blob, "the project's index")
         self._saved = blob
 
     # ---- inputs and settings --------------------------------------------------------------------
@@ -325,7 +340,7 @@ class Project:
         return Rhythm.load(self.rhythm_file) if self.rhythm_file.is_file() else None
 
     def set_rhythm(self, key: dict, rhythm) -> None:
-        atomic_write_bytes(self.rhythm_file, rhythm.to_bytes())
+        atomic_write_bytes(self.rhythm_file, rhythm.to_bytes(), "the beat analysis")
         self._data["rhythm_key"] = key
         self._data["tempo"] = round(rhythm.tempo, 3)
 
@@ -348,11 +363,48 @@ class Project:
     def save_latent(self, key: str, text: str, variant: int, state, steps: int) -> None:
         """Save one latent: its best z / class logits / score, and its whole one-row optimizer
         state (so a later run with more steps continues it)."""
-        atomic_torch_save({"z": state.best_z[0].clone(), "cls": state.best_cls[0].clone(),
-                           "score": float(state.best_score[0]), "seed": int(state.seeds[0]),
-                           "steps": int(steps), "state": _state_dict(state)}, self.latent_file(key))
-        self._data["latents"][key] = {"text": text, "variant": int(variant), "seed": int(state.seeds[0]),
-                                      "score": round(float(state.best_score[0]), 6), "steps": int(steps)}
+        meta = {"text": text, "variant": int(variant), "seed": int(state.seeds[0]),
+                "score": round(float(state.best_score[0]), 6), "steps": int(steps)}
+        path = self.latent_file(key)
+        if path.exists() and not path.is_file():  # a directory (or a pipe) where the file goes
+            try:
+                path.rmdir()
+                log.warning("%s was an empty directory where a latent file goes: removed", path)
+            except OSError:
+                raise MusividError(f"{path}: is not a file but must become this line's latent file: move it out of "
+                                   "the project, then run the same command again") from None
+        atomic_torch_save({"z": state.best_z[0].clone(), "cls": state.best_cls[0].clone(), **meta,
+                           "score": float(state.best_score[0]), "state": _state_dict(state)}, path,
+                          f"the finished latent of line {text[:30]!r}, variant {variant}")
+        self._data["latents"][key] = meta
+
+    def index_found_latents(self) -> list[str]:
+        """Index the latent files the index does not list (see the module docstring) from their
+        own contents; returns their keys."""
+        try:
+            found = sorted(f for f in (self.root / "latents").glob("*.pt") if f.stem not in self._data["latents"])
+        except OSError:
+            return []
+        if not found:
+            return []
+        import torch
+
+        keys = []
+        for f in found:
+            try:
+                blob = torch.load(f, map_location="cpu", weights_only=True)
+                meta = {"text": str(blob["text"]), "variant": int(blob["variant"]), "seed": int(blob["seed"]),
+                        "score": round(float(blob["score"]), 6), "steps": int(blob["steps"])}
+            except Exception as e:  # noqa: BLE001 - damaged, or from before latent files said what they are
+                log.debug("%s: not indexed (%s)", f, type(e).__name__)
+                continue
+            self._data["latents"][f.stem] = meta
+            keys.append(f.stem)
+        if keys and (str(self.root), tuple(keys)) not in _told:  # once, however often it is opened
+            _told.add((str(self.root), tuple(keys)))
+            log.info("%d finished latent file(s) missing from %s (a run stopped before saving it): indexed again",
+                     len(keys), index_file(self.root))
+        return keys
 
     def load_latent(self, key: str) -> SavedLatent:
         """A finished latent; a file that cannot be read is a one-line MusividError."""
@@ -392,7 +444,7 @@ class Project:
             return None
 
     def save_thumbnail(self, key: str, png: bytes) -> None:
-        atomic_write_bytes(self.thumbnail_file(key), png)
+        atomic_write_bytes(self.thumbnail_file(key), png, "a thumbnail")
 
     def shown_variant(self, text: str, settings_key: dict, line: int | None = None) -> int | None:
         """The variant a line shows: the one picked for segment `line` (0-based; None: the title
@@ -498,7 +550,7 @@ class Project:
 
 def write_checkpoint(path: Path, keys: list[str], state) -> None:
     """Atomically save a running optimization of the latents `keys` (also from worker processes)."""
-    atomic_torch_save({"keys": list(keys), "state": _state_dict(state)}, path)
+    atomic_torch_save({"keys": list(keys), "state": _state_dict(state)}, path, "the optimization's checkpoint")
 
 
 @dataclass(frozen=True)
@@ -524,6 +576,10 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
     except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs its progress
         log.warning("%s is unreadable (%s): discarded it; the interrupted lines start over", path, type(e).__name__)
         return None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _state_dict(state) -> dict:

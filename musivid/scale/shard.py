@@ -136,7 +136,7 @@ class Sharder:
         cfg = dataclasses.replace(s.optimize, micro_batch=micro)
         shards = split(n, self.pool.size, micro)
         rows = resume_rows(p.shard_checkpoints(), set(keys), start)
-        log.info("optimizing %d latent(s) (%d line(s)) for %d steps over %d %s worker(s) (%s), micro-batches of %d",
+        log.info("optimizing %d latent(s) (%d line(s)) for %d step(s) over %d %s worker(s) (%s), micro-batches of %d",
                  n, len(set(group.texts)), cfg.steps, len(shards), "GPU" if self.pool.spec.gpu else "CPU",
                  self.pool.backend, micro)
         plans: list[list[ShardTask]] = []

@@ -2,7 +2,14 @@
 
 Enhanced LRC is read too: word tags `<mm:ss.xx>` before each word give word times
 (`[00:12.00]<00:12.00>Hello <00:12.50>world`), and a tag after the last word (the A2 extension's
-form) is that word's end. An empty timed line marks a gap: the line before it ends there.
+form) is that word's end. An empty timed line marks a gap: the line before it ends there. Lines
+with the same time tag are kept in file order and share the time until the next tag (with a
+warning naming them).
+
+Reading: UTF-8 (with or without a BOM), and UTF-16 or UTF-32 with a BOM; UTF-16/32 without one is
+refused with "re-save it as UTF-8". Every line is cleaned (`musivid.text.clean_line`: escape
+sequences, control and invisible format characters removed, with one warning naming the lines),
+so captions, .srt/.lrc files and CLIP prompts never see them.
 """
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..text import likely_language
+from ..text import clean_line, has_invisible, likely_language
 from .segments import Segment, Word, from_times
 
 # CLIP's context is 77 tokens; lines longer than this many characters are cut for CLIP (the full
@@ -43,21 +50,56 @@ class Lyrics:
     gaps: tuple[float, ...] = ()  # times of empty timed LRC lines: no lyric from then on
 
 
+# byte order marks, longest first (UTF-32-LE's begins with UTF-16-LE's)
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
 def read_text(path: Path) -> str:
+    """The text of a lyrics file: UTF-8, or UTF-16/UTF-32 with a byte order mark. An InputError
+    (one line: the file, the problem, the fix) for a missing, binary or undecodable file."""
     if not path.exists():
         raise InputError(f"{path}: no such file: check the lyrics path")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a lyrics file")
     data = path.read_bytes()
-    if b"\x00" in data[:4096]:
+    codec = next((c for bom, c in _BOMS if data.startswith(bom)), "utf-8-sig")
+    name = {"utf-32": "UTF-32", "utf-16": "UTF-16", "utf-8-sig": "UTF-8"}[codec]
+    if codec == "utf-8-sig" and b"\x00" in data[:4096]:
+        wide = _wide_text(data[:4096])
+        if wide:
+            raise InputError(f"{path}: looks like {wide} text: re-save it as UTF-8 ({wide} is read only "
+                             "with a byte order mark)")
         raise InputError(f"{path}: looks binary, not text: give lyrics as a UTF-8 .txt or .lrc file")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(codec)
     except UnicodeDecodeError as e:
         raise InputError(
-            f"{path}: is not UTF-8 (bad byte at offset {e.start}): re-save it as UTF-8"
+            f"{path}: is not {name} (bad byte at offset {e.start}): re-save it as UTF-8"
         ) from None
+    if "\x00" in text[:4096]:  # a byte order mark on binary data
+        raise InputError(f"{path}: looks binary, not text: give lyrics as a UTF-8 .txt or .lrc file")
     return text
+
+
+def _wide_text(sample: bytes) -> str | None:
+    """"UTF-16" or "UTF-32" when bytes with NULs read as text in that encoding, in either byte
+    order: the high byte of many code units NUL (ASCII characters, spaces, line ends), the low
+    byte hardly ever, and the characters decoded printable. Binary data has NULs anywhere."""
+    for size, name, codec in ((4, "UTF-32", "utf-32"), (2, "UTF-16", "utf-16")):
+        n = len(sample) // size
+        if n < 2:
+            continue
+        cut = sample[:n * size]
+        nul = [cut[k::size].count(0) for k in range(size)]  # NULs at each byte position of a unit
+        for order, low, high in (("le", 0, size - 1), ("be", size - 1, 0)):
+            if nul[high] < max(1, n // 10) or nul[low] > n // 50:
+                continue
+            text = cut.decode(f"{codec}-{order}", errors="replace")
+            seen = [ch for ch in text if not ch.isspace()]
+            if seen and sum(ch.isprintable() and ch != "\ufffd" for ch in seen) >= 0.95 * len(seen):
+                return name
+    return None
 
 
 # a repeat marker at the end of a line: "(x2)", "x2", "×3", "[2x]", "(x 2)"; after a space or alone
@@ -70,7 +112,7 @@ def parse_plain(text: str) -> list[LyricLine]:
     before it."""
     out: list[LyricLine] = []
     for raw in text.splitlines():
-        t = _clean(raw)
+        t = clean_line(raw)
         m = _REPEAT.search(t)
         if m:
             n = int(m.group(1) or m.group(2))
@@ -89,12 +131,13 @@ def parse_lrc(text: str, gaps: list[float] | None = None) -> tuple[list[LyricLin
     tags read (enhanced LRC), lines sorted by time. Returns the lines and warnings (e.g. lines out
     of order, bad word tags). Empty timed lines are gap marks: their times go into `gaps`."""
     lines: list[LyricLine] = []
+    where: list[tuple[int, float]] = []  # each line's number in the file and time tag, for warnings
     warnings: list[str] = []
     offset = 0.0
     last = -1.0
     out_of_order = False
     for number, raw in enumerate(text.splitlines(), 1):
-        raw = raw.strip()
+        raw = clean_line(raw)
         if not raw:
             continue
         m = _OFFSET.match(raw)
@@ -125,10 +168,52 @@ def parse_lrc(text: str, gaps: list[float] | None = None) -> tuple[list[LyricLin
             shift = t - tags[0] - offset  # word tags are absolute: a repeat of the line moves them along
             lines.append(LyricLine(body, max(0.0, t - offset),
                                    tuple(Word(w.text, max(0.0, w.start + shift), w.end + shift) for w in words)))
+            where.append((number, t))
     if out_of_order:
         warnings.append("time tags were out of order; lines sorted by time")
-    lines.sort(key=lambda x: x.time or 0.0)
+    ranked = sorted(zip(lines, where), key=lambda x: x[0].time or 0.0)  # stable: file order among ties
+    lines = [ln for ln, _ in ranked]
+    warnings += _same_time_warning([w for _, w in ranked], [ln.time or 0.0 for ln in lines])
     return lines, warnings
+
+
+def _same_time_warning(where: list[tuple[int, float]], times: list[float]) -> list[str]:
+    """One warning naming the lines that share a time (their file line numbers and time tag)."""
+    groups: list[tuple[list[int], float]] = []
+    k = 0
+    while k < len(times):
+        j = k
+        while j < len(times) and times[j] == times[k]:
+            j += 1
+        if j - k > 1:
+            groups.append((sorted({n for n, _ in where[k:j]}), where[k][1]))
+        k = j
+    if not groups:
+        return []
+    named = [f"{_plural('line', nums)} {_numbers(nums)} at [{_lrc_tag(t)}]" for nums, t in groups[:5]]
+    more = f" and {len(groups) - 5} more times" if len(groups) > 5 else ""
+    return [f"LRC {'; '.join(named)}{more} share a time tag: kept in file order, sharing the time until the "
+            "next tag (give each line its own time)"]
+
+
+def _numbers(nums: list[int]) -> str:
+    """Sorted line numbers as ranges: "3-5, 9"."""
+    runs: list[list[int]] = []
+    for n in nums:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _plural(word: str, nums: list[int]) -> str:
+    return word if len(nums) == 1 else word + "s"
+
+
+def _lrc_tag(t: float) -> str:
+    cs = int(round(max(0.0, t) * 100))
+    return f"{cs // 6000:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
 
 
 def _word_tags(body: str, number: int, warnings: list[str]) -> tuple[str, tuple[Word, ...]]:
@@ -146,7 +231,7 @@ def _word_tags(body: str, number: int, warnings: list[str]) -> tuple[str, tuple[
             t = int(good.group(1)) * 60 + float(good.group(2).replace(":", "."))
         pos = m.end()
     pieces.append((t, body[pos:]))
-    text = _clean("".join(p for _, p in pieces))
+    text = clean_line("".join(p for _, p in pieces))
     words: list[Word] = []
     for k, (start, chunk) in enumerate(pieces):
         if start is None:
@@ -179,6 +264,10 @@ def load(path: str | Path) -> Lyrics:
         lines, warnings = parse_lrc(text, gaps)
     else:
         lines, warnings = parse_plain(text), []
+    dirty = [n for n, raw in enumerate(text.splitlines(), 1) if has_invisible(raw)]
+    if dirty:
+        warnings.insert(0, f"{path}: {_plural('line', dirty)} {_numbers(dirty)}: control characters, escape "
+                           "sequences or invisible formatting removed (check the lyrics' encoding and source)")
     if not lines:
         raise InputError(
             f"{path}: has no lyric lines (empty or blank): add one line of text per lyric line, "
@@ -211,10 +300,6 @@ def clip_text(text: str) -> tuple[str, bool]:
     if len(text) <= MAX_LINE_CHARS:
         return text, False
     return text[:MAX_LINE_CHARS].rsplit(" ", 1)[0] or text[:MAX_LINE_CHARS], True
-
-
-def _clean(line: str) -> str:
-    return " ".join(line.replace("\ufeff", "").split())
 
 
 # ---- the lyrics' language ------------------------------------------------------------------------

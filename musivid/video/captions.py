@@ -13,9 +13,15 @@ of a script written without spaces (Chinese, Japanese, Thai...), exactly the uni
 times. Word times come from Segment.words (alignment, enhanced LRC); a line without
 them spreads its words over the line by character count. `layout` is the one function that places
 words in a frame: the renderer draws with it and tests measure with it.
+
+Every text written or drawn here goes through `musivid.text.clean_line` first (lyrics are cleaned
+when read; a segment from elsewhere, a transcription or an edit, may not be): no escape sequence,
+control or invisible format character reaches an .srt, an .lrc or a frame, and a line left with
+no text is not written.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -26,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from ..files import atomic_write_text
-from ..text import Unit, unit_spans
+from ..text import Unit, clean_line, unit_spans
 from .fonts import FontFinder
 from ..song.segments import Segment, Word
 
@@ -63,13 +69,28 @@ def frame_span(start: float, end: float, fps: float) -> tuple[int, int]:
     return first, stop
 
 
+def clean_segments(segments: Sequence[Segment]) -> list[Segment]:
+    """The segments with their text and words cleaned (`musivid.text.clean_line`); a segment
+    whose text is left empty is dropped."""
+    out = []
+    for s in segments:
+        text = clean_line(s.text)
+        if text == s.text and all(clean_line(w.text) == w.text for w in s.words):
+            out.append(s)
+        elif text:
+            out.append(dataclasses.replace(s, text=text, words=tuple(
+                dataclasses.replace(w, text=clean_line(w.text)) for w in s.words)))
+    return out
+
+
 def write_srt(segments: Sequence[Segment], path: Path, fps: float | None = None,
               frames: tuple[int, int] | None = None) -> None:
     """SubRip captions. With `fps` (the video's), each line runs from its first shown frame to the
     frame after its last, exactly as burned in; `frames` = [first, last) of an excerpt: only the
-    lines it shows, timed from its first frame. Without fps: the segments' own times."""
+    lines it shows, timed from its first frame. Without fps: the segments' own times. Texts are
+    cleaned (`clean_segments`)."""
     entries = []
-    for s in segments:
+    for s in clean_segments(segments):
         if fps is None:
             entries.append((s.start, max(s.end, s.start + 0.001), s.text))
             continue
@@ -89,7 +110,8 @@ def write_lrc(segments: Sequence[Segment], path: Path) -> None:
     """LRC, enhanced where word times are known: `[mm:ss.xx]<mm:ss.xx>word <mm:ss.xx>word <end>`
     (the trailing tag is the end of the last word). A line that ends before the next one starts
     is followed by an empty timed line, LRC's mark for "no lyric here", so reading the file back
-    gives the same captions."""
+    gives the same captions. Texts are cleaned (`clean_segments`)."""
+    segments = clean_segments(segments)
     out = ["[re:musivid align]"]
     for k, s in enumerate(segments):
         out.append(f"[{lrc_time(s.start)}]{_tagged(s) if s.words else s.text}")
@@ -189,9 +211,11 @@ class CaptionLayout:
 def layout(text: str, width: int, height: int, finder: FontFinder | None = None,
            line: int | None = None) -> CaptionLayout:
     """Centre `text` at the bottom of a width x height frame, wrapped to 92 % of the width (at
-    spaces, and between the characters of scripts written without spaces), in a font that covers it."""
+    spaces, and between the characters of scripts written without spaces), in a font that covers it.
+    The text is cleaned first (`musivid.text.clean_line`): the units' spans are in the clean text."""
     from PIL import Image, ImageDraw
 
+    text = clean_line(text)
     finder = finder or _default_finder()
     size = max(10, height // 16)
     fnt = finder.font(text, size, line)
@@ -282,7 +306,7 @@ class CaptionTrack:
     def __init__(self, segments: Sequence[Segment], fps: float, mode: str = "line", font: str | None = None):
         if mode not in ("line", "karaoke"):
             raise ValueError(f"caption mode {mode!r}: use 'line' or 'karaoke'")
-        self.segments = list(segments)
+        self.segments = clean_segments(segments)  # what is drawn, and the units karaoke times
         self.fps = exact_fps(fps)
         self.mode = mode
         self.spans = [frame_span(s.start, s.end, self.fps) for s in self.segments]
@@ -296,7 +320,8 @@ class CaptionTrack:
         self._starts: dict[int, list[float]] = {}
 
     def line_at(self, index: int) -> int:
-        """The position in `segments` of the line shown on frame `index`, -1 for none."""
+        """The position in `self.segments` (the given segments, cleaned, a line left with no text
+        dropped) of the line shown on frame `index`, -1 for none."""
         return int(self.line_of_frame[index]) if 0 <= index < len(self.line_of_frame) else -1
 
     def word_at(self, index: int) -> int | None:

@@ -76,20 +76,31 @@ def script_of(ch: str) -> str:
     return name.split()[0].title()
 
 
+def check_font(user_font: str) -> Face:
+    """The face of a `--font FILE`, read in full (every table, and a line drawn with it), so a file
+    that is no font, or a truncated one, is refused in one line before any work, not at the render."""
+    path = Path(user_font).expanduser()
+    if not path.is_file():
+        raise InputError(f"--font {user_font}: no such font file: give the path of a .ttf, .otf or .ttc file")
+    face = Face(str(path))
+    try:
+        from fontTools.ttLib import TTFont
+
+        with TTFont(face.path, fontNumber=face.index) as f:
+            f.ensureDecompiled()
+        _cmap(face.path, face.index)
+        face.pil(12).getbbox("Ag")
+    except Exception as e:  # noqa: BLE001 - any unreadable file
+        raise InputError(f"--font {user_font}: not a font file musivid can read ({type(e).__name__}): "
+                         "give a .ttf, .otf or .ttc file") from None
+    return face
+
+
 class FontFinder:
     """Chooses a face per line of text (cached), and warns once per line that nothing covers."""
 
     def __init__(self, user_font: str | None = None):
-        self.user = None
-        if user_font:
-            face = Face(str(Path(user_font).expanduser()))
-            try:
-                _cmap(face.path, face.index)
-                face.pil(12)
-            except Exception as e:  # noqa: BLE001 - any unreadable file
-                raise InputError(f"--font {user_font}: not a font file musivid can read ({type(e).__name__}): "
-                                 "give a .ttf, .otf or .ttc file") from None
-            self.user = face
+        self.user = check_font(user_font) if user_font else None
         self.warned: set[str] = set()
 
     def candidates(self, chars: Sequence[str]) -> list[Face]:

@@ -19,22 +19,32 @@ from ..errors import InputError
 from .motion import Keyframe, walk_pace, walk_size, warp
 
 
+MAX_EXCERPT_S = 86_400.0  # the longest --duration taken (24 h): longer is a mistake, not a song
+
+
 def frame_count(duration: float, fps: float) -> int:
     return max(1, int(round(duration * fps)))
 
 
 def frame_range(duration: float, fps: float, start: float = 0.0, length: float | None = None
                 ) -> tuple[int, int] | None:
-    """Frames [first, last) of the excerpt [start, start + length) of a song; None: the whole song."""
+    """Frames [first, last) of the excerpt [start, start + length) of a song; None: the whole song.
+    An excerpt that runs past the song's end stops there; a length longer than MAX_EXCERPT_S (or
+    not a number) is refused, so no frame number ever overflows."""
     if start == 0.0 and length is None:
         return None
-    if not 0.0 <= start < duration:
+    if not (math.isfinite(start) and 0.0 <= start < duration):
         raise InputError(f"--start {start:g}: must be from 0 to the song's length ({duration:.2f} s)")
-    if length is not None and length <= 0:
+    if length is not None and not length > 0:
         raise InputError(f"--duration {length:g}: must be more than 0 seconds")
+    if length is not None and not length <= MAX_EXCERPT_S:
+        raise InputError(f"--duration {length:g}: must be at most {MAX_EXCERPT_S:g} seconds (an excerpt that runs "
+                         "past the song's end stops there): pass the seconds to render, e.g. --duration 15")
+    if not (math.isfinite(fps) and fps > 0):
+        raise InputError(f"--fps {fps:g}: must be more than 0: pass e.g. --fps 24")
     n = frame_count(duration, fps)
     first = min(n - 1, round(start * fps))
-    last = n if length is None else min(n, max(first + 1, round((start + length) * fps)))
+    last = n if length is None else min(n, max(first + 1, round(min(start + length, duration) * fps)))
     return first, last
 
 

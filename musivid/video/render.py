@@ -253,8 +253,16 @@ class _Writer:
             self.out.mux(pkt)
         self.audio.close()
 
-    def close(self) -> None:
-        self.out.close()
+    def close(self, failed: bool = False) -> None:
+        """Close the container. After a failure (`failed`: an error is on its way up, the file will be
+        removed) an error closing it (the trailer meets the same full disk) is not a second one."""
+        if not failed:
+            self.out.close()
+            return
+        try:
+            self.out.close()
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
 
 
 class _Staging:
@@ -418,9 +426,9 @@ def _render(generator, source, audio_path: Path, out_path: Path, cfg: RenderConf
             writer.finish()
         except BaseException:
             encoder.abort()
+            writer.close(failed=True)
             raise
-        finally:
-            writer.close()
+        writer.close()
     if times is not None:
         times.total, times.encode = time.perf_counter() - t0, encoder.busy_s
     return RenderResult(Path(out_path), n, float(rate), cfg.size, n / float(rate))
@@ -441,6 +449,8 @@ def encode_frames(planes: Iterable[np.ndarray], audio_path: Path, out_path: Path
                 writer.write(pts, batch)
                 pts += batch.shape[0]
             writer.finish()
-        finally:
-            writer.close()
+        except BaseException:
+            writer.close(failed=True)
+            raise
+        writer.close()
     return time.perf_counter() - t

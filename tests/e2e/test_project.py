@@ -71,6 +71,7 @@ def _wait_for(proc: subprocess.Popen, found, what: str, timeout: float = 300):
     pytest.fail(f"no {what} within {timeout} s")
 
 
+@pytest.mark.slow  # ~35 s: `make test-all` (test_safety covers the signals in every run)
 def test_sigint_keeps_finished_work_and_resumes(made, song, tmp_path):
     """Interrupt mid-optimization (once a checkpoint shows steps were done), rerun the same command:
     it resumes from the checkpoint (fewer steps run) and ends with exactly the latents of an

@@ -137,6 +137,7 @@ def _wait_for(cond, timeout=120.0):
         time.sleep(0.02)
 
 
+@pytest.mark.slow  # ~20-45 s: `make test-all` (the suite must stay under 5 minutes on 2 cores)
 def test_a_killed_shard_worker_loses_at_most_its_checkpoint_interval(album, tmp_path):
     """SIGKILL one of two workers mid-run: the run fails with a clear message, the other shard is
     saved, and the re-run resumes the killed shard from its last checkpoint and ends bit-identical
@@ -189,6 +190,7 @@ def test_a_killed_shard_worker_loses_at_most_its_checkpoint_interval(album, tmp_
     assert (tmp_path / "run.mp4").is_file() and not list(pdir.glob("checkpoints/shard-*.pt"))
 
 
+@pytest.mark.slow  # ~20-45 s: `make test-all` (the suite must stay under 5 minutes on 2 cores)
 def test_a_killed_batch_worker_fails_its_song_only_and_the_rerun_resumes_it(album, tmp_path):
     """SIGKILL the worker making one song: that song fails, the other finishes, and the re-run
     resumes the killed song from its project's checkpoint (said with -v: workers' messages are

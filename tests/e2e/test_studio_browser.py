@@ -247,3 +247,36 @@ def test_a_long_job_cancelled_from_the_page_keeps_its_work(tmp_path, page):
         page.click("#cancel")
         wait_job(page, "cancelled")
         assert torch.load(root / "checkpoint.pt", weights_only=True)["state"]["step"] > step
+
+
+def test_a_failing_make_shows_its_error_on_the_page(tmp_path, page, tiny_en):
+    """issue 27: `musivid studio lied.wav lied.txt` (German lyrics) with an English-only Whisper
+    cannot succeed: the page leaves "being made", shows why and that the studio stops; once it
+    has, the server stops and serve() raises the error (the command prints it and exits 2)."""
+    from playwright.sync_api import expect
+
+    from musivid.config import ModelConfig, OptimizeConfig, RunSettings, TimingConfig
+    from musivid.errors import InputError
+    from test_studio_guard import german_excerpt, serve_in_thread
+
+    audio, lyrics = german_excerpt(tmp_path)
+    settings = RunSettings(optimize=OptimizeConfig(steps=1, variants=1, cutouts=2), models=ModelConfig(untrained=True),
+                           timing=TimingConfig(whisper_model=str(tiny_en)), device="cpu")
+    studio = Studio(tmp_path / "lied.musivid", make=MakeRequest(audio, lyrics, settings))
+    c, thread, outcome = serve_in_thread(studio)
+    try:
+        page.goto(f"http://{c.host}:{c.port}/?token={c.token}")
+        failure = page.locator("#failure")
+        expect(failure).to_contain_text("The project could not be made")
+        expect(failure).to_contain_text("hears English only: pass a multilingual model, e.g. --whisper-model base")
+        expect(page.locator("#facts")).not_to_contain_text("being made")
+        expect(page.locator("#jobbar")).to_have_class("failed")
+        expect(page.locator("#job-label")).to_contain_text("making the project from lied.wav: failed")
+        expect(page.locator("#message")).to_contain_text("the studio stops")
+        thread.join(120)
+        assert not thread.is_alive()  # it stopped once the page had the failure
+    finally:
+        studio.failure_shown.set()
+    assert isinstance(outcome.get("error"), InputError) and "hears English only" in str(outcome["error"])
+    expect(failure).to_contain_text("hears English only")  # still shown after the server stopped
+    expect(page.locator("#message")).to_contain_text("the studio stops")  # not "lost contact"

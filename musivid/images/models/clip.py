@@ -12,11 +12,14 @@ computing only the class token, the only one the embedding reads.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -291,12 +294,37 @@ def is_hf_arch(arch: str) -> bool:
     return bool(cfg.get("text_cfg", {}).get("hf_model_name"))
 
 
+class _NotOpenClipInfo(logging.Filter):
+    """Drops open_clip's own lines below ERROR ("Loaded ViT-B-32 model config.", "No pretrained
+    weights loaded": musivid loads them next), logged to the root logger: under a program's
+    `logging.basicConfig(level=INFO)` they would read as musivid's messages."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or f"{os.sep}open_clip{os.sep}" not in record.pathname
+
+
+@contextmanager
+def _open_clip_quiet() -> Iterator[None]:
+    root, keep_out = logging.getLogger(), _NotOpenClipInfo()
+    root.addFilter(keep_out)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep_out)
+
+
 def build(arch: str | None, *, untrained: bool, quick_gelu: bool = True, hf_dir: Path | None = None,
           device: str | torch.device = "cpu") -> tuple[torch.nn.Module, object, int]:
     """An open_clip model (random weights) and its tokenizer; weights are loaded by the caller.
     `arch` "musivid-tiny" (or None with untrained) is the tiny test config; "musivid-tiny-multilingual"
     its multilingual twin. An HF-text-tower architecture needs `hf_dir` (see write_hf_dir). On
     device "meta" the model has shapes and no weights (the cost census)."""
+    with _open_clip_quiet():
+        return _build(arch, untrained=untrained, quick_gelu=quick_gelu, hf_dir=hf_dir, device=device)
+
+
+def _build(arch: str | None, *, untrained: bool, quick_gelu: bool, hf_dir: Path | None,
+           device: str | torch.device) -> tuple[torch.nn.Module, object, int]:
     open_clip = import_open_clip()
     if arch == "musivid-tiny-multilingual":
         return build_tiny_multilingual()

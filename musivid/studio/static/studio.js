@@ -4,7 +4,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { project: null, version: null, job: null, selected: null, peaks: null, peaksFor: null, drag: null };
+const state = { project: null, version: null, job: null, selected: null, peaks: null, peaksFor: null, drag: null,
+                timer: null, stopping: null };
 
 // The token came in the URL; the server keeps it in a cookie now: take it out of the address bar.
 if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
@@ -66,12 +67,15 @@ function showJob(job) {
 }
 
 async function poll() {
+  if (state.stopping) return;
   try {
     const s = await api("GET", "/api/state");
     const was = state.job;
     showJob(s.job);
     const ended = s.job && was && was.id === s.job.id && was.state === "running" && s.job.state !== "running";
-    if (s.version !== state.version || ended) { state.version = s.version; await load(); }
+    if (s.stopping) { state.stopping = s.stopping; clearInterval(state.timer); }  // the last answer: show it
+    if (s.version !== state.version || ended || s.stopping) { state.version = s.version; await load(); }
+    if (s.stopping) say(s.stopping, "error");
   } catch (e) { say(`lost contact with the studio (${e.message})`, "error"); }
 }
 
@@ -89,9 +93,15 @@ function draw() {
   const note = $("untrained");
   note.hidden = !p.untrained;
   note.textContent = p.untrained_note || "";
+  const job = state.job, making = job && job.kind === "make";
+  const failed = making && job.state === "failed" ? `The project could not be made: ${job.message}` : null;
   if (!p.exists) {
-    $("facts").textContent = p.error || "the project is being made…";
-    $("lines").replaceChildren(el("p", { class: "empty" }, p.error || "No lines yet: the project is being made."));
+    const why = p.error || failed ||
+      (making && job.state === "cancelled" ? "Making the project was cancelled: it has no lines yet." : null);
+    $("facts").textContent = why || "the project is being made…";
+    $("lines").replaceChildren(el("p", why ? { id: "failure", class: "empty failure" } : { class: "empty" },
+                                  why || "No lines yet: the project is being made."));
+    showJob(job);
     return;
   }
   const s = p.settings;
@@ -344,4 +354,4 @@ $("thumbs").addEventListener("click", () => act(() => startJob({ kind: "thumbnai
 $("cancel").addEventListener("click", () => act(async () => { showJob((await api("POST", "/api/cancel")).cancelled); }));
 
 poll();
-setInterval(poll, 500);
+state.timer = setInterval(poll, 500);
