@@ -140,7 +140,10 @@ def test_pick_reroll_move_and_reword_lines(project_copy, page):
         assert data["edits"]["4"]["start"] == 17.0 and data["latents"] == latents
         assert abs(data["keyframes"][4]["time"] - 17.0) <= 0.25 and data["keyframes"][4]["time"] > 16.5
 
-        # ... and line 6's by dragging its block on the timeline
+        # ... and line 6's by dragging its block on the timeline, once the page shows the first move (it
+        # redraws its lines and timeline then: a drag begun before would hold a block being replaced)
+        expect(line(page, 5).locator("input.start")).to_have_value("17.00", timeout=30_000)
+        expect(page.locator("#jobbar")).not_to_have_class("running")
         block = page.locator('#blocks .block[data-line="6"]')
         block.scroll_into_view_if_needed()
         box = block.bounding_box()
