@@ -175,6 +175,14 @@ def demo_excerpt(path: Path, t0: float, seconds: float) -> Path:
     return path
 
 
+def click_song(d: Path, lrc: str, seconds: float = 6.0) -> tuple[Path, Path]:
+    """A short song in `d` (a 120 BPM click track, mp3) and its timed lyrics `lrc` (song.lrc)."""
+    y, _ = click_track(120, seconds)
+    mp3 = write_audio(d / "song.mp3", y)
+    (d / "song.lrc").write_text(lrc)
+    return mp3, d / "song.lrc"
+
+
 def click_track(bpm: float, duration: float, first: float = 0.5, sr: int = 22050, noise: float = 0.01):
     n = int(sr * duration)
     y = np.zeros(n, np.float32)

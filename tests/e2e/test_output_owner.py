@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import pytest
 
-from conftest import click_track, musivid, write_audio
+from conftest import click_song, musivid
 
 FAST = ["--untrained", "--steps", "1", "--cutouts", "2", "--fps", "4", "--size", "32", "--asr", "none", "-q"]
 LRC = "[00:00.50]a red fox in the snow\n[00:03.00]a lighthouse in the storm\n"
@@ -16,12 +16,7 @@ LRC = "[00:00.50]a red fox in the snow\n[00:03.00]a lighthouse in the storm\n"
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory):
-    d = tmp_path_factory.mktemp("song")
-    y, _ = click_track(120, 6.0)
-    mp3 = write_audio(d / "song.mp3", y)
-    lrc = d / "song.lrc"
-    lrc.write_text(LRC)
-    return mp3, lrc
+    return click_song(tmp_path_factory.mktemp("song"), LRC)
 
 
 @pytest.fixture(scope="module")

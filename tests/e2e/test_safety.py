@@ -19,7 +19,7 @@ import av
 import pytest
 import torch
 
-from conftest import click_track, musivid, write_audio
+from conftest import click_song, musivid
 
 FAST = ["--untrained", "--cutouts", "2", "--fps", "8", "--size", "64", "--asr", "none"]
 LRC = "[00:00.50]a red fox runs through the snow\n[00:02.50]a lighthouse in the storm\n[00:04.50]fireworks over the sea\n"
@@ -28,12 +28,7 @@ LRC = "[00:00.50]a red fox runs through the snow\n[00:02.50]a lighthouse in the 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory):
     """A 6-second song (a 120 BPM click track, mp3) with three timed lyric lines."""
-    d = tmp_path_factory.mktemp("song")
-    y, _ = click_track(120, 6.0)
-    mp3 = write_audio(d / "song.mp3", y)
-    lrc = d / "song.lrc"
-    lrc.write_text(LRC)
-    return mp3, lrc
+    return click_song(tmp_path_factory.mktemp("song"), LRC)
 
 
 STEPS = 12  # of `made`; runs that continue its lines go on to 2 * STEPS
