@@ -101,6 +101,16 @@ def test_the_page_shows_every_line_and_variant_labelled_untrained(project_copy, 
         expect(page.locator("#untrained")).to_contain_text("UNTRAINED: tiny random-weight models")
         expect(page.locator("#facts")).to_contain_text("8 lines")
         assert "token" not in page.url  # it moved into a cookie
+        # a redraw while a field is being typed in keeps its text, caret and selection
+        count = line(page, 6).locator("input.count")
+        count.focus()
+        page.evaluate("() => document.activeElement.select()")
+        page.evaluate("() => load()")  # what a poll does when the project changed
+        expect(line(page, 6).locator(".variant")).to_have_count(2)
+        page.keyboard.type("3")
+        expect(line(page, 6).locator("input.count")).to_have_value("3")
+        page.locator("#name").click()  # the field loses focus: its card is drawn anew
+        expect(line(page, 6).locator("input.count")).to_have_value("2")
         # the song plays from a line
         line(page, 3).locator('[data-action="play"]').click()
         page.wait_for_function("() => { const a = document.querySelector('#audio'); "
@@ -124,6 +134,7 @@ def test_pick_reroll_move_and_reword_lines(project_copy, page):
         # re-roll line 4: one new variant, its thumbnail shown
         latents = set(project_json(root)["latents"])
         line(page, 4).locator("input.count").fill("1")
+        expect(line(page, 4).locator("input.count")).to_have_value("1")
         line(page, 4).locator('[data-action="reroll"]').click()
         wait_job(page)
         expect(line(page, 4).locator(".variant")).to_have_count(3)

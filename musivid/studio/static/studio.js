@@ -135,19 +135,29 @@ function showPreview(url) {
 }
 
 function drawLines(p) {
-  // keep what is being typed across a redraw
-  const focus = document.activeElement && document.activeElement.closest?.(".line")
-    ? [document.activeElement.closest(".line").dataset.line, document.activeElement.className, document.activeElement.value]
-    : null;
+  // A card whose field is being typed in is kept as it is (its value, caret and selection with it:
+  // a redraw between a key and the next must not splice old and new text); it is drawn anew once
+  // the field loses focus.
+  const active = document.activeElement;
+  const typing = active && active.tagName === "INPUT" ? active.closest(".line") : null;
   const open = new Map([...document.querySelectorAll(".line .edit:not([hidden]) input")]
     .map((i) => [i.closest(".line").dataset.line, i.value]));
   const cards = p.lines.map((li) => lineCard(li, p.lines.length, open.get(String(li.line))));
-  $("lines").replaceChildren(...cards);
-  if (focus) {
-    const e = document.querySelector(`.line[data-line="${focus[0]}"] .${focus[1].split(" ")[0]}`);
-    if (e) { if (focus[2] !== undefined) e.value = focus[2]; e.focus(); }
-  }
+  const old = [...$("lines").querySelectorAll(":scope > .line")];
+  const same = typing && old.length === cards.length && old.every((c, k) => c.dataset.line === cards[k].dataset.line);
+  if (!same) { $("lines").replaceChildren(...cards); state.staleCard = null; return; }
+  old.forEach((c, k) => { if (c !== typing) c.replaceWith(cards[k]); });
+  typing.classList.toggle("selected", state.selected === Number(typing.dataset.line));
+  state.staleCard = typing.dataset.line;
 }
+
+$("lines").addEventListener("focusout", (ev) => {
+  // the card kept while its field was typed in catches up, unless focus stays within it
+  const card = ev.target.closest?.(".line");
+  if (!card || state.staleCard !== card.dataset.line || card.contains(ev.relatedTarget)) return;
+  state.staleCard = null;
+  if (state.project && state.project.exists) setTimeout(() => { if (!state.staleCard) drawLines(state.project); }, 0);
+});
 
 function lineCard(li, n, editing) {
   const next = li.line < n ? `Preview → ${li.line + 1}` : "Preview → end";
