@@ -281,6 +281,48 @@ def likely_language(text: str) -> str | None:
     return _script_language(text, likely=True)
 
 
+# frequent short words of languages written in Latin script, for telling a line's language by its
+# words (`words_language`): only words a line of another of these languages rarely holds (no
+# "die", "will", "war", "also", "hell" for German: English lines say them too); words the
+# languages share ("la", "de", "que") count for each
+STOPWORDS: dict[str, frozenset[str]] = {lang: frozenset(words.split()) for lang, words in {
+    "en": "the and you to of a in is it i me my that on for your we with be this all not are love i'm you're "
+          "don't can't what when where from just know like but now our was were will can at by up out down "
+          "night heart baby through every they them there his her she he have has been never always",
+    "de": "der die das und ich du nicht ist ein eine zu mit den sie es wir mir dich auf im dem des über aus nur "
+          "noch doch wie wenn mein dein sein kein keine nacht liebe herz immer wieder bin bist uns euch zum zur "
+          "vom beim ohne durch oder aber schon dann hier alles nichts morgen heute wird sind einen einem",
+    "fr": "le la les et je tu de des un une est que pas mon ma dans qui il elle nous pour du au aux sur avec mais "
+          "où vous ils suis sont ton ta sa mes tes ses ce cette plus jamais toujours nuit amour cœur coeur c'est "
+          "j'ai d'amour moi toi ne se sans comme tout tous",
+    "es": "el la los las y yo tu de que en un una es no mi por con se lo me te del al tú mis tus su sus para pero "
+          "como cuando está son soy eres uno muy más nunca siempre noche amor corazón vida canción",
+    "it": "il la le e io tu di che un una non mi per con ti sei sono ma lo gli del della nel sul questo quando "
+          "come più sempre mai notte amore cuore vita",
+    "pt": "o a os as e eu tu de que um uma não meu minha em com se por você me do da no na dos das é sou mais "
+          "nunca sempre noite amor coração vida",
+    "nl": "de het een en ik je jij niet is van dat op met zijn mijn wij we ook maar naar nog voor",
+}.items()}
+
+
+def words_language(text: str, min_hits: int = 2) -> str | None:
+    """The language of Latin-script text from its frequent words (STOPWORDS): the language with
+    at least `min_hits` of them and half again as many as any other; None when none does."""
+    words = [w.strip(".,!?;:\"()¿¡«»…—-").casefold().replace("\u2019", "'") for w in text.split()]
+    score = {lang: sum(w in sw for w in words) for lang, sw in STOPWORDS.items()}
+    best = sorted(score.items(), key=lambda kv: -kv[1])
+    if best[0][1] >= min_hits and best[0][1] >= 1.5 * best[1][1]:
+        return best[0][0]
+    return None
+
+
+def line_languages(texts: list[str] | tuple[str, ...]) -> list[str | None]:
+    """Each line's language as its text tells: its script (`line_language`, Cyrillic taken for
+    Russian), else its words (`words_language`); None where neither tells (a short line, "la la
+    la", a name)."""
+    return [likely_language(t) or words_language(t) for t in texts]
+
+
 # ---- cleaning ----------------------------------------------------------------------------------
 
 # terminal escape sequences, removed whole: CSI (ESC [ or C1 CSI), a string command (OSC, DCS, SOS,

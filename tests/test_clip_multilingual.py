@@ -30,6 +30,10 @@ TINY_ARCH = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "wid
     (["月亮代表我的心"], MULTILINGUAL_CLIP, "Chinese (zh)"),
     (["The violin is playing in the dark forest", "and I am waiting for you"], DEFAULT_CLIP, "English"),
     (["la la la"], DEFAULT_CLIP, "unclear"),
+    (["The violin is playing in the dark forest", "and I am waiting for you", "la la la", "月亮代表我的心"],
+     MULTILINGUAL_CLIP, "line 4 is Chinese (zh)"),
+    (["der Wind singt leise über dem Meer", "les étoiles dansent dans la nuit"], MULTILINGUAL_CLIP,
+     "line 1 is German (de)"),
 ])
 def test_clip_is_chosen_by_the_lyrics_language(texts, want, why):
     choice = choose_clip(ModelConfig(), texts)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from musivid.song import alignment as forced
-from musivid.song.alignment import LineTokens, VoiceActivity, weight
+from musivid.song.tokens import LineTokens
+from musivid.song import voice
+from musivid.song.voice import VoiceActivity, weight
 from musivid.text import units
 
 STEP = 512 / 16000
@@ -142,3 +144,58 @@ def test_truth_files_match_the_lyrics():
         assert [ln.text for ln in load(SONGS / f"{name}.txt").lines] == [r["text"] for r in t["lines"]], name
         starts = [r["start"] for r in t["lines"] if r["start"] is not None]
         assert starts == sorted(starts) and (SONGS / f"{name}.mp3").stat().st_size < 400_000
+
+
+# ---- lines not confirmed by the walk -----------------------------------------------------------------
+
+def test_place_in_voice_puts_lines_on_the_voice_in_order():
+    # two lines of 4 syllables at 0.25 s each (1 s) on two voiced stretches: one on each
+    assert voice.place_in_voice([4, 4], [(10.0, 11.5), (13.0, 14.2)], 0.25, 9.0, 16.0) == [(10.0, 11.0),
+                                                                                            (13.0, 14.0)]
+    # one long stretch: back to back inside it
+    assert voice.place_in_voice([4, 4], [(10.0, 14.0)], 0.25, 9.0, 16.0) == [(10.0, 11.0), (11.0, 12.0)]
+    # a voice onset too late for the lines after it to fit: the line before it keeps going
+    got = voice.place_in_voice([4, 8], [(10.0, 10.5), (14.5, 15.0)], 0.25, 9.0, 16.0)
+    assert got[0] == (10.0, 11.0) and got[1][1] <= 16.0 and got[1][0] >= got[0][1]
+    # less time than the lines need: all shrunk alike, inside [t0, t1]
+    got = voice.place_in_voice([4, 4], [(10.0, 11.0)], 0.25, 10.0, 11.0)
+    assert got == [(10.0, 10.5), (10.5, 11.0)]
+
+
+def test_voice_between_lines_leaves_out_the_neighbours_tails():
+    vad = vad_from([(2.0, 4.3), (4.3, 4.5), (8.0, 9.0), (12.0, 14.0)])
+    assert voice.voiced_runs(vad, 4.2, 11.9) == [(pytest.approx(8.0, abs=STEP), pytest.approx(9.0, abs=STEP))]
+    assert voice.voiced_runs(vad, 4.2, 7.9) == []  # the line before's last 0.3 s is its own
+    assert voice.voiced_runs(None, 4.2, 7.9) == [(4.2, 7.9)]  # without voice activity: all of it
+
+
+def test_a_line_searched_again_needs_voice_for_a_weak_support():
+    def placed(support, squeezed=False, short=False, at_edge=False):
+        return forced._Placed(0, np.array([1.0, 1.5]), np.array([1.5, 2.0]), support, at_edge, squeezed, short)
+
+    assert placed(0.5, squeezed=True).found_again(False)  # heard, though no voice activity there
+    assert not placed(0.5, squeezed=True, short=True).found_again(True)  # the path gives it no time
+    assert placed(0.2).found_again(True) and not placed(0.2).found_again(False)
+    assert not placed(0.2, squeezed=True).found_again(True) and not placed(0.1).found_again(True)
+    assert not placed(0.9, at_edge=True).found_again(True)
+
+
+def test_a_line_the_text_does_not_tell_takes_the_language_detected_in_its_window():
+    class Inner:
+        is_multilingual = True
+        calls = 0
+
+        def detect_language(self, enc):
+            Inner.calls += 1
+            return [[("<|fr|>", 0.8), ("<|es|>", 0.1)]]
+
+    class Model:
+        model = Inner()
+
+    song = forced._Song(Model(), [], ["de", None, "zh"], None, None, {})
+    assert [song.language(k, "enc", 0.0) for k in range(3)] == ["de", "fr", "zh"]
+    assert song.language(1, "enc", 0.0) == "fr" and Inner.calls == 1  # once per window
+    song.language(1, "enc2", 25.0)
+    assert Inner.calls == 2
+    Inner.is_multilingual = False  # an English-only model has no language token
+    assert forced._Song(Model(), [], ["de"], None, None, {}).language(0, "enc", 0.0) is None

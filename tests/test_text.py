@@ -3,8 +3,8 @@ karaoke captions, the normalisation for matching, and a line's language from its
 import pytest
 
 from musivid.song import alignment
-from musivid.text import (SCRIPTS, is_no_space, is_punct, likely_language, line_language, normalize_words,
-                          script_of, unit_spans, units)
+from musivid.text import (SCRIPTS, is_no_space, is_punct, likely_language, line_language, line_languages,
+                          normalize_words, script_of, unit_spans, units, words_language)
 
 
 @pytest.mark.parametrize("ch,no_space", [
@@ -101,3 +101,31 @@ def test_line_language(text, lang):
 def test_likely_language_takes_russian_for_cyrillic():
     assert likely_language("Привет мир") == "ru" and line_language("Привет мир") is None
     assert likely_language("月亮代表我的心") == "zh"
+
+
+@pytest.mark.parametrize("text,lang", [
+    ("der Mond scheint hell über dem Wasser", "de"), ("les étoiles dansent dans la nuit", "fr"),
+    ("el viento canta una canción de amor", "es"), ("y la noche se termina", "es"),
+    ("the violin is playing in the dark forest", "en"), ("die with me tonight", "en"),
+    ("la la la", None), ("Amor", None), ("", None),
+])
+def test_words_language(text, lang):
+    assert words_language(text) == lang
+
+
+def test_line_languages_take_the_script_then_the_words():
+    assert line_languages(["月亮代表我的心", "der Wind singt leise über dem Meer", "Привет мир", "oh oh oh"]) == [
+        "zh", "de", "ru", None]
+
+
+@pytest.mark.parametrize("name", ["en_spoken", "de_spoken", "fr_spoken", "es_spoken", "zh_spoken", "mix_spoken"])
+def test_no_line_of_the_test_songs_is_taken_for_another_language(name):
+    """Every line whose text tells its language tells the right one (the truth's, per line for
+    the mixed song)."""
+    import json
+
+    from conftest import SONGS
+
+    truth = json.loads((SONGS / f"{name}.truth.json").read_text(encoding="utf-8"))
+    for row, lang in zip(truth["lines"], line_languages([r["text"] for r in truth["lines"]])):
+        assert lang in (None, row.get("language", truth["language"])), row

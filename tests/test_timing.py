@@ -190,9 +190,25 @@ def test_from_alignment_skips_unsung_lines_and_warns_by_line_number(caplog):
         (0, "a b", 1.0, 2.0), (1, "e f", 5.0, 6.0), (2, "g h", 8.0, 9.5)]
     assert res.segments[0].words == lines[0].words and res.confidence == (0.9, 0.2, 0.9)
     msgs = [r.getMessage() for r in caplog.records]
-    assert any('line(s) 2 ("c d") not found' in m for m in msgs), msgs
+    assert any('line(s) 2 ("c d") not found in the song (not sung?)' in m for m in msgs), msgs
     assert any('line(s) 3 ("e f", 0.20) timed with low confidence' in m for m in msgs), msgs
     assert res.warnings == tuple(msgs)
+
+
+def test_from_alignment_says_why_a_line_is_left_out_and_where_one_was_placed(caplog):
+    texts = ["a b", "c d", "e f", "g h", "i j"]
+    lines = [timed(0, 1.0, 2.0), LineTiming(1, 0, 0, (), 0.0, sung=False, note="no voice between lines 1 and 3"),
+             timed(2, 5.0, 6.0), LineTiming(3, 7.0, 8.0, timed(3, 7.0, 8.0).words, 0.1, estimated=True,
+                                            note="placed by its length on the voice between lines 3 and 5"),
+             timed(4, 9.0, 9.5)]
+    with caplog.at_level("WARNING", logger="musivid"):
+        res = al.from_alignment(texts, lines, 20.0, "base", "de")
+    assert res.lines == (0, 2, 3, 4) and res.skipped == (1,) and res.confidence == (0.9, 0.9, 0.1, 0.9)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 2, msgs  # the estimated line is not named a second time for its low confidence
+    assert 'line(s) 2 ("c d") not found in the song: no voice between lines 1 and 3' in msgs[0]
+    assert 'line(s) 4 ("g h", 0.10) not heard clearly: placed by its length on the voice between lines 3 and 5' \
+        in msgs[1]
 
 
 def test_from_alignment_with_nothing_found_spreads_evenly_with_one_warning(caplog):
@@ -242,6 +258,29 @@ def test_language_comes_from_the_lyrics_or_else_from_the_song():
     assert al.language_for(None, eng, x, None) is None and eng.calls == 0
 
 
+def test_the_song_language_is_most_lines_and_each_line_keeps_its_own():
+    x = np.zeros(16000)
+    multi = FakeRecogniser(False)
+    mixed = ["der Wind singt leise über dem Meer", "月亮代表我的心", "la la la", "und morgen kommt ein neuer Tag"]
+    assert al.language_for(mixed, multi, x, None) == "de" and multi.calls == 0
+    # a song in several languages: a line the text does not tell is left to Whisper's detection
+    assert al.languages_per_line(mixed, "de") == ["de", "zh", None, "de"]
+    # a song in one: such a line takes the song's language
+    assert al.languages_per_line(["der Wind singt leise über dem Meer", "la la la"], "de") == ["de", "de"]
+    assert al.languages_per_line(["la la la"], "fr") == ["fr"]
+
+
+def test_english_only_model_refuses_a_song_with_one_line_in_another_language(tmp_path):
+    eng = FakeRecogniser(True)
+    texts = ["the violin is playing in the dark forest", "silver rain is falling on the quiet town",
+             "every lamp is burning brighter than before", "月亮代表我的心"]
+    with pytest.raises(InputError) as e:
+        al.language_for(texts, eng, np.zeros(16000), None, tmp_path / "l.txt")
+    msg = str(e.value)
+    assert "\n" not in msg and "line 4 looks Chinese (zh)" in msg and "--whisper-model base" in msg
+    assert al.language_for(texts[:3], eng, np.zeros(16000), None) is None
+
+
 @pytest.mark.parametrize("fallback", [False, True])
 def test_english_only_model_and_foreign_lyrics_is_one_clear_error(fallback, tmp_path):
     eng = FakeRecogniser(True, fallback=fallback)
@@ -253,7 +292,7 @@ def test_english_only_model_and_foreign_lyrics_is_one_clear_error(fallback, tmp_
 
 
 def test_most_voiced_window_prefers_the_vocals_over_an_intro():
-    from musivid.song.alignment import VoiceActivity
+    from musivid.song.voice import VoiceActivity
 
     step = 512 / 16000
     prob = np.zeros(int(120 / step), np.float32)

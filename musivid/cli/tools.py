@@ -21,7 +21,7 @@ def models_list():
     """Image models (CLIP, BigGAN) and speech recognition models (Whisper): size, licence, and
     whether each is cached, needs a download, or came with an installed package."""
     from ..images.models.registry import REGISTRY, cache_dir, is_cached
-    from ..song.timing import whisper_models
+    from ..song.whisper_models import whisper_models
 
     cache = cache_dir()
     click.echo(f"cache: {cache}")

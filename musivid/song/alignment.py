@@ -9,8 +9,22 @@ tokens: they are more likely with the window's audio than with a silent window a
 before them, which cancels what the language model predicts by itself (e.g. a chorus's
 repetition). The next window starts where the accepted lines end; a window where the next line is
 not heard slides on, to the next voice onset or half a window. A line that is not heard while a
-later line in the same window is, and that the path puts where no voice sounds, is not sung: it
-is left out and reported.
+later line in the same window is, and that the path puts where no voice sounds, is set aside.
+
+No sung line is lost: a line the walk did not confirm keeps its place between its confirmed
+neighbours. It is searched again in a window cut to the time between them, where the usual
+support is enough even if voice activity hears nothing (Silero often misses singing over loud
+music), and a weaker one (GAP_MIN_SUPPORT) where a voice sounds there and the line lies on it.
+Still not found, it is placed by its length (syllables at the song's rate) on the voice between
+its neighbours, in order, and flagged (`estimated`, confidence ESTIMATED_CONFIDENCE). It is left
+out only where voice activity hears no voice at all between its neighbours (a lyric line that is
+not sung, over instrumental music): a caption shown over music nobody sings is the worse error,
+and the warning names the neighbours. Without voice activity no line is left out. When no line
+at all is heard (an instrumental), nothing is placed: the caller spreads the lines evenly.
+
+Languages: each line is aligned with its own language token (a window holding lines of several
+languages is aligned once per language, each line taking its own language's path); a line
+whose language the text does not tell takes the language Whisper detects in its window.
 
 The path cannot be trusted at the edges of a line: its first tokens take the music before the
 line, its last token the music after it. A line's start is therefore found from its *anchor*, the
@@ -26,19 +40,18 @@ from __future__ import annotations
 
 import logging
 import math
-import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import InputError
-from ..text import is_no_space, unit_spans
 from .segments import Word
+from .tokens import LineTokens, tokenize
+from .voice import SR, DEFAULT_RATE, SEC_PER_SYLLABLE, VoiceActivity, place_in_voice, voiced_runs, weight
 
 log = logging.getLogger(__name__)
 
-SR = 16000
 FRAME_S = 0.02  # one encoder position (Whisper: 50 per second)
 WINDOW_FRAMES = 3000  # 30 s of mel frames (100 per second)
 MAX_TOKENS = 220  # text tokens per window (the decoder holds 448 with the prompt)
@@ -46,137 +59,6 @@ MAX_TOKENS = 220  # text tokens per window (the decoder holds 448 with the promp
 # lines absent from a window score below 0.15, heard ones 0.4 to 1 on the test songs)
 MIN_SUPPORT = 0.28
 EDGE_S = 0.6  # a line ending this close to the window's end may be cut off: next window
-SEC_PER_SYLLABLE = (0.08, 1.5)  # plausible delivery rates, fast speech to slow singing
-DEFAULT_RATE = 0.25  # s per syllable where a line is too short to tell
-
-
-# ---- syllable weights ------------------------------------------------------------------------
-
-_VOWELS = set("aeiouyàáâãäåæèéêëìíîïòóôõöøœùúûüýÿāēěīōūǎǐǒǔǖǘǚǜăąęįųůőűаеёиоуыэюяіїєαεηιουωάέήίόύώ")
-
-
-def weight(unit: str) -> float:
-    """How long a unit takes to sing, in syllables: vowel groups in alphabetic scripts, one per
-    letter of a script written without spaces (CJK and kana: a syllable or mora; combining marks
-    add nothing), one per two letters elsewhere."""
-    n, prev = 0.0, False
-    for c in unicodedata.normalize("NFC", unit.casefold()):
-        if is_no_space(c):
-            n, prev = n + 1, False
-        elif c in _VOWELS:
-            n, prev = n + (0 if prev else 1), True
-        else:
-            if c.isalpha() and not c.isascii() and c not in _VOWELS and unicodedata.category(c) == "Lo":
-                n += 0.5  # a script without marked vowels: about two letters a syllable
-            prev = False
-    return max(n, 1.0)
-
-
-@dataclass(frozen=True)
-class LineTokens:
-    """A lyric line as Whisper tokens: unit u covers characters [char_spans[u]) of `chars`, token
-    j ends at character `ends[j]` of `chars` (a partly decoded character counts as not yet)."""
-
-    text: str
-    units: tuple[str, ...]
-    tokens: tuple[int, ...]
-    ends: tuple[int, ...]  # (len(tokens),) cumulative characters decoded after each token
-    char_spans: tuple[tuple[int, int], ...]  # (len(units), 2)
-
-
-def tokenize(text: str, tokenizer) -> LineTokens:
-    """Tokens of a line, word by word (a leading space before words of spaced scripts, as Whisper
-    writes them), with the character each token completes."""
-    us = unit_spans(text)
-    tokens: list[int] = []
-    ends: list[int] = []
-    spans: list[tuple[int, int]] = []
-    done = 0
-    for unit in us:
-        u = unit.text
-        piece = u if unit.no_space else " " + u
-        ids = tokenizer.encode(piece)
-        start = done
-        for j in range(1, len(ids) + 1):
-            dec = tokenizer.decode(ids[:j])
-            ok = len(dec.lstrip(" ").split("\ufffd")[0]) if "\ufffd" in dec else len(dec.lstrip(" "))
-            ends.append(start + min(ok, len(u)))
-        tokens.extend(ids)
-        if ids:
-            ends[-1] = start + len(u)
-        done = start + len(u)
-        spans.append((start, done))
-    return LineTokens(text, tuple(u.text for u in us), tuple(tokens), tuple(ends), tuple(spans))
-
-
-# ---- voice activity ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class VoiceActivity:
-    """Where a voice sounds: Silero VAD's speech probability every `step` seconds, made into a
-    voiced mask with hysteresis (on at 0.5, off below 0.35, as Silero's own segmenter), each
-    voiced run moved back over its rising edge (Silero wakes a few frames into a voice)."""
-
-    prob: np.ndarray  # (T,) speech probability
-    voiced: np.ndarray  # (T,) bool
-    step: float = 512 / SR
-
-    @classmethod
-    def from_prob(cls, prob: np.ndarray, step: float = 512 / SR, on: float = 0.5, off: float = 0.35,
-                  edge: float = 0.15, min_gap: float = 0.2) -> "VoiceActivity":
-        """The mask from probabilities; pauses shorter than `min_gap` seconds (a breath, a
-        consonant Silero doubts, a dip inside a sung line) do not break a voiced run."""
-        prob = np.asarray(prob, np.float32).reshape(-1)
-        voiced = np.zeros(len(prob), bool)
-        state = False
-        for k, q in enumerate(prob):
-            state = q >= on if not state else q >= off
-            voiced[k] = state
-        starts = np.flatnonzero(voiced & ~np.concatenate([[False], voiced[:-1]]))
-        for k in starts:
-            j = k
-            while j > 0 and not voiced[j - 1] and edge <= prob[j - 1] <= prob[j]:
-                j -= 1
-            voiced[j:k] = True
-        ends = np.flatnonzero(voiced[:-1] & ~voiced[1:]) + 1  # first unvoiced index of each run
-        for e in ends:
-            nxt = np.flatnonzero(voiced[e:])
-            if len(nxt) and nxt[0] * step < min_gap:
-                voiced[e:e + nxt[0]] = True
-        return cls(prob, voiced, step)
-
-    def fraction(self, t0: float, t1: float) -> float:
-        """Share of [t0, t1) that is voiced."""
-        a = max(int(t0 / self.step), 0)
-        b = max(int(math.ceil(t1 / self.step)), a + 1)
-        seg = self.voiced[a:b]
-        return float(np.mean(seg)) if len(seg) else 0.0
-
-    def onsets(self) -> np.ndarray:
-        """Times (s) where a voice starts."""
-        v = self.voiced
-        return np.flatnonzero(v & ~np.concatenate([[False], v[:-1]])) * self.step
-
-    def offsets(self) -> np.ndarray:
-        """Times (s) where a voice stops."""
-        v = self.voiced
-        return (np.flatnonzero(v & ~np.concatenate([v[1:], [False]])) + 1) * self.step
-
-
-def voice_activity(samples16k: np.ndarray) -> VoiceActivity | None:
-    """Silero VAD over the song (None when faster-whisper's VAD cannot run here)."""
-    try:
-        from faster_whisper.vad import get_vad_model
-    except ImportError:
-        return None
-    x = np.asarray(samples16k, np.float32)
-    x = np.pad(x, (0, (-len(x)) % 512))
-    try:
-        prob = np.asarray(get_vad_model()(x), np.float32).reshape(-1)
-    except Exception as e:  # noqa: BLE001 - onnxruntime missing or broken: align without VAD
-        log.info("voice activity detection unavailable (%s): line edges from the alignment alone", e)
-        return None
-    return VoiceActivity.from_prob(prob)
 
 
 # ---- the walk ----------------------------------------------------------------------------------
@@ -184,7 +66,9 @@ def voice_activity(samples16k: np.ndarray) -> VoiceActivity | None:
 @dataclass(frozen=True)
 class LineTiming:
     """Where one lyric line is sung: start/end of its singing, its words, and how sure we are
-    (0..1). `sung` False: it was not found in the song (start/end are then meaningless)."""
+    (0..1). `sung` False: it was left out (start/end are then meaningless), `note` says why.
+    `estimated`: the words were not heard; the line is placed by its length on the voice between
+    its neighbours (`note` says where). `language`: the language token it was aligned with."""
 
     index: int
     start: float
@@ -192,6 +76,9 @@ class LineTiming:
     words: tuple[Word, ...]
     confidence: float
     sung: bool = True
+    estimated: bool = False
+    note: str = ""
+    language: str | None = None
 
 
 @dataclass
@@ -203,26 +90,75 @@ class _Placed:
     unit_end: np.ndarray  # (U,)
     support: float  # 0..1, see _support
     at_edge: bool
-    squeezed: bool
+    squeezed: bool  # short, or placed where no voice sounds (see _align_window)
+    short: bool = False  # squeezed by the path alone (too little time, units piled on one instant)
+    language: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.at_edge and not self.squeezed and self.support >= MIN_SUPPORT
 
+    def found_again(self, voiced: bool) -> bool:
+        """Searched again between its neighbours: the usual support is enough even where voice
+        activity hears no voice (it misses singing over loud music); a weaker one where a voice
+        sounds there and the line is placed over it."""
+        if self.at_edge or self.short:
+            return False
+        return self.support >= MIN_SUPPORT or (voiced and not self.squeezed and self.support >= GAP_MIN_SUPPORT)
+
+
+class _Song:
+    """What every window's alignment needs: the model, the lines as tokens, each line's language
+    (None: the window's detected language), the tokenizer per language, the silent window's
+    encoding, the voice activity."""
+
+    def __init__(self, model, lines: list[LineTokens], languages: list[str | None], vad: VoiceActivity | None,
+                 silence, tokenizers: dict):
+        self.model, self.lines, self.languages, self.vad, self.silence = model, lines, languages, vad, silence
+        self.tokenizers = tokenizers
+        self.detected: dict[float, str] = {}
+
+    def tokenizer(self, language: str | None):
+        from faster_whisper.tokenizer import Tokenizer
+
+        if language not in self.tokenizers:
+            self.tokenizers[language] = Tokenizer(self.model.hf_tokenizer, True, task="transcribe", language=language)
+        return self.tokenizers[language]
+
+    def language(self, k: int, enc, t0: float) -> str | None:
+        """Line k's language: its own, or Whisper's detection on the window (once per window)."""
+        if not self.model.model.is_multilingual:
+            return None
+        if self.languages[k] is not None:
+            return self.languages[k]
+        if t0 not in self.detected:
+            token, prob = self.model.model.detect_language(enc)[0][0]
+            self.detected[t0] = token[2:-2]
+            log.info("lines the text does not tell the language of, near %.1f s: %s (p=%.2f)", t0, token[2:-2], prob)
+        return self.detected[t0]
+
 
 def align_lines(model, samples16k: np.ndarray, texts: Sequence[str], language: str | None, *,
-                vad: VoiceActivity | None = None, progress: Callable[[float], None] | None = None
-                ) -> list[LineTiming]:
+                languages: Sequence[str | None] | None = None, vad: VoiceActivity | None = None,
+                progress: Callable[[float], None] | None = None) -> list[LineTiming]:
     """Time every line of `texts` in the song. `model`: a faster_whisper.WhisperModel;
-    `language`: ISO code for a multilingual model (None for an English-only one).
-    `progress(fraction)` is called after each window. Lines are returned in order; lines not
-    found have sung=False."""
+    `language`: ISO code for a multilingual model (None for an English-only one); `languages`:
+    each line's own, replacing `language` (lines of several languages are each aligned with their
+    own language token; a line with None takes the language Whisper detects in its window).
+    `progress(fraction)` is called after each window. Every line is returned, in order: heard
+    ones; those the walk did not confirm, searched again between their heard neighbours with
+    looser thresholds; the rest placed by their length on the voice between those neighbours
+    (estimated, low confidence). A line is left out (sung=False, `note` says why) only where no
+    voice sounds between its neighbours, or when no line at all was heard."""
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
 
     multi = model.model.is_multilingual
-    tok = Tokenizer(model.hf_tokenizer, multi, task="transcribe", language=language if multi else None)
-    lines = [tokenize(t, tok) for t in texts]
+    per_line = ([None] * len(texts) if not multi else list(languages) if languages is not None
+                else [language] * len(texts))
+    first = next((lang for lang in per_line if lang), "en") if multi else None
+    tok = Tokenizer(model.hf_tokenizer, multi, task="transcribe", language=first)
+    lines = [tokenize(t, tok) for t in texts]  # (tokens do not depend on the language token)
     for k, lt in enumerate(lines):
         if len(lt.tokens) > MAX_TOKENS:
             raise InputError(f"lyric line {k + 1} is too long to align ({len(lt.tokens)} Whisper tokens, at most "
@@ -231,6 +167,7 @@ def align_lines(model, samples16k: np.ndarray, texts: Sequence[str], language: s
     n_frames = feats.shape[-1]
     duration = len(samples16k) / SR
     silence = model.encode(pad_or_trim(np.zeros_like(feats[:, :1]) + feats.min()))
+    song = _Song(model, lines, per_line, vad, silence, {first: tok})
 
     placed: dict[int, _Placed] = {}
     unsung: set[int] = set()
@@ -242,7 +179,7 @@ def align_lines(model, samples16k: np.ndarray, texts: Sequence[str], language: s
         if seek != enc_at:  # a window is encoded once, even when it is aligned again
             enc, enc_at = model.encode(pad_or_trim(feats[:, seek:seek + WINDOW_FRAMES])), seek
         cand = _candidates(lines, i, nf / 100, unsung)
-        got = _align_window(model, tok, enc, silence, lines, cand, seek / 100, nf, last_window, vad)
+        got = _align_window(song, enc, cand, seek / 100, nf, last_window)
         accepted: list[_Placed] = []
         for k, p in enumerate(got):
             if p.ok:
@@ -253,8 +190,9 @@ def align_lines(model, samples16k: np.ndarray, texts: Sequence[str], language: s
             later = [q for q in got[k + 1:] if q.ok]
             if not later:
                 break
-            # heard lines follow in this window, so this one lies between them: not sung when
-            # squeezed, or (where voice activity tells) placed mostly where no voice sounds
+            # heard lines follow in this window, so this one lies between them: not confirmed
+            # when squeezed, or (where voice activity tells) placed mostly where no voice sounds
+            # (searched again between its neighbours once the walk is done)
             if p.squeezed or vad is None or vad.fraction(p.unit_start[0], p.unit_end[-1]) < 0.5:
                 unsung.add(p.line)
             else:
@@ -269,10 +207,10 @@ def align_lines(model, samples16k: np.ndarray, texts: Sequence[str], language: s
         elif got and not got[0].ok and not got[0].at_edge and any(q.line in unsung for q in got):
             pass  # a line was dropped: the same window again
         else:  # nothing heard here: slide on, to where the next line or the voice begins
-            first = got[0] if got else None
+            first_p = got[0] if got else None
             jump = WINDOW_FRAMES // 2
-            if first is not None and first.at_edge:
-                core = first.unit_start[min(1, len(first.unit_start) - 1)]
+            if first_p is not None and first_p.at_edge:
+                core = first_p.unit_start[min(1, len(first_p.unit_start) - 1)]
                 jump = max(100, int((core - 3.0) * 100) - seek)
             if vad is not None:
                 on = vad.onsets()
@@ -287,7 +225,120 @@ def align_lines(model, samples16k: np.ndarray, texts: Sequence[str], language: s
     for k in range(i, len(lines)):
         if k not in placed:
             unsung.add(k)
-    return _finish(lines, placed, unsung, vad, duration)
+    if not placed:  # nothing heard at all (an instrumental, a language the model cannot hear)
+        return [LineTiming(k, 0.0, 0.0, (), 0.0, sung=False) for k in range(len(lines))]
+    if unsung:
+        _search_gaps(song, feats, placed, unsung, duration)
+    return _place_by_voice(lines, _finish(lines, placed, vad, duration), vad, duration)
+
+
+# ---- lines not confirmed ---------------------------------------------------------------------------
+
+GAP_MIN_SUPPORT = 0.15  # a line searched again between its neighbours: looser (absent lines score < 0.15)
+ESTIMATED_CONFIDENCE = 0.1  # a line placed by its length, its words not heard
+
+
+def _runs(idx: Sequence[int]) -> list[tuple[int, int]]:
+    """Runs [a, b] (inclusive) of consecutive line numbers."""
+    out: list[tuple[int, int]] = []
+    for k in sorted(idx):
+        if out and out[-1][1] == k - 1:
+            out[-1] = (out[-1][0], k)
+        else:
+            out.append((k, k))
+    return out
+
+
+def _neighbours(timed: dict[int, "LineTiming"], a: int, b: int, duration: float) -> tuple[float, float]:
+    """The time between the heard lines around lines a..b: the end of the last one before a (0
+    without one) and the start of the first one after b (the song's end without one)."""
+    before = [k for k in timed if k < a]
+    after = [k for k in timed if k > b]
+    g0 = timed[max(before)].end if before else 0.0
+    g1 = timed[min(after)].start if after else duration
+    return g0, g1
+
+
+def _search_gaps(song: _Song, feats: np.ndarray, placed: dict[int, _Placed], unsung: set[int],
+                 duration: float) -> None:
+    """Search the lines the walk did not confirm again, each run of them in windows cut to the
+    time between its heard neighbours, with a looser support threshold; the lines found are
+    added to `placed` and taken from `unsung`. The heard line after the run is aligned with
+    them (the window runs to its end): when the walk set a line aside and aligned the next one
+    without it, the next one's path took the missing line's voice too; where the run's lines
+    are found, the next line takes its place after them."""
+    from faster_whisper.audio import pad_or_trim
+
+    timed = {t.index: t for t in _finish(song.lines, placed, song.vad, duration)}
+    n_frames = feats.shape[-1]
+    for a, b in _runs(unsung):
+        g0, g1 = _neighbours(timed, a, b, duration)
+        nxt = b + 1 if b + 1 in timed else None
+        if g1 - g0 < 0.3 and nxt is None:
+            continue
+        todo = list(range(a, b + 1))
+        # the looser threshold only where a voice sounds between the neighbours: over music alone
+        # (voice activity hears none) the support is the only evidence, and must be the usual
+        voiced = bool(voiced_runs(song.vad, g0, g1))
+        seek = max(0, int((g0 - 0.1) * 100))
+        stop = min(n_frames, int(math.ceil(((timed[nxt].end if nxt is not None else g1) + 0.1) * 100)))
+        while todo and seek < stop - 30:
+            nf = min(WINDOW_FRAMES, stop - seek)
+            reaches = seek + nf >= stop
+            enc = song.model.encode(pad_or_trim(feats[:, seek:seek + nf]))
+            cand = _candidates(song.lines, todo[0], nf / 100,
+                               set(range(len(song.lines))) - set(todo) - ({nxt} if reaches else set()))
+            got = _align_window(song, enc, cand, seek / 100, nf, reaches)
+            p_next = next((p for p in got if p.line == nxt), None)
+            moved = p_next is not None and p_next.ok
+            bound = (float(p_next.unit_start[min(1, len(p_next.unit_start) - 1)]) if moved else g1) + 0.3
+            found = [p for p in got if p.line != nxt and p.found_again(voiced) and p.unit_end[-1] <= bound]
+            log.debug("lines %s searched again in %.1f-%.1f s: support %s", [p.line + 1 for p in got], seek / 100,
+                      (seek + nf) / 100, [f"{p.support:.2f}{'' if p.ok else ' (squeezed)' if p.squeezed else ''}"
+                                          for p in got])
+            for p in found:
+                placed[p.line] = p
+                unsung.discard(p.line)
+            if found and moved:
+                placed[nxt] = p_next
+            last = max((p.line for p in found), default=None)
+            if reaches:
+                break
+            if last is not None:
+                todo = [k for k in todo if k > last]
+                seek = max(seek + 50, int((_cap_end(placed[last], song.vad) - 0.2) * 100))
+            else:
+                seek += nf // 2
+
+
+def _place_by_voice(lines: list[LineTokens], timed: list[LineTiming], vad: VoiceActivity | None,
+                    duration: float) -> list[LineTiming]:
+    """Every line not heard, in runs between heard neighbours: placed by its length on the
+    voice between them (estimated), or left out where no voice sounds there."""
+    heard = {t.index: t for t in timed}
+    missing = [k for k in range(len(lines)) if k not in heard]
+    rates = [_rate(lines[t.index], np.array([w.start for w in t.words])) for t in timed]
+    rate = float(np.median(rates)) if rates else DEFAULT_RATE
+    out = dict(heard)
+    for a, b in _runs(missing):
+        g0, g1 = _neighbours(heard, a, b, duration)
+        where = (f"between lines {a} and {b + 2}" if a > 0 and b + 1 < len(lines)
+                 else f"before line {b + 2}" if b + 1 < len(lines) else f"after line {a}")
+        runs = voiced_runs(vad, g0, g1)
+        if not runs:
+            why = "no voice" if g1 - g0 > 0.3 else "no time"
+            for k in range(a, b + 1):
+                out[k] = LineTiming(k, 0.0, 0.0, (), 0.0, sung=False, note=f"{why} {where}")
+            continue
+        spans = place_in_voice([sum(weight(u) for u in lines[k].units) for k in range(a, b + 1)], runs, rate,
+                               g0 + 0.02, g1 - 0.02)
+        for k, (s0, s1) in zip(range(a, b + 1), spans):
+            w = np.array([weight(u) for u in lines[k].units])
+            edges = s0 + (s1 - s0) * np.concatenate([[0.0], np.cumsum(w) / w.sum()])
+            words = tuple(Word(u, float(x), float(y)) for u, x, y in zip(lines[k].units, edges[:-1], edges[1:]))
+            out[k] = LineTiming(k, float(s0), float(s1), words, ESTIMATED_CONFIDENCE, estimated=True,
+                                note=f"placed by its length on the voice {where}")
+    return [out[k] for k in range(len(lines))]
 
 
 def _candidates(lines: list[LineTokens], i: int, window_s: float, unsung: set[int]) -> list[int]:
@@ -306,40 +357,49 @@ def _candidates(lines: list[LineTokens], i: int, window_s: float, unsung: set[in
     return out
 
 
-def _align_window(model, tok, enc, silence, lines, cand, t0, nf, last_window, vad) -> list[_Placed]:
-    """Align the candidate lines in one window; one _Placed per line. A line is *squeezed* when
-    the path gives it less time than the fastest delivery needs, or piles a third of its units
-    onto one instant (tokens passed without time: the text is not there); where voice activity
-    runs and the window holds some voice, a line placed over none of it counts as squeezed
-    too (the path was pulled there by the text, not by a voice)."""
+def _align_window(song: _Song, enc, cand: list[int], t0: float, nf: int, last_window: bool) -> list[_Placed]:
+    """Align the candidate lines in one window; one _Placed per line. The window is aligned once
+    per language among the lines, each line taking the path and probabilities of its own
+    language's start sequence. A line is *squeezed* when the path gives it less time than the
+    fastest delivery needs, or piles a third of its units onto one instant (tokens passed
+    without time: the text is not there); where voice activity runs and the window holds some
+    voice, a line placed over none of it counts as squeezed too (the path was pulled there by
+    the text, not by a voice)."""
     flat: list[int] = []
     starts: list[int] = []
     for k in cand:
         starts.append(len(flat))
-        flat.extend(lines[k].tokens)
+        flat.extend(song.lines[k].tokens)
     if not flat:
         return []
-    res = model.model.align(enc, tok.sot_sequence, [flat], nf, median_filter_width=7)[0]
-    null = model.model.align(silence, tok.sot_sequence, [flat], nf, median_filter_width=7)[0]
-    path = np.asarray(res.alignments, dtype=np.int64).reshape(-1, 2)  # (steps, [token, frame])
     n = len(flat)
-    tok_start = np.full(n + 1, np.inf)
-    tok_end = np.full(n + 1, -np.inf)
-    np.minimum.at(tok_start, np.clip(path[:, 0], 0, n), path[:, 1])
-    np.maximum.at(tok_end, np.clip(path[:, 0], 0, n), path[:, 1] + 1)
-    # tokens the path skipped take the time where their neighbours meet
-    tok_start = np.minimum.accumulate(tok_start[::-1])[::-1][:n]
-    tok_start = np.where(np.isfinite(tok_start), tok_start, nf // 2)  # (a path never misses the end)
-    tok_end = np.maximum(np.maximum.accumulate(tok_end)[:n], tok_start)
-    tok_start = t0 + tok_start * FRAME_S
-    tok_end = t0 + tok_end * FRAME_S
-    p = np.log(np.asarray(res.text_token_probs[:n], np.float64) + 1e-6)
-    q = np.log(np.asarray(null.text_token_probs[:n], np.float64) + 1e-6)
+    langs = {k: song.language(k, enc, t0) for k in cand}
     window_end = t0 + nf / 100
+    paths: dict = {}
+
+    def run(lang: str | None) -> None:
+        sot = (song.tokenizer(lang) if lang is not None else song.tokenizers[None]).sot_sequence
+        res = song.model.model.align(enc, sot, [flat], nf, median_filter_width=7)[0]
+        null = song.model.model.align(song.silence, sot, [flat], nf, median_filter_width=7)[0]
+        logp = np.log(np.asarray(res.text_token_probs[:n], np.float64) + 1e-6)
+        logq = np.log(np.asarray(null.text_token_probs[:n], np.float64) + 1e-6)
+        paths[lang] = (*_token_times(res, n, nf, t0), logp, logq)
+
+    first = langs[cand[0]]
+    run(first)
+    # another language is aligned only for a line the first path ends inside the window: a line
+    # at the window's end waits for a later window (and its own language there) anyway
+    for k, s in zip(cand, starts):
+        if langs[k] not in paths and (last_window or paths[first][1][s + len(song.lines[k].tokens) - 1]
+                                      < window_end - EDGE_S):
+            run(langs[k])
+    vad = song.vad
     window_voiced = vad.fraction(t0, window_end) if vad is not None else 0.0
     out = []
     for k, s in zip(cand, starts):
-        lt = lines[k]
+        lt = song.lines[k]
+        own = langs[k] in paths  # else: not aligned in its own language here, so not accepted here
+        tok_start, tok_end, p, q = paths[langs[k] if own else first]
         sl = slice(s, s + len(lt.tokens))
         us, ue = _unit_times(lt, tok_start[sl], tok_end[sl])
         # the first token's probability depends on the line break before it, not on the audio
@@ -348,11 +408,25 @@ def _align_window(model, tok, enc, silence, lines, cand, t0, nf, last_window, va
         core_w = sum(weight(u) for u in lt.units[1:]) or weight(lt.units[0])
         piled = float(np.mean((ue - us)[1:] < 1.5 * FRAME_S)) if len(us) > 2 else 0.0
         unvoiced = window_voiced > 0.02 and vad.fraction(c0, ue[-1]) < 0.1
+        short = ue[-1] - c0 < 0.5 * SEC_PER_SYLLABLE[0] * core_w or piled > 1 / 3
         out.append(_Placed(k, us, ue, _support(p[inner], q[inner]),
-                           at_edge=(not last_window) and ue[-1] >= window_end - EDGE_S,
-                           squeezed=(ue[-1] - c0 < 0.5 * SEC_PER_SYLLABLE[0] * core_w or piled > 1 / 3
-                                     or unvoiced)))
+                           at_edge=not own or ((not last_window) and ue[-1] >= window_end - EDGE_S),
+                           squeezed=short or unvoiced, short=short, language=langs[k]))
     return out
+
+
+def _token_times(res, n: int, nf: int, t0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (s) of each of the n tokens on an alignment's path."""
+    path = np.asarray(res.alignments, dtype=np.int64).reshape(-1, 2)  # (steps, [token, frame])
+    tok_start = np.full(n + 1, np.inf)
+    tok_end = np.full(n + 1, -np.inf)
+    np.minimum.at(tok_start, np.clip(path[:, 0], 0, n), path[:, 1])
+    np.maximum.at(tok_end, np.clip(path[:, 0], 0, n), path[:, 1] + 1)
+    # tokens the path skipped take the time where their neighbours meet
+    tok_start = np.minimum.accumulate(tok_start[::-1])[::-1][:n]
+    tok_start = np.where(np.isfinite(tok_start), tok_start, nf // 2)  # (a path never misses the end)
+    tok_end = np.maximum(np.maximum.accumulate(tok_end)[:n], tok_start)
+    return t0 + tok_start * FRAME_S, t0 + tok_end * FRAME_S
 
 
 def _support(logp: np.ndarray, logq: np.ndarray) -> float:
@@ -448,8 +522,8 @@ def _cap_end(p: _Placed, vad: VoiceActivity | None, shortest: float = 0.05,
     return float(min(max(end, last + shortest), last + longest, p.unit_end[-1]))
 
 
-def _finish(lines: list[LineTokens], placed: dict[int, _Placed], unsung: set[int],
-            vad: VoiceActivity | None, duration: float) -> list[LineTiming]:
+def _finish(lines: list[LineTokens], placed: dict[int, _Placed], vad: VoiceActivity | None,
+            duration: float) -> list[LineTiming]:
     """Line starts first (each after the previous line's sung end as the path and the voice
     tell), then ends (each at least its last unit's length, before the next line's start),
     then the words in between."""
@@ -479,9 +553,8 @@ def _finish(lines: list[LineTokens], placed: dict[int, _Placed], unsung: set[int
         us = _spread_ties(us, end)
         ue = np.concatenate([us[1:], [end]])
         words = tuple(Word(u, float(a), float(b)) for u, a, b in zip(lt.units, us, ue))
-        out.append(LineTiming(k, float(start), end, words, _confidence(p, vad, start, end)))
-    out += [LineTiming(k, 0.0, 0.0, (), 0.0, sung=False) for k in unsung]
-    return sorted(out, key=lambda t: t.index)
+        out.append(LineTiming(k, float(start), end, words, _confidence(p, vad, start, end), language=p.language))
+    return out
 
 
 def _spread_ties(us: np.ndarray, end: float) -> np.ndarray:

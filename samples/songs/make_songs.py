@@ -41,6 +41,8 @@ class Line:
     sung: bool = True  # False: in the lyrics file but never heard in the song
     score: str = ""  # sung lines: "word:NOTE[,NOTE]:BEATS[,BEATS] ..." (one note/beat per syllable)
     say: str = ""  # what the voice is given when not the text (Chinese: pinyin with tone numbers)
+    voice: str = ""  # espeak-ng voice of this line when not the song's (a song in several languages)
+    lang: str = ""  # its language when not the song's (written to the truth)
 
 
 @dataclass
@@ -128,6 +130,19 @@ SONGS = [
         Line("el sol se esconde detrás de las montañas", 28.0),  # chorus after a gap
         Line("mañana será un día nuevo", 34.0),
         Line("la música nunca se termina", 38.0),
+    ]),
+    # a song in four languages (the voice changes with the line's language; Chinese through
+    # pinyin as in zh_spoken), two of them back to back across a change of language
+    Song("mix_spoken", "mixed", "de", "knolls.ogg", 10.0, 36.0, 6.0, [
+        Line("der Mond scheint hell über dem Wasser", 2.0, voice="de", lang="de"),
+        Line("les étoiles dansent dans la nuit", 6.5, voice="fr", lang="fr"),
+        Line("我们一起唱歌到天亮", None, say="wo3 men5 yi4 qi3 chang4 ge1 dao4 tian1 liang4",  # back to back
+             voice="cmn-latn-pinyin", lang="zh"),
+        Line("el viento canta una canción de amor", 14.5, voice="es", lang="es"),
+        Line("der Mond scheint hell über dem Wasser", 22.0, voice="de", lang="de"),  # chorus after a gap
+        Line("明天我们还会再见", 26.5, say="ming2 tian1 wo3 men5 hai2 hui4 zai4 jian4", voice="cmn-latn-pinyin",
+             lang="zh"),
+        Line("y la noche se termina", 30.5, voice="es", lang="es"),
     ]),
 ]
 
@@ -222,7 +237,7 @@ def make(song: Song) -> None:
         if song.voice == "festival":
             s, words = sing(ln.score, song.bpm)
         else:
-            s = speak(ln.say or ln.text, song.voice)
+            s = speak(ln.say or ln.text, ln.voice or song.voice)
         s = 0.9 * s / np.max(np.abs(s))
         loud = np.flatnonzero(np.abs(s) > LOUD)
         # back to back: the voice starts 0.1 s after the previous line's voice ends
@@ -234,6 +249,8 @@ def make(song: Song) -> None:
         start, end = (i + loud[0]) / SR, (i + loud[-1]) / SR
         prev_end = end
         row = {"text": ln.text, "start": round(start, 3), "end": round(end, 3)}
+        if ln.lang:
+            row["language"] = ln.lang
         if words is not None:  # Festival's word starts; the first is the voice's measured start
             row["words"] = [[w, round(start if k == 0 else i / SR + t, 3)] for k, (w, t) in enumerate(words)]
         truth.append(row)

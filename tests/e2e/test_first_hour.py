@@ -98,6 +98,7 @@ def test_whisper_unavailable_is_one_plain_sentence(monkeypatch, caplog):
                           "https://huggingface.co/Systran")
 
     monkeypatch.setattr(timing, "FasterWhisper", fail)
+    monkeypatch.setattr(timing, "installed_base", lambda cache=None: None)  # without musivid[asr-offline]
     with caplog.at_level(logging.WARNING, logger="musivid"):
         tr = timing.load_transcriber("auto", None)
     assert tr.name == "tiny.en"

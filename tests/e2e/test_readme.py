@@ -95,14 +95,14 @@ def run_as_typed(line: str):
 def test_quick_start_and_usage_commands_run_as_written(workdir):
     """Every command of the quick start and of the usage section, in order, in one directory (as a
     user would type them): each succeeds and says nothing a user cannot act on. Plain lyrics are
-    timed with the tiny.en model of musivid[test] since Whisper small cannot be downloaded: said
-    in one plain warning."""
+    timed with the multilingual base of musivid[asr-offline] (a test dependency) since Whisper
+    small cannot be downloaded: said in one plain warning."""
     said = []
     for line in [c for c in QUICK_START if "musivid " in c] + USE:
         said.append(run_as_typed(line).stderr)
     whisper = [ln for s in said for ln in s.splitlines() if "Whisper small" in ln]
     assert whisper, "the fallback from Whisper small was not said"
-    assert all("cannot be reached" in ln and "musivid[test]" in ln for ln in whisper), whisper
+    assert all("cannot be reached" in ln and "musivid[asr-offline]" in ln for ln in whisper), whisper
 
 
 def test_the_python_api_example_runs_as_a_preview(workdir, capsys):

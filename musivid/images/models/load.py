@@ -73,8 +73,10 @@ class ClipChoice:
 
 
 def choose_clip(cfg: ModelConfig, texts: Sequence[str] | None) -> ClipChoice:
-    """Resolve clip "auto" from the lyrics' language: ViT-B-32/openai reads English only, so
-    lyrics in another language get the multilingual CLIP. The config keeps a registry name that
+    """Resolve clip "auto" from the lyrics' languages: ViT-B-32/openai reads English only, so
+    lyrics with any line in another language (its script or words: `text.line_languages`) get the
+    multilingual CLIP, and the reason names that line once ("line 4 is Chinese (zh)"), or the
+    lyrics' language when all their lines tell the same. The config keeps a registry name that
     was given. texts None (the song is still to be transcribed): unchanged."""
     if cfg.clip != AUTO_CLIP or texts is None:
         return ClipChoice(cfg, f"CLIP {cfg.model_name('clip')}")
@@ -82,10 +84,21 @@ def choose_clip(cfg: ModelConfig, texts: Sequence[str] | None) -> ClipChoice:
         cfg = dataclasses.replace(cfg, clip=DEFAULT_CLIP)
         return ClipChoice(cfg, f"CLIP {cfg.model_name('clip')} ({DEFAULT_CLIP} architecture)")
     from ...song.lyrics import guess_language
-    from ...text import language_name
+    from ...text import language_name, line_languages
 
-    lang = guess_language(list(texts))
+    texts = list(texts)
+    per = line_languages(texts)
+    known = {lang for lang in per if lang}
+    foreign = [(k, lang) for k, lang in enumerate(per) if lang not in (None, "en")]
+    lang = guess_language(texts)
     tiny = " (tiny, untrained, same classes)" if cfg.untrained else ""
+    if foreign and known != {foreign[0][1]}:
+        k, other = foreign[0]
+        return ClipChoice(dataclasses.replace(cfg, clip=MULTILINGUAL_CLIP),
+                          f"CLIP {MULTILINGUAL_CLIP}{tiny}: line {k + 1} is {language_name(other)} ({other}) and "
+                          f"{DEFAULT_CLIP} reads English only (--clip chooses another)")
+    if foreign:
+        lang = foreign[0][1]
     if lang in (None, "en"):
         why = "the lyrics look English" if lang else "the lyrics' language is unclear: the English default"
         return ClipChoice(dataclasses.replace(cfg, clip=DEFAULT_CLIP),
