@@ -4,8 +4,10 @@ Each measurement runs in a fresh process (peak RSS is per process): tiny random 
 render stage alone (frames generated in batches, encoded as they come, audio decoded and encoded
 alongside). Usage:
 
-    python benchmarks/render_memory.py [--fps 24] [--size 256] [--minutes 1 5]
+    python benchmarks/render_memory.py [--fps 24] [--size 256] [--aspect 1:1] [--minutes 1 5]
                                        [--device cuda --full-size] [--batch 16]
+
+--aspect 16:9 --size 1080 measures 1920x1080 frames (the image on the blur fill).
 
 --full-size renders with BigGAN-deep-256's architecture and random weights (bf16 autocast on CUDA):
 the render speed on a GPU, which does not depend on weight values.
@@ -32,7 +34,7 @@ from musivid.images.models.load import load_biggan
 from musivid.video.interpolate import FrameLatents, frame_count, plan
 from musivid.video.render import render
 from musivid.video.motion import Keyframe
-minutes, fps, size, tmp = {minutes}, {fps}, {size}, Path({tmp!r})
+minutes, fps, size, aspect, tmp = {minutes}, {fps}, {size}, {aspect!r}, Path({tmp!r})
 sr = 22050
 dur = minutes * 60.0
 t = np.arange(int(dur * sr)) / sr
@@ -54,7 +56,7 @@ n = frame_count(dur, fps)
 p = plan(kfs, n, fps, np.zeros(n), reactivity=0.0)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-res = render(gen, FrameLatents(p, kz, kc), audio, tmp / f"v{{minutes}}.mp4", RenderConfig(fps=fps, size=size, batch={batch}),
+res = render(gen, FrameLatents(p, kz, kc), audio, tmp / f"v{{minutes}}.mp4", RenderConfig(fps=fps, size=size, aspect=aspect, batch={batch}),
              amp_dtype=amp)
 secs = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -64,11 +66,11 @@ print(json.dumps({{"minutes": minutes, "frames": res.frames, "seconds": secs, "f
 
 
 def measure(minutes: float, fps: float, size: int, device: str = "cpu", full_size: bool = False,
-            batch: int = 16) -> dict:
+            batch: int = 16, aspect: str = "1:1") -> dict:
     tests = str(Path(__file__).resolve().parents[1] / "tests")
     with tempfile.TemporaryDirectory() as tmp:
         code = CHILD.format(tests=tests, minutes=minutes, fps=fps, size=size, tmp=tmp, device=device,
-                            full_size=full_size, batch=batch)
+                            full_size=full_size, batch=batch, aspect=aspect)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"render_memory: the {minutes:g}-minute run failed:\n{out.stderr[-3000:]}")
@@ -78,15 +80,16 @@ def measure(minutes: float, fps: float, size: int, device: str = "cpu", full_siz
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fps", type=float, default=24)
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--size", type=int, default=256, help="the frame's short side")
+    ap.add_argument("--aspect", default="1:1", help="16:9, 9:16, 4:3 or 1:1")
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 5])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--full-size", action="store_true", help="BigGAN-deep-256 architecture, random weights")
     ap.add_argument("--batch", type=int, default=16, help="frames generated per batch")
     a = ap.parse_args(argv)
-    rows = [measure(m, a.fps, a.size, a.device, a.full_size, a.batch) for m in a.minutes]
+    rows = [measure(m, a.fps, a.size, a.device, a.full_size, a.batch, a.aspect) for m in a.minutes]
     model = "BigGAN-deep-256 architecture, random weights" if a.full_size else "tiny random BigGAN (64 px)"
-    print(f"device {a.device}, {model}, {a.size} px, {a.fps:g} fps, batch {a.batch}")
+    print(f"device {a.device}, {model}, {a.size} px {a.aspect}, {a.fps:g} fps, batch {a.batch}")
     print("| song | frames | render s | frames/s | peak RSS MB | RSS before render MB |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:

@@ -62,7 +62,8 @@ _EXPORTS = {
     "render_project": "actions", "open_project": "pipeline", "VideoResult": "pipeline", "Picked": "actions",
     "NewVariants": "actions", "ModelCache": "images.models.cache",
     "RunSettings": "config", "OptimizeConfig": "config", "RenderConfig": "config", "ModelConfig": "config",
-    "ScheduleConfig": "config", "RhythmConfig": "config", "TimingConfig": "config",
+    "ScheduleConfig": "config", "RhythmConfig": "config", "TimingConfig": "config", "DirectionConfig": "config",
+    "set_line_prompt": "actions",
     "MusividError": "errors", "InputError": "errors", "ModelUnavailableError": "errors",
     "load_clip": "images.models.load", "load_biggan": "images.models.load",
 }

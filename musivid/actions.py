@@ -66,6 +66,7 @@ class LineInfo:
     shown: int | None  # the variant the video shows: the line's pick, else its words', else the best-scoring
     picked: bool  # whether `shown` was picked by hand
     repeats: tuple[int, ...] = ()  # the other lines (1-based) with the same words (they share the variants)
+    prompt: str | None = None  # its own image prompt (what its image shows instead of its words); None: its words
 
 
 @dataclass(frozen=True)
@@ -90,23 +91,27 @@ class NewVariants:
     kept: tuple[tuple[int, int], ...]  # (line, variant) of every other line with the same words: its image is kept
 
 
-def _line_texts(segments: list[Segment]) -> list[str]:
-    """Every segment's CLIP text: what keys its latents, and what makes two lines repeats."""
-    from .song.lyrics import clip_text
+def _line_texts(project: Project) -> list[str]:
+    """Every line's target key (session.Line.prompt): what keys its latents, and what makes two
+    lines repeats (the same words and image prompt)."""
+    from .session import lines_of
 
-    return [clip_text(s.text)[0] for s in segments]
+    return [ln.prompt for ln in lines_of(project)]
 
 
 def project_lines(project: Project) -> list[LineInfo]:
     """Every lyric line of an open project with its keyframe and finished variants (under the
     project's current settings) and the variant it shows (its own choice). Reads only."""
+    from .session import lines_of
+
     s = project.settings
     lkey = latent_settings(s.optimize, s.models)
     kfs = {k.segment: k for k in project.keyframes()}
-    segments = project.segments()
-    texts = _line_texts(segments)
+    lines = lines_of(project)
+    texts = [ln.prompt for ln in lines]
     out = []
-    for seg, text in zip(segments, texts):
+    for ln, text in zip(lines, texts):
+        seg = ln.segment
         have = []
         for v in project.variants_of(text, lkey):
             key = latent_key(lkey, text, v)
@@ -115,7 +120,7 @@ def project_lines(project: Project) -> list[LineInfo]:
         shown = project.shown_variant(text, lkey, line=seg.index)
         repeats = tuple(i + 1 for i, t in enumerate(texts) if t == text and i != seg.index)
         out.append(LineInfo(seg.index + 1, seg, kfs.get(seg.index), have, shown,
-                            shown is not None and project.picked(text, seg.index) == shown, repeats))
+                            shown is not None and project.picked(text, seg.index) == shown, repeats, ln.image_prompt))
     return out
 
 
@@ -124,13 +129,14 @@ def storyboard_rows(project: Project, max_variants: int = 8) -> list:
     `max_variants` variants with their thumbnails (PROJECT/thumbs/, drawn when they were
     optimized), the one each line shows chosen. A missing or unreadable thumbnail is a warning and
     an empty cell. Reads only; loads no model."""
+    from .session import lines_of
     from .video.storyboard import Row, Variant, read_png
 
     s = project.settings
     lkey = latent_settings(s.optimize, s.models)
-    segments = project.segments()
     rows, missing = [], []
-    for seg, text in zip(segments, _line_texts(segments)):
+    for ln in lines_of(project):
+        seg, text = ln.segment, ln.prompt
         have = []
         for v in project.variants_of(text, lkey)[:max_variants]:
             key = latent_key(lkey, text, v)
@@ -139,7 +145,8 @@ def storyboard_rows(project: Project, max_variants: int = 8) -> list:
             if image is None:
                 missing.append(f"{seg.index + 1} (variant {v})")
             have.append(Variant(v, project.latent_info(key).score, image))
-        rows.append(Row(seg.index + 1, seg.start, seg.text, have, project.shown_variant(text, lkey, line=seg.index)))
+        rows.append(Row(seg.index + 1, seg.start, seg.text, have, project.shown_variant(text, lkey, line=seg.index),
+                        ln.image_prompt))
     if missing:
         log.warning("%s: %d thumbnail(s) missing or unreadable (line %s): drawn as empty cells in the storyboard; "
                     "open the project in `musivid studio` to draw them again", project.root, len(missing),
@@ -224,12 +231,69 @@ def rewrite_line(project_dir: str | Path, line: int, text: str, *, device: str |
     if not 1 <= line <= len(p.segments()):
         raise InputError(f"line {line}: the project has lines 1 to {len(p.segments())}")
     p.edit_line(line - 1, text=text)
-    p.line_pick(line - 1, _line_texts(p.segments())[line - 1])  # a pick made for its old words: dropped, warned
+    p.line_pick(line - 1, _line_texts(p)[line - 1])  # a pick made for its old words: dropped, warned
     p.save()
     session = open_project(project_dir, device=device, offline=offline, on_progress=on_progress, models=models)
     optimize_pending(session, wanted(session, [session.line(line)]))
     draw_storyboard(session)
     return session.project.variants_of(session.line(line).prompt, session.lkey)
+
+
+@_writes_project
+def set_line_prompt(project_dir: str | Path, line: int, prompt: str | None, *, device: str | None = None,
+                    offline: bool = False, progress: bool = False, on_progress: ProgressFn | None = None,
+                    models: ModelCache | None = None) -> list[int]:
+    """Give 1-based lyric line `line` its own image prompt (what its image shows instead of its
+    words; `[classes: ...]` and `[avoid: ...]` inside it apply to that line), or with None clear
+    it (the image follows the words). The caption keeps the words. Only that line is optimized;
+    every other line's latents stay as they are. Returns the variant numbers the line now has."""
+    from .images.targets import line_target
+    from .text import clean_line
+
+    p = Project.open(project_dir, must_exist=True)
+    segs = p.segments()
+    if not 1 <= line <= len(segs):
+        raise InputError(f"--line {line}: the project has lines 1 to {len(segs)}")
+    if prompt is not None:
+        prompt = " ".join(clean_line(prompt).split())
+        if not prompt:
+            raise InputError(f"line {line}: the new prompt is empty: give the image prompt, or --clear to clear it")
+        line_target(segs[line - 1].text, prompt, p.settings.direction, line)  # bad [classes:]: refused here
+    p.set_line_prompt(line - 1, prompt)
+    p.line_pick(line - 1, _line_texts(p)[line - 1])  # a pick made for its old image: dropped, warned
+    p.save()
+    session = open_project(project_dir, device=device, offline=offline, progress=progress, on_progress=on_progress,
+                           models=models)
+    optimize_pending(session, wanted(session, [session.line(line)]))
+    draw_storyboard(session)
+    return session.project.variants_of(session.line(line).prompt, session.lkey)
+
+
+@_writes_project
+def set_direction(project_dir: str | Path, *, style: str | None = None, avoid: str | None = None,
+                  classes: str | None = None, device: str | None = None, offline: bool = False,
+                  on_progress: ProgressFn | None = None, models: ModelCache | None = None) -> int:
+    """Change the video's style, text to avoid or classes (None: keep it; "": none) and optimize
+    every line for it (a line whose target did not change keeps its latents). Returns how many
+    latents were optimized."""
+    from .images.targets import class_indices
+
+    p = Project.open(project_dir, must_exist=True)
+    s = p.settings
+    changes = {k: " ".join(v.split()) for k, v in (("style", style), ("avoid", avoid), ("classes", classes))
+               if v is not None}
+    with collect_errors():
+        direction = dataclasses.replace(s.direction, **changes)
+    if direction.classes:
+        class_indices(direction.classes)  # an unknown name: one line with the closest ones
+    if direction == s.direction:
+        return 0
+    p.set_settings(dataclasses.replace(s, direction=direction))
+    p.save()
+    session = open_project(project_dir, device=device, offline=offline, on_progress=on_progress, models=models)
+    n = optimize_pending(session)
+    draw_storyboard(session)
+    return n
 
 
 def preview_transition(project_dir: str | Path, line: int, output: str | Path, *, margin: float = 0.5,
@@ -301,7 +365,7 @@ def pick_variant(project_dir: str | Path, line: int, variant: int, *, all_repeat
     segs = p.segments()
     if not 1 <= line <= len(segs):
         raise InputError(f"--line {line}: the project has lines 1 to {len(segs)}")
-    texts = _line_texts(segs)
+    texts = _line_texts(p)
     text, i = texts[line - 1], line - 1
     s = p.settings
     lkey = latent_settings(s.optimize, s.models)
@@ -330,9 +394,12 @@ def render_project(project_dir: str | Path, output: str | Path | None = None, *,
                    preset: str | None = None, font: str | None = None, device: str | None = None,
                    offline: bool = False, overwrite: bool = False, start: float = 0.0, duration: float | None = None,
                    save: bool = False, progress: bool = False, on_progress: ProgressFn | None = None,
-                   models: ModelCache | None = None, **motion: float | str | None) -> VideoResult:
+                   models: ModelCache | None = None, aspect: str | None = None, fill: str | None = None,
+                   caption_size: float | None = None, caption_position: str | None = None,
+                   **motion: float | str | None) -> VideoResult:
     """Render the video from a project without optimizing anything (missing latents are an error).
-    fps/size/captions ("none" | "line" | "karaoke")/font/crf/preset and the motion (ScheduleConfig's
+    fps/size/aspect/fill/captions ("none" | "line" | "karaoke")/caption_size/caption_position/font/
+    crf/preset (RenderConfig's) and the motion (ScheduleConfig's
     reactivity, pulse, walk, energy, intro, outro...) given as keywords override the project's
     settings for this render (with `save`, for later renders too).
 
@@ -348,8 +415,9 @@ def render_project(project_dir: str | Path, output: str | Path | None = None, *,
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
     inputs = [f.path if f else None for f in (p.input("audio"), p.input("lyrics"))]
     check_output(out, inputs, p, overwrite)
-    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf, preset=preset, font=font).items()
-               if v is not None}
+    changes = {k: v for k, v in dict(fps=fps, size=size, captions=captions, crf=crf, preset=preset, font=font,
+                                     aspect=aspect, fill=fill, caption_size=caption_size,
+                                     caption_position=caption_position).items() if v is not None}
     motion = {k: v for k, v in motion.items() if v is not None}
     with collect_errors():  # every bad value in one message
         ren = dataclasses.replace(p.settings.render, **changes)

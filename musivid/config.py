@@ -25,6 +25,20 @@ ASR_CHOICES = ("auto", "faster-whisper", "openai-whisper", "none")
 DEFAULT_WHISPER = "small"  # the Whisper model used when none is given (downloaded by name)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 CAPTION_MODES = ("none", "line", "karaoke")
+ASPECTS = ("16:9", "9:16", "4:3", "1:1")  # frame shapes (RenderConfig.aspect); video/frame.py sizes them
+FILLS = ("blur", "mirror", "black")  # what fills a frame around the square image (video/frame.py)
+CAPTION_POSITIONS = ("bottom", "middle", "top")
+# --platform NAME: (aspect, size) for where the video goes
+PLATFORMS = {"youtube": ("16:9", 1080), "shorts": ("9:16", 1080), "square": ("1:1", 1080)}
+
+
+def frame_size(aspect: str, short: int) -> tuple[int, int]:
+    """(width, height) of a frame of `aspect` ("16:9", "9:16", "4:3", "1:1") whose short side is
+    `short` (even): the long side rounded to the nearest even number (H.264's 4:2:0 needs even
+    sides): 16:9 of 720 is 1280 x 720, of 480 854 x 480; 4:3 of 256 is 342 x 256."""
+    a, b = (int(v) for v in aspect.split(":"))
+    long = 2 * round(short * max(a, b) / min(a, b) / 2)
+    return (long, short) if a >= b else (short, long)
 # ModelConfig.clip "auto": chosen from the lyrics' language when the run starts (models/load.py: choose_clip)
 AUTO_CLIP = "auto"
 DEFAULT_CLIP = "ViT-B-32/openai"  # English lyrics (and unclear ones)
@@ -216,13 +230,23 @@ class RenderConfig:
     """Video output (musivid/render.py)."""
 
     fps: float = 24.0
-    size: int = 256  # output side in pixels: BigGAN's native 128/256/512, or upscaled from it
+    size: int = 256  # the frame's short side in pixels (the square image's side): BigGAN's native 128/256/512,
+    # or resized from it
     batch: int = 16  # frames generated per forward pass (and handed to the encoder thread at once)
     crf: int = 20  # x264 quality: 0 lossless .. 51 worst; 18-23 is visually good
     preset: str = "medium"  # x264 speed/size trade-off: ultrafast .. veryslow (same quality, other size)
     audio_bitrate: int = 192_000
     captions: str = "none"  # none | line (the lyric line being sung) | karaoke (and its word highlighted)
     font: str | None = None  # caption font file tried first (else found per line: musivid/fonts.py)
+    aspect: str = "1:1"  # the frame's shape, width:height (16:9 of size 720: 1280 x 720; video/frame.py)
+    fill: str = "blur"  # around the square image: blur (the image blurred and darkened), mirror, black
+    caption_size: float = 1.0  # caption text size, times the default (1/16 of the frame's short side)
+    caption_position: str = "bottom"  # bottom | middle | top
+
+    @property
+    def frame(self) -> tuple[int, int]:
+        """The video's (width, height) in pixels (frame_size)."""
+        return frame_size(self.aspect, self.size)
 
     def __post_init__(self) -> None:
         if isinstance(self.captions, bool):  # projects and API calls from before karaoke: true/false
@@ -240,6 +264,13 @@ class RenderConfig:
               "pass e.g. --preset medium")
         _need(16_000 <= self.audio_bitrate <= 1_024_000, "audio_bitrate must be from 16000 to 1024000",
               self.audio_bitrate, "use e.g. 192000")
+        _need(self.aspect in ASPECTS, f"aspect must be one of {', '.join(ASPECTS)}", self.aspect,
+              "pass e.g. --aspect 16:9 (width:height)")
+        _need(self.fill in FILLS, f"fill must be one of {', '.join(FILLS)}", self.fill, "pass e.g. --fill blur")
+        _need(0.25 <= self.caption_size <= 4.0, "caption_size must be from 0.25 to 4", self.caption_size,
+              "pass e.g. --caption-size 0.75 (1: text 1/16 of the frame's short side)")
+        _need(self.caption_position in CAPTION_POSITIONS, f"caption_position must be one of "
+              f"{', '.join(CAPTION_POSITIONS)}", self.caption_position, "pass e.g. --caption-position bottom")
 
 
 @dataclass(frozen=True)
@@ -281,6 +312,36 @@ class TimingConfig:
 
 
 @dataclass(frozen=True)
+class DirectionConfig:
+    """Creative direction (musivid/images/targets.py): what every line's image is optimized for
+    besides its words. All of it keys the latents: a change re-optimizes every line."""
+
+    style: str = ""  # a second text target of every line (README: why not appended to the prompt)
+    style_weight: float = 0.5  # its weight (the line's own prompt weighs 1)
+    avoid: str = ""  # a negative target: every image is pushed away from this text's embedding
+    avoid_weight: float = 0.5  # the negative target's weight (the line's own target weighs 1)
+    classes: str = ""  # ImageNet class names, comma-separated: class vectors start on and stay in them
+    images: tuple = ()  # image prompts: (path, sha256, weight) each; the sha256 keys the latents
+
+    def __post_init__(self) -> None:
+        _as_floats(self)
+        _typed(self)
+        _need(len(self.style) <= 300 and len(self.avoid) <= 300, "style and avoid must be at most 300 characters",
+              (self.style[:40], self.avoid[:40]), "pass a shorter --style / --avoid")
+        _need(0.0 < self.avoid_weight <= 10.0, "avoid_weight must be in (0, 10]", self.avoid_weight, "use e.g. 0.5")
+        _need(0.0 < self.style_weight <= 10.0, "style_weight must be in (0, 10]", self.style_weight,
+              "pass e.g. --style-weight 0.5")
+        try:  # from JSON: lists
+            images = tuple((str(p), str(h), float(w)) for p, h, w in self.images)
+        except (TypeError, ValueError):
+            images = None
+        _need(images is not None and all(0.0 < w <= 10.0 and math.isfinite(w) for _, _, w in images),
+              "images must be (path, sha256, weight) with a weight in (0, 10]", self.images,
+              "pass e.g. --image-prompt look.png:0.5")
+        object.__setattr__(self, "images", images or ())
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything a run is made with. Stored in the project as JSON."""
 
@@ -290,6 +351,7 @@ class RunSettings:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     rhythm: RhythmConfig = field(default_factory=RhythmConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
+    direction: DirectionConfig = field(default_factory=DirectionConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
@@ -306,7 +368,8 @@ class RunSettings:
         """Settings from a project's JSON. Unknown keys (from a newer version) are ignored; a
         project written before `timing` existed keeps its `asr`/`whisper_model`."""
         kinds = {"optimize": OptimizeConfig, "render": RenderConfig, "models": ModelConfig,
-                 "schedule": ScheduleConfig, "rhythm": RhythmConfig, "timing": TimingConfig}
+                 "schedule": ScheduleConfig, "rhythm": RhythmConfig, "timing": TimingConfig,
+                 "direction": DirectionConfig}
         timing = data.get("timing") or {k: data[k] for k in ("asr", "whisper_model") if k in data}
         kw = {name: from_dict(kind, (timing if name == "timing" else data.get(name)) or {})
               for name, kind in kinds.items()}

@@ -34,6 +34,7 @@ from .project.checks import check_inputs, check_output, check_project_dir, defau
 from .project.provenance import claimed, video_metadata
 from . import runner as runs
 from .runner import Runner, wanted
+from .images.targets import check_direction
 from .session import Inputs, Session, open_session, read_inputs, shown_or_fail
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def plan_run(audio: Path, lyrics: Path | None, output: Path | None, settings: Ru
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the output must be an .mp4 file: pass -o NAME.mp4")
     lyr = check_inputs(audio, lyrics, settings.models, settings.timing.whisper_model)  # the one parse
+    settings = dataclasses.replace(settings, direction=check_direction(settings.direction, lyr))
     check_project_dir(pdir, [audio, lyrics])
     choice = choose_clip(settings.models, [ln.text for ln in lyr.lines] if lyr else None)  # clip "auto"
     chose, settings = choice.models != settings.models, dataclasses.replace(settings, models=choice.models)
@@ -190,23 +192,25 @@ def render_session(session: Session, out: Path, frames: tuple[int, int] | None =
     `record` it becomes the project's video (its outputs and what it showed are recorded, the
     storyboard redrawn); a one-off render (`record=False`: another -o, an excerpt, a preview)
     leaves the project as it is."""
-    from .video.captions import CaptionTrack, write_srt
+    from .video.captions import caption_track, write_srt
     from .video.render import render
 
     s = session.settings
     source, chosen = frame_source(session, frames)
     gen = session.model("biggan")
-    meta = video_metadata(s, session.audio.path.stem, session.project.root)  # AI-generated, how, which project
+    meta = video_metadata(s, session.audio.path.stem, session.project.root,  # AI-generated, how, which project
+                          [ln.image_prompt for ln in session.lines])
     n = (frames[1] - frames[0]) if frames else len(source)
-    log.info("rendering %d frames at %g fps, %d px%s", n, s.render.fps, s.render.size,
+    log.info("rendering %d frames at %g fps, %s%s", n, s.render.fps,
+             f"{s.render.size} px" if s.render.aspect == "1:1" else "{}x{}".format(*s.render.frame),
              f" (excerpt {frames[0] / s.render.fps:.2f}-{frames[1] / s.render.fps:.2f} s)" if frames else "")
     segments = session.segments
     with session.log.stage("render"):
-        overlay = (CaptionTrack(segments, s.render.fps, s.render.captions, s.render.font)
-                   if s.render.captions != "none" else None)  # captions follow the lyric timing, frame-exact
+        # captions follow the lyric timing, frame-exact; an untrained preview's frames carry its mark
+        overlay = caption_track(segments, s.render, s.models.untrained)
         res = render(gen, source, session.audio.path, out, s.render, truncation=s.optimize.truncation,
                      amp_dtype=session.amp, overlay=overlay, metadata=meta, frames=frames,
-                     progress=session.log.progress,
+                     progress=session.log.progress, untrained=s.models.untrained,
                      callback=lambda done, total: session.log.report("render", done, total))
     srt = out.with_suffix(".srt")
     write_srt(segments, srt, s.render.fps, frames)  # the same frames as the burned-in captions
@@ -249,7 +253,8 @@ def draw_storyboard(session: Session, max_variants: int = 8) -> Path:
         for ln in session.lines:
             have = [Variant(v, lat.score, img) for (n, v, lat, _), img in zip(items, images) if n == ln.number]
             rows.append(Row(ln.number, ln.segment.start, ln.segment.text, have[:max_variants],
-                            p.shown_variant(ln.prompt, lkey, line=ln.index)))
+                            p.shown_variant(ln.prompt, lkey, line=ln.index),
+                            ln.image_prompt))
         return write_storyboard(rows, p.root / "storyboard.png", session.settings.models.untrained,
                                 session.settings.render.font)
 
@@ -314,10 +319,11 @@ def make_video(audio: str | Path, lyrics: str | Path | None = None, output: str 
 
 def align_lyrics(audio: str | Path, lyrics: str | Path | None, output: str | Path, *, asr: str = "faster-whisper",
                  whisper_model: str | None = None, srt: bool = False, offline: bool = False, device: str = "auto",
-                 overwrite: bool = False, accept_truncated: bool = False):
+                 overwrite: bool = False, accept_truncated: bool = False, keep_prompts: bool = False):
     """Time plain lyrics against the song (or transcribe it, without lyrics) and write them as
-    LRC to `output` (and an .srt beside it) for the user to check and correct. Returns the
-    timing.TimingResult."""
+    LRC to `output` (and an .srt beside it) for the user to check and correct. Only the words are
+    aligned and written; with `keep_prompts` the LRC keeps each line's image prompt (` | PROMPT`).
+    Returns the timing.TimingResult."""
     from .song import timing
     from .video.captions import write_lrc, write_srt
 
@@ -334,6 +340,14 @@ def align_lyrics(audio: str | Path, lyrics: str | Path | None, output: str | Pat
                              ModelConfig(offline=offline), compute.device.type,
                              lambda name, message: run_log.stage(name, message, log), required=True)
     write_lrc(res.segments, out)
+    if keep_prompts:
+        from .files import atomic_write_text
+        from .session import lyric_prompts
+        from .song.lyrics import lrc_with_prompts
+
+        prompts = lyric_prompts(inputs.lyrics, res.segments)
+        if any(prompts):
+            atomic_write_text(out, lrc_with_prompts(out.read_text(encoding="utf-8"), prompts))
     if srt:
         write_srt(res.segments, out.with_suffix(".srt"))
     return res

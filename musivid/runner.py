@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Protocol
 
 from . import project as proj
@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Pending:
-    """One latent to optimize: a line's prompt and variant number."""
+    """One latent to optimize: a line's target (by its key, `text`) and variant number."""
 
-    text: str
+    text: str  # the target's key (images.targets.Target.key): what the latent is saved under
     variant: int
     key: str
     seed: int
+    target: Any = field(default=None, compare=False)  # images.targets.Target (with its image prompts' files);
+    # None: the target `text` says (image prompts need their files: only a Target has them)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class LatentGroup:
         return [p.text for p in self.items]
 
     @property
+    def targets(self) -> list:
+        """What the optimizer reads for each latent: its Target, else its key."""
+        return [p.target if p.target is not None else p.text for p in self.items]
+
+    @property
     def variants(self) -> list[int]:
         return [p.variant for p in self.items]
 
@@ -70,16 +77,23 @@ class Runner(Protocol):
         """Optimize `group` to session.settings.optimize.steps and save every latent in the project."""
 
 
-def pending(session: Session, text: str, variants: Iterable[int]) -> list[Pending]:
+def pending(session: Session, text: str, variants: Iterable[int], target: Any = None) -> list[Pending]:
+    """Latents of the target keyed `text` (a Line's prompt; `target`: its Target)."""
     lkey, seed = session.lkey, session.settings.optimize.seed
-    return [Pending(text, v, proj.latent_key(lkey, text, v), seed_for(seed, text, v)) for v in variants]
+    if target is None:
+        target = next((ln.target for ln in (*session.lines, session.title) if ln is not None and ln.prompt == text),
+                      None)
+    return [Pending(text, v, proj.latent_key(lkey, text, v), seed_for(seed, text, v), target) for v in variants]
 
 
 def wanted(session: Session, lines: Iterable[Line] | None = None) -> list[Pending]:
-    """Variants 0..V-1 of `lines` (default: every lyric line and the title), each text once."""
+    """Variants 0..V-1 of `lines` (default: every lyric line and the title), each target once."""
     lines = [*session.lines, *([session.title] if session.title else [])] if lines is None else list(lines)
-    texts = dict.fromkeys(ln.prompt for ln in lines)
-    return [p for t in texts for p in pending(session, t, range(session.settings.optimize.variants))]
+    targets: dict[str, Any] = {}  # each target once, in line order
+    for ln in lines:
+        targets.setdefault(ln.prompt, ln.target)
+    return [p for t, target in targets.items()
+            for p in pending(session, t, range(session.settings.optimize.variants), target)]
 
 
 def optimize_pending(session: Session, todo: list[Pending] | None = None, runner: Runner | None = None) -> int:
@@ -138,7 +152,7 @@ def in_process(session: Session, group: LatentGroup) -> None:
 
     with Checkpointing(checkpoint, lambda info: session.log.report("optimize", info.step, info.steps)) as on_step:
         with session.log.stage("optimize"):
-            res = optimize(gen, clip, group.texts, group.seeds, cfg, state=group.state, device=session.device,
+            res = optimize(gen, clip, group.targets, group.seeds, cfg, state=group.state, device=session.device,
                            amp_dtype=session.amp, progress=session.log.progress, callback=on_step)
         session.log.optimize_steps += res.steps_run
         for i, item in enumerate(group.items):

@@ -42,10 +42,13 @@ class Line:
     kind: LineKind
     number: int | None  # 1-based lyric line number; None: not a lyric line (the title)
     segment: Segment | None  # when it is sung (None: the title)
-    prompt: str  # what CLIP reads: the words, cut to what CLIP can read
+    prompt: str  # what its image is optimized for, as one string: images.targets.Target.key (its words,
+    # cut to what CLIP can read, when nothing else directs it); keys its latents, seeds and picks
     confidence: float | None  # 0..1: how sure the timing is of its place (1 for LRC); None: not measured
     language: str | None  # ISO 639-1 code from its script (text.line_language); None: not told by the script
-    keys: tuple[str, ...]  # latent keys of variants 0..V-1 (repeated words share them)
+    keys: tuple[str, ...]  # latent keys of variants 0..V-1 (lines with the same target share them)
+    target: Any = None  # images.targets.Target: what the optimizer reads (prompt, style, avoid, images, classes)
+    image_prompt: str | None = None  # the line's own image prompt (after ` | ` or set by hand); None: its words
 
     @property
     def index(self) -> int | None:
@@ -137,22 +140,34 @@ class Session:
 
 
 def make_lines(segments: list[Segment], settings: RunSettings,
-               confidence: Sequence[float | None] = ()) -> tuple[Line, ...]:
-    """The lyric lines of `segments`, with their prompts, languages and latent keys."""
+               confidence: Sequence[float | None] = (), prompts: Sequence[str | None] = ()) -> tuple[Line, ...]:
+    """The lyric lines of `segments`, with their targets (their words, or their own image prompts
+    `prompts[i]`, under the settings' direction), languages and latent keys."""
+    from .images.targets import line_target
     from .song.lyrics import clip_text
     from .text import line_language
 
     lkey = proj.latent_settings(settings.optimize, settings.models)
     out = []
     for i, s in enumerate(segments):
-        prompt, cut = clip_text(s.text)
+        own = prompts[i] if i < len(prompts) else None
+        target = line_target(s.text, own, settings.direction, s.index + 1)
+        prompt, cut = clip_text(target.prompt)
         if cut:
             log.warning("line %d is longer than CLIP can read: cut to its first %d characters for the image "
                         "(captions keep it whole)", s.index + 1, len(prompt))
-        keys = tuple(proj.latent_key(lkey, prompt, v) for v in range(settings.optimize.variants))
-        out.append(Line(LineKind.LYRIC, s.index + 1, s, prompt, confidence[i] if i < len(confidence) else None,
-                        line_language(s.text), keys))
+        target = dataclasses.replace(target, prompt=prompt)
+        keys = tuple(proj.latent_key(lkey, target.key, v) for v in range(settings.optimize.variants))
+        out.append(Line(LineKind.LYRIC, s.index + 1, s, target.key, confidence[i] if i < len(confidence) else None,
+                        line_language(s.text), keys, target, own))
     return tuple(out)
+
+
+def lines_of(p: Project, settings: RunSettings | None = None) -> tuple[Line, ...]:
+    """The lyric lines of an open project as its settings and image prompts make them now (no
+    timing confidence): what keys each line's latents. Reads only."""
+    segments = p.segments()
+    return make_lines(segments, settings or p.settings, prompts=p.line_prompts(len(segments)))
 
 
 def make_title(settings: RunSettings, song: Path, keyframes: list[Keyframe]) -> Line | None:
@@ -165,10 +180,12 @@ def make_title(settings: RunSettings, song: Path, keyframes: list[Keyframe]) -> 
     title = intro_title(settings.schedule, song.stem, keyframes)
     if title is None or not clean_line(title):
         return None
-    prompt = clip_text(clean_line(title))[0]
+    from .images.targets import line_target
+
+    target = line_target(clip_text(clean_line(title))[0], None, settings.direction)
     lkey = proj.latent_settings(settings.optimize, settings.models)
-    return Line(LineKind.TITLE, None, None, prompt, None, None,
-                tuple(proj.latent_key(lkey, prompt, v) for v in range(settings.optimize.variants)))
+    return Line(LineKind.TITLE, None, None, target.key, None, None,
+                tuple(proj.latent_key(lkey, target.key, v) for v in range(settings.optimize.variants)), target)
 
 
 def shown_or_fail(session: Session, line: Line) -> Shown:
@@ -208,6 +225,25 @@ def read_inputs(audio_path: Path, lyrics_path: Path | None, lyrics, sample_rate:
     if lyrics is not None:
         lyrics = check_times(lyrics, audio.duration)
     return Inputs(audio_path, lyrics_path, audio, lyrics, accept_truncated)
+
+
+def lyric_prompts(lyrics, segments: Sequence[Segment]) -> list[str | None]:
+    """The image prompts the lyrics give (song.lyrics.LyricLine.prompt), one per timed segment:
+    each segment is the next lyric line with its words (alignment leaves out lines not sung);
+    none where the lyrics were transcribed."""
+    if lyrics is None or not any(ln.prompt for ln in lyrics.lines):
+        return []
+    out, k = [], 0
+    for seg in segments:
+        while k < len(lyrics.lines) and lyrics.lines[k].text != seg.text:
+            k += 1
+        if k == len(lyrics.lines):
+            log.warning("the timed lines do not follow the lyrics' lines: their image prompts (after ' | ') are not "
+                        "used")
+            return []
+        out.append(lyrics.lines[k].prompt)
+        k += 1
+    return out
 
 
 def open_session(project_dir: Path, inputs: Inputs, settings: RunSettings, compute: Compute, *, persist: bool = True,
@@ -254,6 +290,7 @@ def open_session(project_dir: Path, inputs: Inputs, settings: RunSettings, compu
         settings = dataclasses.replace(settings, models=choice.models)
         log.info(choice.reason)
     kfs = make_keyframes(edited, rhythm.beats, settings.schedule, settings.render.fps)
+    p.set_lyric_prompts(lyric_prompts(inputs.lyrics, segments))
     if persist:
         p.set_inputs(audio_in, lyrics_in)
         p.set_settings(settings)
@@ -264,6 +301,6 @@ def open_session(project_dir: Path, inputs: Inputs, settings: RunSettings, compu
         log.warning(proj.UNTRAINED_NOTE)
     log.info("%s: %.2f s, %d lines (%s), %.1f BPM, %d beats", inputs.audio_path.name, audio.duration, len(edited),
              method, rhythm.tempo, len(rhythm.beats))
-    return Session(p, settings, audio, rhythm, make_lines(edited, settings, confidence),
+    return Session(p, settings, audio, rhythm, make_lines(edited, settings, confidence, p.line_prompts(len(edited))),
                    make_title(settings, inputs.audio_path, kfs), tuple(kfs), compute, method,
                    models if models is not None else ModelCache(), run_log)

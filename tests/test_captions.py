@@ -164,6 +164,63 @@ def test_burned_in_captions_match_the_srt_to_the_frame(gap_project):
     assert all(s == -1 for s in shown[77:])
 
 
+WIDE_LRC = """[00:00.40]first line here
+[00:01.10]
+[00:01.50]second line
+[00:02.40]third one
+[00:02.90]
+"""
+
+
+@pytest.fixture(scope="module")
+def wide_project(tmp_path_factory):
+    """`musivid song.wav lyrics.lrc --untrained --aspect 16:9 --size 720 --captions`: a 3.2 s song
+    at 8 fps (26 frames of 1280x720), and the project rendered again without captions."""
+    d = tmp_path_factory.mktemp("wide")
+    sr = 22050
+    t = np.arange(int(3.2 * sr)) / sr
+    audio = write_audio(d / "song.wav", 0.2 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t)), sr)
+    lrc = d / "song.lrc"
+    lrc.write_text(WIDE_LRC)
+    base = ["--untrained", "--cutouts", "2", "--steps", "1", "--fps", "8", "--crf", "12", "--preset", "ultrafast", "-q"]
+    r = musivid(audio, lrc, "-o", d / "wide.mp4", "--aspect", "16:9", "--size", "720", "--captions", *base)
+    assert r.returncode == 0, r.stderr
+    pdir = d / "wide.musivid"
+    r = musivid("render", pdir, "-o", d / "plain.mp4", "--no-captions", "-q")  # the project's frame, kept
+    assert r.returncode == 0, r.stderr
+    return d, pdir
+
+
+def test_wide_video_golden_metadata_and_captions_match_the_srt_to_the_frame(wide_project):
+    """16:9 at --size 720 is 1280x720 H.264 (BT.709) + AAC, frame-exact; `musivid render PROJECT`
+    keeps the project's frame; the captions burned into it show each .srt line on exactly its
+    frames, laid out for the wide frame."""
+    import json
+
+    d, pdir = wide_project
+    fps = 8
+    with av.open(str(d / "wide.mp4")) as c:
+        v, a = c.streams.video[0], c.streams.audio
+        cc = v.codec_context
+        assert (cc.name, cc.pix_fmt, cc.width, cc.height, v.average_rate) == ("h264", "yuv420p", 1280, 720, fps)
+        assert int(cc.colorspace) == 1 and len(a) == 1 and a[0].codec_context.name == "aac"
+        vdur, adur = float(v.duration * v.time_base), float(a[0].duration * a[0].time_base)
+        assert abs(vdur - 3.25) < 1e-6 and abs(adur - 3.2) < 1 / fps  # 26 frames; the song's 3.2 s
+        assert "UNTRAINED" in c.metadata.get("title", "")
+    assert json.loads((pdir / "project.json").read_text())["settings"]["render"]["aspect"] == "16:9"
+    cap, plain = decode(d / "wide.mp4"), decode(d / "plain.mp4")
+    assert cap.shape == plain.shape == (26, 720, 1280, 3)
+    entries = srt_entries(d / "wide.srt")
+    texts = ["first line here", "second line", "third one"]
+    assert [e[2] for e in entries] == texts
+    shown = caption_line_per_frame(cap, plain, texts, fps)
+    print("line per frame:", "".join("." if k < 0 else str(k + 1) for k in shown))
+    for k, (start, end, _) in enumerate(entries):
+        frames = [i for i, s in enumerate(shown) if s == k]
+        assert frames == list(range(round(start * fps), round(end * fps))), (k, frames, start, end)
+    assert shown == [-1] * 4 + [0] * 5 + [-1] * 3 + [1] * 8 + [2] * 4 + [-1] * 2  # from the LRC's times
+
+
 def test_excerpt_captions_are_indexed_in_the_song(gap_project):
     d, pdir = gap_project
     r = musivid("render", pdir, "-o", d / "ex.mp4", "--start", "1.2", "--duration", "1.6", "-q")

@@ -61,23 +61,7 @@ class _Source:
         return self.inner.latents(lo, hi)
 
 
-class _Generator:
-    """The generator, its RGB frames (the overlay path's batches) counted."""
-
-    def __init__(self, inner, census):
-        self.inner, self.census = inner, census
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def __call__(self, *a, **k):
-        return self.inner(*a, **k)
-
-    def frames(self, *a, **k):
-        return self.census.batch(self.inner.frames(*a, **k))
-
-
-def _render_counted(monkeypatch, gen, tmp_path, seconds, overlay):
+def _render_counted(monkeypatch, gen, tmp_path, seconds, overlay, **frame):
     import torch
 
     from musivid.video import render as rmod
@@ -88,6 +72,8 @@ def _render_counted(monkeypatch, gen, tmp_path, seconds, overlay):
     census = _Census()
     yuv = rmod.frames_yuv420  # the no-overlay path's batches: the yuv420p planes it returns
     monkeypatch.setattr(rmod, "frames_yuv420", lambda *a, **k: census.batch(yuv(*a, **k)))
+    rgb = rmod.frames_rgb  # the overlay path's: the RGB frames it returns
+    monkeypatch.setattr(rmod, "frames_rgb", lambda *a, **k: census.batch(rgb(*a, **k)))
     write = rmod._Writer.write
 
     def counted_write(self, pts, planes):
@@ -103,8 +89,8 @@ def _render_counted(monkeypatch, gen, tmp_path, seconds, overlay):
     kz, kc = torch.randn(k, gen.z_dim), torch.sigmoid(torch.randn(k, 1000))
     n = frame_count(seconds, fps)
     p = plan([Keyframe(i, i * seconds / k, False) for i in range(k)], n, fps, np.zeros(n), reactivity=0.0)
-    cfg = RenderConfig(fps=fps, size=32, batch=2, preset="ultrafast")
-    res = rmod.render(_Generator(gen, census), _Source(FrameLatents(p, kz, kc), census), audio,
+    cfg = RenderConfig(**{"fps": fps, "size": 32, "batch": 2, "preset": "ultrafast", **frame})
+    res = rmod.render(gen, _Source(FrameLatents(p, kz, kc), census), audio,
                       tmp_path / f"v{seconds}-{overlay is not None}.mp4", cfg, overlay=overlay)
     monkeypatch.undo()
     assert res.frames == n == census.made == census.written
@@ -138,3 +124,61 @@ def test_peak_rss_flat_over_a_five_times_longer_song():
     res = mod.main(["--fps", "4", "--size", "64", "--minutes", "0.5", "2.5"])
     assert res["rows"][1]["frames"] == 5 * res["rows"][0]["frames"] == 600
     assert res["ratio"] < 1.2
+
+
+def test_a_wide_frame_with_captions_streams_the_same_way(monkeypatch, tiny_models, tmp_path):
+    """A 16:9 frame with captions (sprites blended on the encoder thread into planes made on the
+    device path) holds no more batches than a square one."""
+    from musivid.song.segments import Segment
+    from musivid.video.captions import CaptionTrack
+
+    _, gen = tiny_models
+    track = CaptionTrack([Segment(0, "a line", 0.5, 4.0), Segment(1, "another", 5.0, 9.0)], 24)
+    census, batches = _render_counted(monkeypatch, gen, tmp_path, 5.0, track, aspect="16:9", size=64)
+    print(f"16:9 with captions, {batches} batches: at most {census.most_alive} alive")
+    assert census.most_alive <= MOST_BATCHES_ALIVE and census.most_ahead <= 2 * MOST_BATCHES_ALIVE
+
+
+def test_the_render_batch_fits_the_free_memory(monkeypatch):
+    """A batch of 1080p frames that would take more than a quarter of the free memory is made
+    smaller (the render says so); unknown free memory leaves it as asked."""
+    from musivid.video.frame import FrameSpec
+    from musivid.video.render import fit_batch
+
+    spec = FrameSpec(1920, 1080)
+    per = spec.bytes_per_frame(rgb=False)
+    assert 1920 * 1080 * 1.5 < per < 1920 * 1080 * 64
+    assert fit_batch(16, spec, False, None) == 16
+    assert fit_batch(16, spec, False, 4 * 5 * per) == 5
+    assert fit_batch(16, spec, False, 10) == 1  # never less than one frame
+    assert fit_batch(16, FrameSpec(256, 256), False, 4 * 5 * per) == 16
+    assert fit_batch(16, spec, True, 4 * 5 * per) < 5  # RGB frames for a drawing overlay take more
+    assert fit_batch(16, spec, False, None, cpu=True) == 4  # the CPU's pixel budget
+    assert fit_batch(16, FrameSpec(1280, 720), False, None, cpu=True) == 9
+    assert fit_batch(16, FrameSpec(256, 256), False, None, cpu=True) == 16
+
+
+def test_a_render_makes_smaller_batches_when_memory_is_short(monkeypatch, tiny_models, tmp_path):
+    """With free memory for a quarter-budget of 3 frames, the render asks its frame source for 3
+    frames at a time, not the configured 16, and still writes every frame."""
+    import torch
+
+    from musivid.config import RenderConfig
+    from musivid.images import optimize
+    from musivid.video.frame import FrameSpec
+    from musivid.video.interpolate import FrameLatents, frame_count, plan
+    from musivid.video.motion import Keyframe
+    from musivid.video.render import render
+
+    _, gen = tiny_models
+    cfg = RenderConfig(fps=24, size=64, aspect="16:9", batch=16, preset="ultrafast")
+    monkeypatch.setattr(optimize, "available_memory", lambda device: 4 * 3 * FrameSpec.of(cfg).bytes_per_frame(False))
+    audio = write_audio(tmp_path / "s.wav", np.zeros(16000, np.float32), 16000)
+    n = frame_count(1.0, 24)
+    torch.manual_seed(0)
+    census = _Census()
+    source = _Source(FrameLatents(plan([Keyframe(0, 0.0, False)], n, 24, np.zeros(n), reactivity=0.0),
+                                  torch.randn(1, gen.z_dim), torch.sigmoid(torch.randn(1, 1000))), census)
+    res = render(gen, source, audio, tmp_path / "v.mp4", cfg)
+    assert res.frames == n and (res.width, res.height) == (114, 64)
+    assert census.ranges == [(lo, min(n, lo + 3)) for lo in range(0, n, 3)]

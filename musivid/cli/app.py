@@ -1,11 +1,12 @@
 """Command line: the only code (with the studio) that prints or exits. This module: the group,
 the messages, the exit codes; one module per kind of command registers its commands on `cli`
-(make: make, batch, align; edit: variants, pick, render; studio; tools: models, bench), and
+(make: make, batch, align; edit: variants, pick, prompt, render; studio; tools: models, bench), and
 main.run/main run it.
 
     musivid AUDIO [LYRICS] [OPTIONS]               render a music video (see `musivid --help`)
     musivid variants PROJECT --line N [--count K]  re-roll a line
     musivid pick PROJECT --line N --variant V      choose the variant a line shows
+    musivid prompt PROJECT --line N TEXT|--clear   what one line's image shows (not its words)
     musivid render PROJECT [-o OUT.mp4]            render again without optimizing
     musivid studio [PROJECT | AUDIO [LYRICS]]      a local web page to pick, re-roll, re-time, render
     musivid align AUDIO [LYRICS] -o out.lrc        time the lyrics, to check and correct

@@ -1,4 +1,4 @@
-"""The commands on an existing project: `musivid variants`, `pick` and `render`."""
+"""The commands on an existing project: `musivid variants`, `pick`, `prompt` and `render`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import click
 from ..config import X264_PRESETS
 from .app import cli, report_done, setup_logging
 from .options import (EXCERPT, FONT, OFFLINE, OVERWRITE, Finite, captions_option, combine, device_option,
-                      motion_options, verbosity)
+                      frame_options, frame_settings, motion_options, verbosity)
 
 
 def _kept(kept: tuple[tuple[int, int], ...], flag: str) -> str:
@@ -67,13 +67,35 @@ def pick_cmd(project, line, variant, all_repeats, quiet, verbose):
                f"render with `musivid render {project}`")
 
 
+@cli.command("prompt")
+@click.argument("project", type=click.Path(path_type=Path))
+@click.argument("text", required=False)
+@click.option("--line", type=click.IntRange(min=1), required=True, help="1-based lyric line number.")
+@click.option("--clear", is_flag=True, help="Clear the line's image prompt: its image follows its words again.")
+@device_option(None)
+@OFFLINE
+@verbosity
+def prompt_cmd(project, text, line, clear, device, offline, quiet, verbose):
+    """Set what one line's image shows (TEXT, with optional [classes: ...] and [avoid: ...]) instead
+    of its words; its caption keeps the words. Only that line is optimized again."""
+    from ..actions import set_line_prompt
+
+    setup_logging(quiet, verbose)
+    if clear == (text is not None):
+        raise click.UsageError("give the line's image prompt TEXT, or --clear (not both)")
+    have = set_line_prompt(project, line, None if clear else text, device=device, offline=offline, progress=not quiet)
+    what = "image prompt cleared (the image follows its words)" if clear else f"image prompt {text!r}"
+    click.echo(f"line {line}: {what}; variants {', '.join(map(str, have))}; render with `musivid render {project}`")
+
+
 @cli.command("render")
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Output .mp4 (default: the project's last output).")
 @OVERWRITE
 @click.option("--fps", type=Finite(), default=None, help="Frame rate for this render (default: the project's).")
-@click.option("--size", type=int, default=None, help="Video side in pixels for this render.")
+@click.option("--size", type=int, default=None, help="The frame's short side in pixels for this render.")
+@frame_options(render=True)
 @click.option("--crf", type=int, default=None, help="H.264 quality for this render, 0 to 51.")
 @click.option("--preset", type=click.Choice(X264_PRESETS), default=None,
               help="x264 speed/size trade-off for this render (default: the project's).")
@@ -83,14 +105,15 @@ def pick_cmd(project, line, variant, all_repeats, quiet, verbose):
 @click.option("--reactivity", type=Finite(), default=None, help="Motion for this render: 0 pure glide .. 1 only on hits.")
 @motion_options(render=True)
 @click.option("--pulse", type=Finite(), default=None, help="Kick on onsets for this render, 0 (off) to 5.")
-@click.option("--save", is_flag=True, help="Keep this render's fps, size, crf, preset, captions, font and motion as "
-              "the project's settings (default: this render only).")
+@click.option("--save", is_flag=True, help="Keep this render's fps, size, frame, crf, preset, captions, font and "
+              "motion as the project's settings (default: this render only).")
 @combine(*EXCERPT)
 @device_option(None)
 @OFFLINE
 @verbosity
 def render_cmd(project, output, overwrite, fps, size, crf, preset, captions, no_captions, font, reactivity, walk,
-               energy, intro, outro, pulse, save, start, duration, device, offline, quiet, verbose):
+               energy, intro, outro, pulse, save, start, duration, device, offline, quiet, verbose, aspect, fill,
+               platform, caption_size, caption_position):
     """Render the video from a project without optimizing anything."""
     from ..actions import render_project
 
@@ -98,7 +121,9 @@ def render_cmd(project, output, overwrite, fps, size, crf, preset, captions, no_
     if no_captions and captions not in (None, "none"):
         raise click.UsageError("--captions and --no-captions exclude each other: pick one")
     captions = "none" if no_captions else captions
+    aspect, size = frame_settings(platform, aspect, size)
     res = render_project(project, output, fps=fps, size=size, captions=captions, crf=crf, preset=preset,
+                         aspect=aspect, fill=fill, caption_size=caption_size, caption_position=caption_position,
                          font=str(font.expanduser().resolve()) if font else None, device=device, offline=offline,
                          overwrite=overwrite, start=start, duration=duration, save=save, progress=not quiet,
                          reactivity=reactivity, pulse=pulse, walk=walk, energy=energy, intro=intro, outro=outro)

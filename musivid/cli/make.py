@@ -108,6 +108,8 @@ def batch_cmd(songs, outdir, overwrite, gpus, workers, ray_address, no_ray, quie
 @click.option("-y", "--overwrite", is_flag=True,
               help="Replace an existing .lrc (and .srt); an input is never replaced.")
 @click.option("--srt", is_flag=True, help="Also write an .srt beside the .lrc.")
+@click.option("--keep-prompts", is_flag=True, help="Keep the lines' image prompts (' | PROMPT') in the .lrc "
+              "(default: the words only; the prompts are never aligned).")
 @click.option("--asr", type=click.Choice([a for a in ASR_CHOICES if a not in ("auto", "none")]),
               default="faster-whisper", show_default=True, help="Speech recogniser.")
 @click.option("--whisper-model", default=None,
@@ -116,12 +118,12 @@ def batch_cmd(songs, outdir, overwrite, gpus, workers, ray_address, no_ray, quie
 @OFFLINE
 @ACCEPT_TRUNCATED
 @verbosity
-def align_cmd(audio, lyrics, output, overwrite, srt, asr, whisper_model, device, offline, accept_truncated, quiet,
-              verbose):
+def align_cmd(audio, lyrics, output, overwrite, srt, keep_prompts, asr, whisper_model, device, offline,
+              accept_truncated, quiet, verbose):
     """Time the lyrics against the song (or transcribe it) and write an LRC to check and edit."""
     from ..pipeline import align_lyrics
 
     setup_logging(quiet, verbose)
     res = align_lyrics(audio, lyrics, output, asr=asr, whisper_model=whisper_model, srt=srt, offline=offline,
-                       device=device, overwrite=overwrite, accept_truncated=accept_truncated)
+                       device=device, overwrite=overwrite, accept_truncated=accept_truncated, keep_prompts=keep_prompts)
     click.echo(f"wrote {output} ({len(res.segments)} lines, {res.method})")

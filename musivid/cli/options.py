@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..config import (ASR_CHOICES, DEFAULT_WHISPER, INTRO_CHOICES, OUTRO_CHOICES, X264_PRESETS, OptimizeConfig, RenderConfig, ScheduleConfig)
+from ..config import (ASR_CHOICES, DEFAULT_WHISPER, INTRO_CHOICES, OUTRO_CHOICES, X264_PRESETS, DirectionConfig,
+                      OptimizeConfig, RenderConfig, ScheduleConfig)
 
 
 def verbosity(f):
@@ -107,6 +108,42 @@ def captions_option(help_text: str):
                         help=help_text)
 
 
+def frame_options(render: bool = False):
+    """The frame's shape and the captions' size and place: options of the main command, and one-off
+    options of `render` (whose default is the project's)."""
+    d = {k: "default: the project's" if render else f"default {getattr(RenderConfig, k)}"
+         for k in ("aspect", "fill", "caption_position")}
+    d["caption_size"] = "default: the project's" if render else f"default {RenderConfig.caption_size:g}"
+    return combine(
+        click.option("--aspect", default=None, metavar="16:9|9:16|4:3|1:1", help="Frame shape, width:height, with "
+                     "--size its short side: --aspect 16:9 --size 720 is 1280x720 (the long side rounded to an even "
+                     f"number, as H.264 needs: 16:9 of 480 is 854) ({d['aspect']})."),
+        click.option("--fill", default=None, metavar="blur|mirror|black", help="Around the square image in a wider or "
+                     "taller frame: the image blurred and darkened, mirrored at its edges, or black "
+                     f"({d['fill']})."),
+        click.option("--platform", default=None, metavar="youtube|shorts|square", help="The frame for a platform: "
+                     "youtube 1920x1080 (16:9), shorts 1080x1920 (9:16), square 1080x1080; an --aspect or --size "
+                     "given with it wins."),
+        click.option("--caption-size", "caption_size", type=Finite(), default=None, help="Caption text size, times "
+                     f"the default (1/16 of the frame's short side), 0.25 to 4 ({d['caption_size']})."),
+        click.option("--caption-position", "caption_position", default=None, metavar="bottom|middle|top",
+                     help=f"Where captions go ({d['caption_position']}); an untrained preview's mark "
+                          "takes the corner away from them."))
+
+
+def frame_settings(platform: str | None, aspect: str | None, size: int | None) -> tuple[str | None, int | None]:
+    """(aspect, size) with --platform's filled in where they were not given (None: the default)."""
+    from ..config import PLATFORMS
+    from ..errors import InputError
+
+    if platform is None:
+        return aspect, size
+    if platform not in PLATFORMS:
+        raise InputError(f"--platform {platform}: no such platform: pass {', '.join(PLATFORMS)} (or --aspect and "
+                         "--size)")
+    return aspect or PLATFORMS[platform][0], size or PLATFORMS[platform][1]
+
+
 FONT = click.option("--font", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="Caption font file (.ttf/.otf/.ttc), tried first; lines it cannot draw get a font that can.")
 
@@ -122,10 +159,11 @@ def combine(*decorators):
 
 # sections of `musivid --help`, in order: (title, option names)
 HELP_SECTIONS = [
-    ("Output", ["output", "overwrite", "project_dir", "captions", "font", "fps", "size", "crf", "preset", "start",
-                "duration"]),
+    ("Output", ["output", "overwrite", "project_dir", "captions", "font", "fps", "size", "aspect", "fill", "platform",
+                "caption_size", "caption_position", "crf", "preset", "start", "duration"]),
     ("Images", ["steps", "variants", "cutouts", "seed", "device", "use_compile", "micro_batch", "checkpoint_every"]),
     ("Several devices", ["gpus", "workers", "ray_address", "no_ray"]),
+    ("Direction", ["style", "style_weight", "avoid", "image_prompts", "classes"]),
     ("Motion", ["reactivity", "walk", "energy", "intro", "outro", "title", "pulse"]),
     ("Lyric timing", ["asr", "whisper_model"]),
     ("Models", ["clip", "biggan", "offline", "untrained"]),
@@ -148,7 +186,9 @@ SETTINGS = [
                     "word being sung."),
     FONT,
     click.option("--fps", type=Finite(), default=None, help=f"Video frame rate (default {RenderConfig.fps:g})."),
-    click.option("--size", type=int, default=None, help=f"Video side in pixels (default {RenderConfig.size})."),
+    click.option("--size", type=int, default=None,
+                 help=f"The frame's short side in pixels, even (default {RenderConfig.size})."),
+    frame_options(),
     click.option("--crf", type=int, default=None,
                  help=f"H.264 quality, 0 (lossless) to 51 (worst) (default {RenderConfig.crf})."),
     PRESET,
@@ -166,6 +206,16 @@ SETTINGS = [
     click.option("--compile/--no-compile", "use_compile", default=None,
                  help="torch.compile the optimizer step on CUDA: pays on long runs, costs a minute or two "
                       "to compile (default: off; see benchmarks/RESULTS.md)."),
+    click.option("--style", default=None, help="A look for the whole video (e.g. 'oil painting, dramatic light'): a "
+                 "second CLIP target of every line; changing it re-optimizes every line."),
+    click.option("--style-weight", "style_weight", type=Finite(), default=None,
+                 help="The style's weight against the line's own prompt, which weighs 1 "
+                      f"(default {DirectionConfig.style_weight:g})."),
+    click.option("--avoid", default=None, help="Push every image away from this text (a negative CLIP target)."),
+    click.option("--image-prompt", "image_prompts", multiple=True, metavar="FILE[:WEIGHT]",
+                 help="An image whose CLIP embedding joins every line's targets (weight 1 unless given); repeatable."),
+    click.option("--classes", default=None, help="ImageNet class names, comma-separated (e.g. 'seashore, volcano'): "
+                 "every image starts on them and uses no other class."),
     click.option("--reactivity", type=Finite(), default=None, help="How strongly the music drives the picture: 0 (a "
                  f"pure glide from line to line, no walk) .. 1 (motion only on hits) (default {ScheduleConfig.reactivity:g})."),
     motion_options(),
@@ -199,25 +249,35 @@ SCALE = [
 def run_settings(*, captions=None, font=None, fps=None, size=None, crf=None, preset=None, steps=None, variants=None,
                  cutouts=None, seed=None, micro_batch=None, checkpoint_every=None, device="auto", use_compile=None,
                  reactivity=None, walk=None, energy=None, intro=None, outro=None, title=None, pulse=None, asr="auto",
-                 whisper_model=None, clip=None, biggan=None, offline=False, untrained=False):
+                 whisper_model=None, clip=None, biggan=None, offline=False, untrained=False, style=None, avoid=None,
+                 image_prompts=(), classes=None, style_weight=None, aspect=None, fill=None, platform=None,
+                 caption_size=None, caption_position=None):
     """RunSettings from the SETTINGS options (a default wherever an option was not given); every bad
     value is named in one message (`--fps 0 --reactivity 5`: both)."""
-    from ..config import RunSettings, TimingConfig, collect_errors
+    from ..config import DirectionConfig, RunSettings, TimingConfig, collect_errors
+    from ..images.targets import parse_image_prompt
 
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}
 
+    aspect, size = frame_settings(platform, aspect, size)
     with collect_errors():
         return RunSettings(
             optimize=OptimizeConfig(**given(steps=steps, variants=variants, cutouts=cutouts, seed=seed,
                                             micro_batch=micro_batch, checkpoint_every_s=checkpoint_every,
                                             compile=use_compile)),
             render=RenderConfig(**given(fps=fps, size=size, crf=crf, preset=preset, captions=captions,
-                                        font=str(font.expanduser().resolve()) if font else None)),
+                                        font=str(font.expanduser().resolve()) if font else None, aspect=aspect,
+                                        fill=fill, caption_size=caption_size, caption_position=caption_position)),
             schedule=ScheduleConfig(**given(reactivity=reactivity, pulse=pulse, walk=walk, energy=energy,
                                             intro=intro, outro=outro, title=title)),
             models=model_config(clip, biggan, offline, untrained),
-            timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device)
+            timing=TimingConfig(asr=asr, whisper_model=whisper_model), device=device,
+            direction=DirectionConfig(**given(style=style and " ".join(style.split()),
+                                              avoid=avoid and " ".join(avoid.split()),
+                                              classes=classes and " ".join(classes.split()),
+                                              style_weight=style_weight),
+                                      images=tuple((p, "", w) for p, w in map(parse_image_prompt, image_prompts))))
 
 
 def model_config(clip, biggan, offline, untrained):

@@ -11,6 +11,7 @@ No host synchronisation happens inside the step: scores and best latents stay on
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -20,6 +21,7 @@ from typing import Callable, Sequence
 import torch
 
 from . import cutouts as cut
+from .targets import Target, start_classes, target_tensors
 from .. import rng
 from ..config import OptimizeConfig
 from ..errors import MusividError
@@ -127,15 +129,26 @@ def latent_loss(z: torch.Tensor, cls_logits: torch.Tensor, cfg: OptimizeConfig) 
     return cfg.latent_reg * lat + cls
 
 
-def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor,
+              weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """image_emb (N, C, D), text_emb (N, D), unit norm → (loss (N,), mean cosine (N,)).
 
     The spherical distance 2·arcsin(|a-b|/2)² of the VQGAN/BigGAN+CLIP notebooks, ×75 so that its
     gradient matches big-sleep's -100·cos at a typical cosine of 0.3.
+
+    Several targets per latent (images/targets.py): text_emb (N, T, D) with `weights` (N, T): the
+    weighted sum of the distances (a negative weight pushes away; 0: padding), and as the score the
+    mean cosine weighted by the positive weights.
     """
-    cos = (image_emb * text_emb[:, None]).sum(-1)  # (N, C)
-    d = (image_emb - text_emb[:, None]).norm(dim=-1).div(2).clamp(max=1.0).arcsin().pow(2).mul(2)
-    return 75.0 * d.mean(1), cos.mean(1)
+    if weights is None:
+        cos = (image_emb * text_emb[:, None]).sum(-1)  # (N, C)
+        d = (image_emb - text_emb[:, None]).norm(dim=-1).div(2).clamp(max=1.0).arcsin().pow(2).mul(2)
+        return 75.0 * d.mean(1), cos.mean(1)
+    cos = (image_emb[:, None] * text_emb[:, :, None]).sum(-1)  # (N, T, C)
+    d = (image_emb[:, None] - text_emb[:, :, None]).norm(dim=-1).div(2).clamp(max=1.0).arcsin().pow(2).mul(2)
+    pos = weights.clamp_min(0.0)
+    score = (pos * cos.mean(2)).sum(1) / pos.sum(1).clamp_min(1e-12)
+    return 75.0 * (weights * d.mean(2)).sum(1), score
 
 
 class Objective:
@@ -151,14 +164,20 @@ class Objective:
         self.gnet = generator.fast(amp_dtype)
         self.vnet = clip.fast(amp_dtype)
 
-    def __call__(self, z, cls_logits, text_emb, seeds, step) -> tuple[torch.Tensor, torch.Tensor]:
-        images = self.gnet(z, torch.sigmoid(cls_logits), self.cfg.truncation)  # (n, 3, R, R) float32
+    def __call__(self, z, cls_logits, text_emb, seeds, step, weights=None, class_mask=None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """text_emb (n, D), or (n, T, D) with `weights` (n, T); class_mask (n, num_classes) of 0/1
+        confines each class vector (None: every class). See images/targets.py."""
+        classes = torch.sigmoid(cls_logits)
+        if class_mask is not None:
+            classes = classes * class_mask
+        images = self.gnet(z, classes, self.cfg.truncation)  # (n, 3, R, R) float32
         boxes = cut.sample_boxes(seeds, step + STREAM_CUT, self.cfg.cutouts,
                                  size_min=self.cfg.cutout_min, size_max=self.cfg.cutout_max,
                                  resolution=images.shape[-1])
         pieces = cut.stacked_cutouts(images, boxes, self.clip.image_size)  # (n, 3, C·S, S) float32
         emb = self.vnet(pieces, self.cfg.cutouts).view(z.shape[0], self.cfg.cutouts, -1)  # unit norm, float32
-        loss, score = clip_loss(emb, text_emb)
+        loss, score = clip_loss(emb, text_emb, weights)
         return loss + latent_loss(z.float(), cls_logits.float(), self.cfg), score
 
 
@@ -227,12 +246,14 @@ def _free_cache(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: OptimizeConfig, *,
+def optimize(generator, clip, texts: Sequence["str | Target"], seeds: Sequence[int], cfg: OptimizeConfig, *,
              state: OptimState | None = None, device: str | torch.device = "cpu",
              amp_dtype: torch.dtype | None = None, progress: bool = False, callback: Callable[[StepInfo], None] | None = None
              ) -> OptimizeResult:
     """Optimize N = len(texts) latents (one per (segment, variant); texts may repeat) for
-    cfg.steps steps in total, continuing from `state` if given (resume).
+    cfg.steps steps in total, continuing from `state` if given (resume). Each text is a line's
+    images.targets.Target (its prompt, style, texts to avoid, image prompts, classes) or a Target's
+    key (a plain prompt is its own key).
 
     `amp_dtype` (e.g. torch.bfloat16 on CUDA) enables autocast; None runs in the models' dtype.
     `callback` is called after every step with a StepInfo.
@@ -241,11 +262,16 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
     n = len(texts)
     if n != len(seeds):
         raise ValueError("texts and seeds must have the same length")
+    targets = target_tensors(clip, texts, generator.num_classes, text_embeddings)  # computed once
     if state is None:
         state = init_state(seeds, generator.z_dim, generator.num_classes, cfg, generator.n_z_rows, device)
+        if targets.class_mask is not None:  # named classes: start on them
+            cls0 = start_classes(state.cls, targets.class_mask.to(device))
+            state = dataclasses.replace(state, cls=cls0, best_cls=cls0.clone())
     else:
         state = state.to(device)
-    text_emb = text_embeddings(clip, texts)  # (N, D), computed once
+    text_emb = targets.emb.to(device)  # (N, D), or (N, T, D) with weights (N, T)
+    extra = tuple(t.to(device) for t in (targets.weights, targets.class_mask) if t is not None)
     z = state.z.detach().clone().requires_grad_(True)
     cls = state.cls.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z, cls], lr=cfg.lr, fused=True)  # fused: no .item() on the step count
@@ -279,11 +305,11 @@ def optimize(generator, clip, texts: Sequence[str], seeds: Sequence[int], cfg: O
                     torch._foreach_copy_(undo, kept)  # the state this step starts from
                 for lo in range(0, n, micro):
                     hi = min(n, lo + micro)
-                    rows = (z[lo:hi], cls[lo:hi], text_emb[lo:hi], live.seeds[lo:hi])
+                    rows = (z[lo:hi], cls[lo:hi], text_emb[lo:hi], live.seeds[lo:hi], *(t[lo:hi] for t in extra))
                     if compiled:  # one static size: pad the last micro-batch (no new graph)
                         step.static_size = micro
                         rows = _padded(rows, micro) if hi - lo < micro else rows
-                    loss, sc = step.fn(*rows, step_t)
+                    loss, sc = step.fn(*rows[:4], step_t, *rows[4:])
                     loss, sc = loss[:hi - lo], sc[:hi - lo]
                     loss.sum().backward()
                     score[lo:hi] = sc.detach()

@@ -44,6 +44,7 @@ from ..errors import InputError, MusividError
 from ..files import atomic_torch_save, atomic_write_bytes, sha256_file
 from ..song.segments import Segment, retime
 from ..video.motion import Keyframe
+from .checkpoints import Checkpoint, read_checkpoint, state_dict, state_from, write_checkpoint
 from .lock import LOCK
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,11 @@ class Project:
         if not all(k.isdigit() and isinstance(v, dict) and isinstance(v.get("text"), str)
                    and isinstance(v.get("variant"), int) for k, v in d.get("line_picks", {}).items()):
             raise ValueError("line_picks: not a map from line index to {text, variant}")
+        if not all(k.isdigit() and isinstance(v, str) for k, v in d.get("prompts", {}).items()):
+            raise ValueError("prompts: not a map from line index to text")
+        if not all(k.isdigit() and isinstance(v, dict) and isinstance(v.get("prompt"), (str, type(None)))
+                   for k, v in d.get("prompt_edits", {}).items()):
+            raise ValueError("prompt_edits: not a map from line index to {prompt, was}")
         for kind in ("audio", "lyrics"):
             self.input(kind)
         for kind in ("video", "srt"):
@@ -317,6 +323,43 @@ class Project:
                     del e["start"]
         return out
 
+    # ---- image prompts: what a line's image shows when not its words --------------------------------
+    # "prompts": segment index -> the prompt its lyrics line gives after ` | ` (set from the lyrics
+    # each time they are read); "prompt_edits": segment index -> {"prompt": text or None (cleared),
+    # "was": the line's words in the inputs}, set by hand (`musivid prompt`, the studio), which wins
+    # for as long as the inputs give that line the same words.
+    def set_lyric_prompts(self, prompts: list[str | None]) -> None:
+        """The image prompts the lyrics give, one per segment (None: none)."""
+        found = {str(i): p for i, p in enumerate(prompts) if p}
+        if found:
+            self._data["prompts"] = found
+        else:
+            self._data.pop("prompts", None)
+
+    def set_line_prompt(self, index: int, prompt: str | None) -> None:
+        """Give segment `index` its own image prompt by hand; None clears it (the image follows the
+        words, whatever the lyrics say)."""
+        raw = self.timed_segments()[index]
+        self._data.setdefault("prompt_edits", {})[str(index)] = {"prompt": prompt, "was": raw.text}
+
+    def line_prompts(self, count: int | None = None) -> list[str | None]:
+        """Every segment's image prompt (None: its words): the hand edit, else the lyrics'. A hand
+        edit whose line has new words in the inputs is dropped, with a warning."""
+        raw = self.timed_segments()
+        count = len(raw) if count is None else count
+        out = [self._data.get("prompts", {}).get(str(i)) for i in range(count)]
+        edits = self._data.get("prompt_edits", {})
+        for k in sorted(edits, key=int):
+            i, e = int(k), edits[k]
+            if i >= len(raw) or raw[i].text != e.get("was"):
+                log.warning("line %d changed in the lyrics since its image prompt was set by hand: that prompt is "
+                            "dropped", i + 1)
+                del edits[k]
+                continue
+            if i < count:
+                out[i] = e.get("prompt") or None
+        return out
+
     @property
     def rhythm_file(self) -> Path:
         return self.root / "rhythm.npz"
@@ -374,7 +417,7 @@ class Project:
                 raise MusividError(f"{path}: is not a file but must become this line's latent file: move it out of "
                                    "the project, then run the same command again") from None
         atomic_torch_save({"z": state.best_z[0].clone(), "cls": state.best_cls[0].clone(), **meta,
-                           "score": float(state.best_score[0]), "state": _state_dict(state)}, path,
+                           "score": float(state.best_score[0]), "state": state_dict(state)}, path,
                           f"the finished latent of line {text[:30]!r}, variant {variant}")
         self._data["latents"][key] = meta
 
@@ -413,7 +456,7 @@ class Project:
         path = self.latent_file(key)
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            state = _state_from(blob["state"]) if "state" in blob else None
+            state = state_from(blob["state"]) if "state" in blob else None
             z, cls = blob["z"], blob["cls"]
             if not (isinstance(z, torch.Tensor) and isinstance(cls, torch.Tensor) and cls.ndim == 1):
                 raise ValueError("no latent tensors")
@@ -548,45 +591,5 @@ class Project:
             f.unlink(missing_ok=True)
 
 
-def write_checkpoint(path: Path, keys: list[str], state) -> None:
-    """Atomically save a running optimization of the latents `keys` (also from worker processes)."""
-    atomic_torch_save({"keys": list(keys), "state": _state_dict(state)}, path, "the optimization's checkpoint")
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A running optimization as saved: its latents' keys and their OptimState (row i: keys[i])."""
-
-    keys: list[str]
-    state: Any  # images.optimize.OptimState
-
-
-def read_checkpoint(path: Path) -> Checkpoint | None:
-    """The Checkpoint saved by write_checkpoint, or None (missing, or damaged: a warning)."""
-    import torch
-
-    if not path.is_file():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        keys, state = [str(k) for k in blob["keys"]], _state_from(blob["state"])
-        if not (len(keys) == len(state.z) == len(state.cls) == len(state.seeds)):
-            raise ValueError("keys and state rows differ")
-        return Checkpoint(keys, state)
-    except Exception as e:  # noqa: BLE001 - a damaged checkpoint only costs its progress
-        log.warning("%s is unreadable (%s): discarded it; the interrupted lines start over", path, type(e).__name__)
-        return None
-
-
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _state_dict(state) -> dict:
-    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
-
-
-def _state_from(d: dict):
-    from ..images.optimize import OptimState
-
-    return OptimState(**d)

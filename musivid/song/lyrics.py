@@ -10,6 +10,11 @@ Reading: UTF-8 (with or without a BOM), and UTF-16 or UTF-32 with a BOM; UTF-16/
 refused with "re-save it as UTF-8". Every line is cleaned (`musivid.text.clean_line`: escape
 sequences, control and invisible format characters removed, with one warning naming the lines),
 so captions, .srt/.lrc files and CLIP prompts never see them.
+
+Image prompts: a line may end with ` | PROMPT` (a bar with a space on each side; a bar without
+them is part of the words): the words before it are the line (sung, aligned, captioned), PROMPT is
+what its image shows instead of the words (`LyricLine.prompt`; images/targets.py reads the
+`[classes: ...]` and `[avoid: ...]` inside it).
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..text import clean_line, has_invisible, likely_language
+from ..text import clean_line, has_invisible, likely_language, words_language
 from .segments import Segment, Word, from_times
 
 # CLIP's context is 77 tokens; lines longer than this many characters are cut for CLIP (the full
@@ -29,6 +34,7 @@ _TAG = re.compile(r"\[(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)\]")
 _WORD_TAG = re.compile(r"<(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)>")
 _ANY_TAG = re.compile(r"<[^<>]{0,12}\d[^<>]{0,12}>")  # anything tag-like with a digit: a word tag, maybe bad
 _META = re.compile(r"^\[[a-zA-Z#]+:.*\]\s*$")  # [ar:..] [ti:..] [offset:..] [length:..]
+_LINE_BODY = re.compile(r"^(?:\[\d{1,3}:\d{1,2}(?:[.:]\d{1,3})?\])+(.*)$")  # a timed line and its text
 _OFFSET = re.compile(r"^\[offset:\s*([+-]?\d{1,9})\s*\]\s*$", re.IGNORECASE)  # up to ~11 days in ms
 
 
@@ -37,6 +43,38 @@ class LyricLine:
     text: str
     time: float | None = None  # seconds, from an LRC tag; None for plain lyrics
     words: tuple[Word, ...] = ()  # enhanced LRC word times; a last word without an end tag ends at inf
+    prompt: str | None = None  # the image prompt after ` | ` (None: the image follows the words)
+
+
+PROMPT_BAR = " | "
+
+
+def split_prompt(line: str) -> tuple[str, str | None]:
+    """'fire in the sky | a volcano at night' -> ('fire in the sky', 'a volcano at night'): the
+    words before the first ` | ` and the image prompt after it (None without one, or when either
+    side is empty: then the line is all words)."""
+    words, bar, prompt = line.partition(PROMPT_BAR)
+    if not bar or not words.strip() or not prompt.strip():
+        return line, None
+    return words.strip(), " ".join(prompt.split())
+
+
+def with_prompt(words: str, prompt: str | None) -> str:
+    """A lyric line written back with its image prompt (the inverse of split_prompt)."""
+    return f"{words}{PROMPT_BAR}{prompt}" if prompt else words
+
+
+def lrc_with_prompts(lrc: str, prompts: list[str | None]) -> str:
+    """An LRC text (one timed lyric line per prompt, in order; empty timed lines and tags without
+    text skipped) with each line's image prompt put back after ` | `."""
+    out, k = [], 0
+    for raw in lrc.splitlines():
+        m = _LINE_BODY.match(raw)
+        if m and m.group(1).strip() and k < len(prompts):
+            raw = with_prompt(raw, prompts[k])
+            k += 1
+        out.append(raw)
+    return "\n".join(out) + "\n"
 
 
 
@@ -112,17 +150,17 @@ def parse_plain(text: str) -> list[LyricLine]:
     before it."""
     out: list[LyricLine] = []
     for raw in text.splitlines():
-        t = clean_line(raw)
+        t, prompt = split_prompt(clean_line(raw))
         m = _REPEAT.search(t)
         if m:
             n = int(m.group(1) or m.group(2))
             body = t[:m.start()].strip()
             if 2 <= n <= 20 and (body or out):
-                line = LyricLine(body) if body else out.pop()
+                line = LyricLine(body, prompt=prompt) if body else out.pop()
                 out.extend([line] * n)
                 continue
         if t:
-            out.append(LyricLine(t))
+            out.append(LyricLine(t, prompt=prompt))
     return out
 
 
@@ -156,7 +194,8 @@ def parse_lrc(text: str, gaps: list[float] | None = None) -> tuple[list[LyricLin
                 continue
             warnings.append(f"line without a time tag ignored: {raw[:40]!r}")
             continue
-        body, words = _word_tags(raw[pos:], number, warnings)
+        body, prompt = split_prompt(raw[pos:])
+        body, words = _word_tags(body, number, warnings)
         if not body:  # an empty timed line marks an instrumental gap
             if gaps is not None:
                 gaps.extend(max(0.0, t - offset) for t in tags)
@@ -167,7 +206,8 @@ def parse_lrc(text: str, gaps: list[float] | None = None) -> tuple[list[LyricLin
             last = t
             shift = t - tags[0] - offset  # word tags are absolute: a repeat of the line moves them along
             lines.append(LyricLine(body, max(0.0, t - offset),
-                                   tuple(Word(w.text, max(0.0, w.start + shift), w.end + shift) for w in words)))
+                                   tuple(Word(w.text, max(0.0, w.start + shift), w.end + shift) for w in words),
+                                   prompt))
             where.append((number, t))
     if out_of_order:
         warnings.append("time tags were out of order; lines sorted by time")
@@ -304,30 +344,10 @@ def clip_text(text: str) -> tuple[str, bool]:
 
 # ---- the lyrics' language ------------------------------------------------------------------------
 
-# the most frequent short words of languages written in Latin script
-_STOPWORDS = {
-    "en": "the and you to of a in is it i me my that on for your we with be this all not are love".split(),
-    "de": "der die das und ich du nicht ist ein eine zu mit den sie es wir mir dich auf im".split(),
-    "fr": "le la les et je tu de des un une est que pas mon ma dans qui il elle nous pour".split(),
-    "es": "el la los las y yo tu de que en un una es no mi por con se lo me te".split(),
-    "it": "il la le e io tu di che un una non mi per con ti sei sono ma lo gli".split(),
-    "pt": "o a os as e eu tu de que um uma não meu minha em com se por você me".split(),
-    "nl": "de het een en ik je jij niet is van dat op met zijn mijn wij we".split(),
-}
-
-
 def guess_language(texts: list[str]) -> str | None:
     """The lyrics' language as an ISO 639-1 code, from their script (`musivid.text.SCRIPTS`: at
     least 30 % of the letters in a script naming a language, kana among Han: Japanese), or for
-    Latin script from their most frequent words; None when the text does not tell (too short,
+    Latin script from their most frequent words (`musivid.text.words_language`); None when the text does not tell (too short,
     or a tie)."""
     text = " ".join(texts)
-    lang = likely_language(text)  # the script's language (musivid.text.SCRIPTS), Cyrillic: Russian
-    if lang is not None:
-        return lang
-    words = [w.strip(".,!?;:\"'()¿¡«»").casefold() for w in text.split()]
-    score = {lang: sum(w in set(sw) for w in words) for lang, sw in _STOPWORDS.items()}
-    best = sorted(score.items(), key=lambda kv: -kv[1])
-    if best[0][1] >= 2 and best[0][1] >= 1.5 * best[1][1]:
-        return best[0][0]
-    return None
+    return likely_language(text) or words_language(text)

@@ -29,7 +29,7 @@ from .view import file_url, preview_file, project_view
 
 log = logging.getLogger(__name__)
 
-JOB_KINDS = ("make", "optimize", "variants", "rewrite", "render", "preview", "thumbnails")
+JOB_KINDS = ("make", "optimize", "variants", "rewrite", "prompt", "style", "render", "preview", "thumbnails")
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class Studio:
         """Start a background job (see JOB_KINDS); Busy if one runs."""
         if kind not in JOB_KINDS:
             raise InputError(f"{kind!r}: not a job: one of {', '.join(JOB_KINDS)}")
-        if kind in ("variants", "rewrite", "preview") and line is None:
+        if kind in ("variants", "rewrite", "prompt", "preview") and line is None:
             raise InputError(f"a {kind} job needs a line number")
         label, fn = self._job(kind, line, count, text)
         with self._write:
@@ -173,6 +173,18 @@ class Studio:
                 have = edit.rewrite_line(root, line, text or "", on_progress=op, **kw)
                 return f"line {line}: new words, variants {', '.join(map(str, have))}", {"line": line}
             return f"re-wording line {line}", run
+        if kind == "prompt":  # text "" (or none): cleared, the image follows the words
+            def run(op):
+                have = edit.set_line_prompt(root, line, text.strip() if text and text.strip() else None,
+                                            on_progress=op, **kw)
+                what = "new image prompt" if text and text.strip() else "image prompt cleared"
+                return f"line {line}: {what}, variants {', '.join(map(str, have))}", {"line": line}
+            return f"setting the image prompt of line {line}", run
+        if kind == "style":  # the whole video's style: every line is optimized again
+            def run(op):
+                n = edit.set_direction(root, style=text or "", on_progress=op, **kw)
+                return (f"new style: optimized {n} latent(s)" if n else "the style is unchanged"), None
+            return "changing the video's style", run
         if kind == "render":
             def run(op):
                 res = edit.render_project(root, on_progress=op, **kw)

@@ -60,7 +60,7 @@ def project_view(root: Path) -> dict:
         "untrained": m.untrained,
         "untrained_note": UNTRAINED_NOTE if m.untrained else None,
         "settings": {"steps": o.steps, "variants": o.variants, "cutouts": o.cutouts, "seed": o.seed, "fps": r.fps,
-                     "size": r.size, "captions": r.captions,
+                     "size": r.size, "frame": "{}x{}".format(*r.frame), "captions": r.captions, "style": settings.direction.style,
                      "clip": "untrained" if m.untrained else m.clip_path or m.clip,
                      "biggan": "untrained" if m.untrained else m.biggan_path or m.biggan},
         "duration": _num(duration, 3),
@@ -75,7 +75,8 @@ def project_view(root: Path) -> dict:
             "line": li.line, "text": li.segment.text, "start": _num(li.segment.start), "end": _num(li.segment.end),
             "keyframe": _num(li.keyframe.time) if li.keyframe else None,
             "snapped": bool(li.keyframe and li.keyframe.snapped), "shown": li.shown, "picked": li.picked,
-            "repeats": list(li.repeats),  # the other lines with the same words: their own picks, shared variants
+            "repeats": list(li.repeats),  # the other lines with the same target: their own picks, shared variants
+            "prompt": li.prompt,  # its own image prompt (None: its image follows its words)
             "preview": (file_url(root, preview_file(root, li.line)) if preview_file(root, li.line).is_file() else None),
             "variants": [{"variant": v.variant, "score": _num(v.score), "steps": v.steps,
                           "thumb": file_url(root, v.thumbnail) if v.thumbnail else None} for v in li.variants],

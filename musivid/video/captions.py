@@ -208,23 +208,34 @@ class CaptionLayout:
     origins: tuple[tuple[float, float], ...]  # where each unit's text is drawn
 
 
+def caption_px(width: int, height: int, scale: float = 1.0) -> int:
+    """The caption font's size in pixels: 1/16 of the frame's short side times `scale`
+    (RenderConfig.caption_size), at least 10."""
+    return max(10, int(min(width, height) * scale / 16))
+
+
 def layout(text: str, width: int, height: int, finder: FontFinder | None = None,
-           line: int | None = None) -> CaptionLayout:
-    """Centre `text` at the bottom of a width x height frame, wrapped to 92 % of the width (at
-    spaces, and between the characters of scripts written without spaces), in a font that covers it.
+           line: int | None = None, scale: float = 1.0, position: str = "bottom",
+           clear: tuple[int, int] = (0, 0)) -> CaptionLayout:
+    """Centre `text` horizontally in a width x height frame, at its bottom, middle or top
+    (`position`), wrapped to 92 % of the width (at spaces, and between the characters of scripts
+    written without spaces), in a font that covers it, of caption_px(width, height, scale).
+    `clear` = (top, bottom): bands of the frame's height the rows stay out of (the untrained mark).
     The text is cleaned first (`musivid.text.clean_line`): the units' spans are in the clean text."""
     from PIL import Image, ImageDraw
 
     text = clean_line(text)
     finder = finder or _default_finder()
-    size = max(10, height // 16)
+    size = caption_px(width, height, scale)
     fnt = finder.font(text, size, line)
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     us = unit_spans(text) or [Unit(text, 0, len(text), False)]
     rows = _wrap_units(draw, us, fnt, 0.92 * width)
     stroke = max(1, size // 12)
     step = int(size * 1.35)
-    y = height - step * len(rows) - size // 2
+    block = step * len(rows)
+    y = {"bottom": height - block - size // 2, "middle": (height - block) // 2, "top": size // 2}[position]
+    y = max(clear[0], min(y, height - clear[1] - block)) if clear != (0, 0) else y
     placed, boxes, origins = [], [], []
     for row in rows:
         s = _join(row)
@@ -286,6 +297,33 @@ def draw_caption(frame: np.ndarray, lay: CaptionLayout, current: int | None = No
     return np.asarray(img)
 
 
+def caption_sprite(lay: CaptionLayout, width: int, height: int, current: int | None = None,
+                   karaoke: bool = False):
+    """The laid-out line as a frame.Sprite (its box only, clipped to the frame): what draw_caption
+    draws, taken as colour and coverage by drawing it once on black and once on white (a pixel
+    drawn as frame x (1 - alpha) + p is p on black and 255 (1 - alpha) + p on white), so blending
+    it over any frame (in RGB, or on the encoder's yuv420p planes) is draw_caption on that frame.
+    None when nothing of it is in the frame."""
+    from .frame import Sprite
+
+    pad = lay.stroke + lay.size // 4 + 2  # glyphs may reach past their advance boxes
+    x0 = max(0, int(math.floor(min(b[0] for b in lay.boxes))) - pad) // 2 * 2
+    y0 = max(0, int(math.floor(min(b[1] for b in lay.boxes))) - pad) // 2 * 2
+    x1 = min(width, int(math.ceil(max(b[2] for b in lay.boxes))) + pad + 1) // 2 * 2
+    y1 = min(height, int(math.ceil(max(b[3] for b in lay.boxes))) + pad + 1) // 2 * 2
+    if x1 <= x0 or y1 <= y0:
+        return None
+    moved = dataclasses.replace(
+        lay, rows=tuple((t, x - x0, y - y0) for t, x, y in lay.rows),
+        boxes=tuple((a - x0, b - y0, c - x0, d - y0) for a, b, c, d in lay.boxes),
+        origins=tuple((x - x0, y - y0) for x, y in lay.origins))
+    shape = (y1 - y0, x1 - x0, 3)
+    on_black = draw_caption(np.zeros(shape, np.uint8), moved, current, karaoke).astype(np.float32)
+    on_white = draw_caption(np.full(shape, 255, np.uint8), moved, current, karaoke).astype(np.float32)
+    alpha = np.clip(1 - (on_white - on_black).mean(-1) / 255, 0, 1)
+    return Sprite(x0, y0, on_black / 255, alpha)
+
+
 def burn_caption(frame: np.ndarray, text: str, finder: FontFinder | None = None) -> np.ndarray:
     """Draw `text` at the bottom of an (H, W, 3) uint8 frame, white with a dark outline."""
     h, w = frame.shape[:2]
@@ -299,16 +337,32 @@ def _default_finder() -> FontFinder:
 
 # ---- the overlay ---------------------------------------------------------------------------------------
 
+def caption_track(segments: Sequence[Segment], cfg, untrained: bool = False) -> "CaptionTrack | None":
+    """The captions a RenderConfig asks for (None: none), laid out for its frame (size and place,
+    clear of the untrained mark where the render draws one: `untrained`)."""
+    from .frame import FrameSpec, mark_clear, untrained_mark
+
+    if cfg.captions == "none":
+        return None
+    spec = FrameSpec.of(cfg)
+    mark = untrained_mark(spec.width, spec.height, cfg.caption_position) if untrained else None
+    return CaptionTrack(segments, cfg.fps, cfg.captions, cfg.font, cfg.caption_size, cfg.caption_position,
+                        mark_clear(mark, spec.height))
+
+
 class CaptionTrack:
     """The lyric line (and in karaoke the word) drawn on each video frame: the overlay that
-    render.render calls as overlay(frame index in the song, image)."""
+    render.render calls as overlay(frame index in the song, image). `scale`, `position` and
+    `clear`: how `layout` places the lines."""
 
-    def __init__(self, segments: Sequence[Segment], fps: float, mode: str = "line", font: str | None = None):
+    def __init__(self, segments: Sequence[Segment], fps: float, mode: str = "line", font: str | None = None,
+                 scale: float = 1.0, position: str = "bottom", clear: tuple[int, int] = (0, 0)):
         if mode not in ("line", "karaoke"):
             raise ValueError(f"caption mode {mode!r}: use 'line' or 'karaoke'")
         self.segments = clean_segments(segments)  # what is drawn, and the units karaoke times
         self.fps = exact_fps(fps)
         self.mode = mode
+        self.scale, self.position, self.clear = scale, position, clear
         self.spans = [frame_span(s.start, s.end, self.fps) for s in self.segments]
         self.line_of_frame = np.full(max((b for _, b in self.spans), default=0), -1)  # (F,) -1: none
         for k, (a, b) in enumerate(self.spans):  # a later line takes over from an overlapping one
@@ -318,6 +372,7 @@ class CaptionTrack:
             self.finder.face_for(s.text, s.index + 1)
         self._layouts: dict[tuple[int, int, int], CaptionLayout] = {}
         self._starts: dict[int, list[float]] = {}
+        self._sprites: dict[tuple[int, int | None, int, int], object] = {}
 
     def line_at(self, index: int) -> int:
         """The position in `self.segments` (the given segments, cleaned, a line left with no text
@@ -339,8 +394,25 @@ class CaptionTrack:
         key = (k, width, height)
         if key not in self._layouts:
             s = self.segments[k]
-            self._layouts[key] = layout(s.text, width, height, self.finder, s.index + 1)
+            self._layouts[key] = layout(s.text, width, height, self.finder, s.index + 1, self.scale, self.position,
+                                        self.clear)
         return self._layouts[key]
+
+    def sprite(self, index: int, width: int, height: int):
+        """What frame `index` of a width x height video shows of the captions, as a frame.Sprite
+        (None: no line): render.render blends it into the encoder's planes. Made once per line (and
+        per karaoke word), kept while the line shows."""
+        k = self.line_at(index)
+        if k < 0:
+            return None
+        current = self.word_at(index) if self.mode == "karaoke" else None
+        key = (k, current, width, height)
+        if key not in self._sprites:
+            if len(self._sprites) > 64:  # the lines already shown: not needed again in order
+                self._sprites.clear()
+            self._sprites[key] = caption_sprite(self.layout(k, width, height), width, height, current,
+                                                self.mode == "karaoke")
+        return self._sprites[key]
 
     def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
         k = self.line_at(index)

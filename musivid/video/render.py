@@ -1,13 +1,16 @@
 """Per-frame latents → H.264 (yuv420p, +faststart) + AAC mp4 via PyAV, as a pipeline.
 
-The calling thread generates frames in batches on the device and converts them there to uint8
+The calling thread generates frames in batches on the device, places them in the frame there
+(frame.py: --aspect, the fill, the untrained mark, all batched) and converts them there to uint8
 YUV 4:2:0 (a matrix and 2x2 averaging in torch, BT.601 or BT.709 limited range, tagged in the
 stream); on CUDA the planes cross to the host through pinned buffers, asynchronously. One encoder
-thread takes each batch as soon as it is on the host, draws the overlay (captions) on frames that
-have one, encodes H.264 and the stretch of audio that belongs to those frames, and muxes, while
-the next batch is generated. Queues and buffers are bounded, so memory does not grow with the
-song's length. Exactly round(duration · fps) frames, frame i at i / fps. The file is written
-under a temporary name and renamed when complete; a failure anywhere leaves no file.
+thread takes each batch as soon as it is on the host, blends the captions (a sprite per line, or
+per karaoke word, made once) into the planes of the frames that show one, encodes H.264 and the
+stretch of audio that belongs to those frames, and muxes, while the next batch is generated.
+Queues and buffers are bounded, so memory does not grow with the song's length (and a batch is
+made smaller when its frames would not fit in the device's free memory: 1080p frames are big).
+Exactly round(duration · fps) frames, frame i at i / fps. The file is written under a temporary
+name and renamed when complete; a failure anywhere leaves no file.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from ..config import RenderConfig
 from ..files import atomic_output
 from ..progress import Bar
+from .frame import FrameSpec, Sprite, compose_rgb, compose_yuv, untrained_mark
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +40,10 @@ class RenderResult:
     path: Path
     frames: int
     fps: float
-    size: int
+    size: int  # the frame's short side
     duration: float  # video duration in seconds (frames / fps)
+    width: int = 0
+    height: int = 0
 
 
 def fps_fraction(fps: float) -> Fraction:
@@ -139,6 +145,14 @@ class FrameSource(Protocol):
 
 Overlay = Callable[[int, np.ndarray], np.ndarray]  # (frame index in the song, (H, W, 3) uint8) -> frame
 
+
+class Sprites(Protocol):
+    """An overlay drawn as sprites (captions.CaptionTrack): frame i shows sprite(i, W, H), a
+    frame.Sprite or None, blended into its yuv420p planes; the frames themselves stay on the
+    device path."""
+
+    def sprite(self, index: int, width: int, height: int) -> Sprite | None: ...
+
 # Y' and (B' - Y', R' - Y') weights per matrix (ITU-R BT.601 / BT.709): Kr, Kb
 MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 
@@ -183,27 +197,43 @@ def rgb_to_yuv420(rgb: torch.Tensor, matrix: str = "bt601") -> torch.Tensor:
 
 
 def frames_yuv420(generator, z: torch.Tensor, classes: torch.Tensor, truncation: float, size: int,
-                  dtype: torch.dtype | None = None, matrix: str = "bt601") -> torch.Tensor:
-    """The generator's frames as (B, size·3/2, size) uint8 yuv420p planes, made on its device
-    from the float images: converted at the generator's resolution, then Y resized to `size` and
-    chroma to size/2 (bicubic, antialiased when shrinking). Colour conversion and resizing are both
-    linear, so this equals resizing first; it skips the full-size RGB frames."""
+                  dtype: torch.dtype | None = None, matrix: str = "bt601", frame: FrameSpec | None = None,
+                  mark: Sprite | None = None) -> torch.Tensor:
+    """The generator's frames as (B, H·3/2, W) uint8 yuv420p planes, made on its device from the
+    float images: converted at the generator's resolution, then Y resized to the frame's image side
+    and chroma to half of it (bicubic, antialiased when shrinking; an exact halving a 2x2 mean) and
+    each placed on the frame's fill (frame: default a size x size square), the mark drawn over
+    them. Colour conversion, resizing and the fills are all linear, so this equals doing them in
+    RGB first; it skips the full-size RGB frames."""
     img = generator(z.to(generator.device), classes.to(generator.device), truncation, dtype)  # (B, 3, R, R)
     m, off = _yuv_weights(matrix, img.device)
     yuv = torch.einsum("ij,bjhw->bihw", m, img) + off[:, None, None]  # (B, 3, R, R) levels
-    r = img.shape[-1]
+    y, uv = compose_yuv(yuv, frame or FrameSpec.square(size), (m, off), mark)  # (B, 1, H, W), (B, 2, H/2, W/2)
+    return _planes(y[:, 0], uv[:, 0], uv[:, 1])
 
-    def resize(x: torch.Tensor, side: int) -> torch.Tensor:
-        if x.shape[-1] == side:
-            return x
-        return F.interpolate(x, size=(side, side), mode="bicubic", align_corners=False, antialias=side < r)
 
-    y = resize(yuv[:, :1], size)[:, 0]
-    if r == size:  # chroma: the 2x2 mean, as rgb_to_yuv420 takes it
-        uv = F.avg_pool2d(yuv[:, 1:], 2)
-    else:
-        uv = resize(yuv[:, 1:], size // 2)
-    return _planes(y, uv[:, 0], uv[:, 1])
+def frames_rgb(generator, z: torch.Tensor, classes: torch.Tensor, truncation: float, frame: FrameSpec,
+               dtype: torch.dtype | None = None, mark: Sprite | None = None) -> torch.Tensor:
+    """The generator's frames placed on the frame (its fill, the mark) as (B, H, W, 3) uint8 RGB,
+    made and quantised on its device (for an overlay to draw on)."""
+    img = generator(z.to(generator.device), classes.to(generator.device), truncation, dtype)  # (B, 3, R, R)
+    out = compose_rgb(img, frame, mark)  # (B, 3, H, W) in [0, 1]
+    return (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+CPU_BATCH_PIXELS = 8_400_000  # on the CPU a batch holds at most this many pixels (4 frames of 1080p)
+
+
+def fit_batch(batch: int, frame: FrameSpec, rgb: bool, free: int | None, cpu: bool = False) -> int:
+    """The render batch: `batch` frames, fewer when a batch would take more than a quarter of the
+    `free` bytes of the device (None: unknown) while made and encoded. On the CPU, where a batch
+    gains nothing from its size, at most CPU_BATCH_PIXELS: 1080p rendered 4 frames at a time was
+    faster than 16 at a time and peaked 300 MB lower (benchmarks/render_memory.py)."""
+    if cpu:
+        batch = min(batch, max(1, CPU_BATCH_PIXELS // (frame.width * frame.height)))
+    if free is None:
+        return batch
+    return max(1, min(batch, free // 4 // frame.bytes_per_frame(rgb)))
 
 
 class _Writer:
@@ -220,7 +250,8 @@ class _Writer:
             for k, v in (metadata or {}).items():
                 self.out.metadata[k] = v
             vst = self.out.add_stream("libx264", rate=self.rate)
-            vst.width = vst.height = cfg.size
+            self.frame = FrameSpec.of(cfg)
+            vst.width, vst.height = self.frame.width, self.frame.height
             vst.pix_fmt = "yuv420p"
             vst.codec_context.time_base = 1 / self.rate
             self.matrix = yuv_matrix(cfg.size)
@@ -306,9 +337,13 @@ class _Staging:
 class _Encoder(threading.Thread):
     """The encoder thread: host batches in, overlay, H.264 + audio, mux."""
 
-    def __init__(self, writer: _Writer, staging: _Staging, overlay: Overlay | None, first: int):
+    def __init__(self, writer: _Writer, staging: _Staging, overlay: Overlay | None, first: int,
+                 sprites: Sprites | None = None):
         super().__init__(name="musivid-encoder", daemon=True)
         self.writer, self.staging, self.overlay, self.first = writer, staging, overlay, first
+        self.sprites = sprites
+        m, off = _yuv_weights(writer.matrix, "cpu")
+        self.yuv = m.numpy(), off.numpy()
         self.jobs: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.stopped = False
@@ -326,10 +361,19 @@ class _Encoder(threading.Thread):
                     event.synchronize()  # this batch's copy only; the device keeps generating
                 t = time.perf_counter()
                 arr = host.numpy()
-                if self.overlay is not None:  # arr: RGB frames to draw on, then convert here
-                    drawn = np.stack([self.overlay(lo + j, arr[j]) for j in range(arr.shape[0])])
-                    arr = rgb_to_yuv420(torch.from_numpy(drawn), self.writer.matrix).numpy()
-                self.writer.write(lo - self.first, arr)
+                if self.sprites is not None:  # arr: yuv420p planes: the captions blended into them here
+                    w, h = self.writer.frame.width, self.writer.frame.height
+                    for j in range(arr.shape[0]):
+                        if (sp := self.sprites.sprite(lo + j, w, h)) is not None:
+                            sp.blend_planes(arr[j], *self.yuv)
+                    self.writer.write(lo - self.first, arr)
+                elif self.overlay is not None:  # arr: RGB frames to draw on, then convert here
+                    for a in range(0, arr.shape[0], 4):  # a few at a time: float copies of 1080p frames are big
+                        drawn = np.stack([self.overlay(lo + j, arr[j]) for j in range(a, min(a + 4, arr.shape[0]))])
+                        self.writer.write(lo + a - self.first, rgb_to_yuv420(torch.from_numpy(drawn),
+                                                                             self.writer.matrix).numpy())
+                else:
+                    self.writer.write(lo - self.first, arr)
                 self.busy_s += time.perf_counter() - t
                 self.staging.give_back(host)
                 del keep
@@ -380,12 +424,16 @@ def render(generator, source: FrameSource, audio_path: Path, out_path: Path, cfg
            truncation: float = 1.0, amp_dtype: torch.dtype | None = None, overlay: Overlay | None = None,
            metadata: dict[str, str] | None = None, frames: tuple[int, int] | None = None,
            progress: bool = False, callback: Callable[[int, int], None] | None = None,
-           times: RenderTimes | None = None) -> RenderResult:
+           times: RenderTimes | None = None, untrained: bool = False) -> RenderResult:
     """Render the frames of `source` (all, or the excerpt `frames` = [first, last)) and mux them
-    with the matching stretch of the audio of `audio_path` into `out_path`.
+    with the matching stretch of the audio of `audio_path` into `out_path`, in the frame cfg
+    asks for (aspect, size, fill).
 
-    `overlay(i, image)` draws on frame i (captions), on the encoder thread. `callback(done,
-    total)` after each batch is handed to the encoder."""
+    `overlay`: the captions, on the encoder thread: a Sprites (captions.CaptionTrack: blended into
+    the frames' planes, which are made on the device path), or a function overlay(i, image) that
+    draws on frame i's RGB picture. `callback(done, total)` after each batch is handed to the
+    encoder. `untrained`: the frames carry the UNTRAINED PREVIEW mark (frame.untrained_mark, in
+    the corner away from the captions)."""
     first, last = frames if frames is not None else (0, len(source))
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
@@ -393,30 +441,41 @@ def render(generator, source: FrameSource, audio_path: Path, out_path: Path, cfg
         torch.set_num_threads(max(1, threads // 2))
     try:
         return _render(generator, source, Path(audio_path), Path(out_path), cfg, truncation, amp_dtype, overlay,
-                       metadata, (first, last), frames is not None, progress, callback, times, t0)
+                       metadata, (first, last), frames is not None, progress, callback, times, t0, untrained)
     finally:
         torch.set_num_threads(threads)
 
 
 def _render(generator, source, audio_path: Path, out_path: Path, cfg: RenderConfig, truncation, amp_dtype, overlay,
-            metadata, span: tuple[int, int], excerpt: bool, progress, callback, times, t0) -> RenderResult:
+            metadata, span: tuple[int, int], excerpt: bool, progress, callback, times, t0, untrained) -> RenderResult:
+    from ..images.optimize import available_memory
+
     first, last = span
     n = last - first
     rate = fps_fraction(cfg.fps)
+    spec = FrameSpec.of(cfg)
+    mark = untrained_mark(spec.width, spec.height, cfg.caption_position) if untrained else None
+    sprites = overlay if hasattr(overlay, "sprite") else None
+    rgb = overlay is not None and sprites is None  # a drawing function: RGB frames for it
+    batch = fit_batch(cfg.batch, spec, rgb, available_memory(generator.device), generator.device.type == "cpu")
+    if batch < fit_batch(cfg.batch, spec, rgb, None, generator.device.type == "cpu"):
+        log.info("rendering %d frames at a time (%d x %d frames; the free memory holds no more)", batch,
+                 spec.width, spec.height)
     with atomic_output(Path(out_path)) as tmp:
         writer = _Writer(tmp, cfg, audio_path, first / float(rate), last / float(rate) if excerpt else None, metadata)
         staging = _Staging(generator.device)
-        encoder = _Encoder(writer, staging, overlay, first)
+        encoder = _Encoder(writer, staging, None if sprites is not None else overlay, first, sprites)
         encoder.start()
         try:
             with Bar(n, "rendering", "frame", enabled=progress) as bar:
-                for lo in range(first, last, cfg.batch):
-                    hi = min(last, lo + cfg.batch)
+                for lo in range(first, last, batch):
+                    hi = min(last, lo + batch)
                     z, c = source.latents(lo, hi)
-                    if overlay is not None:  # RGB frames, drawn on and converted on the encoder thread
-                        payload = generator.frames(z, c, truncation, cfg.size, amp_dtype)  # (b, H, W, 3)
+                    if rgb:  # RGB frames, drawn on and converted on the encoder thread
+                        payload = frames_rgb(generator, z, c, truncation, spec, amp_dtype, mark)  # (b, H, W, 3)
                     else:
-                        payload = frames_yuv420(generator, z, c, truncation, cfg.size, amp_dtype, writer.matrix)
+                        payload = frames_yuv420(generator, z, c, truncation, cfg.size, amp_dtype, writer.matrix,
+                                                spec, mark)
                     host, event = staging.take(payload, encoder.alive)
                     encoder.put((lo, host, event, payload))
                     bar.update(hi - lo)
@@ -431,7 +490,7 @@ def _render(generator, source, audio_path: Path, out_path: Path, cfg: RenderConf
         writer.close()
     if times is not None:
         times.total, times.encode = time.perf_counter() - t0, encoder.busy_s
-    return RenderResult(Path(out_path), n, float(rate), cfg.size, n / float(rate))
+    return RenderResult(Path(out_path), n, float(rate), cfg.size, n / float(rate), spec.width, spec.height)
 
 
 def encode_frames(planes: Iterable[np.ndarray], audio_path: Path, out_path: Path, cfg: RenderConfig,

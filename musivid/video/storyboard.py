@@ -32,6 +32,7 @@ class Row:
     text: str
     variants: Sequence[Variant]
     chosen: int | None  # the variant number shown in the video
+    prompt: str | None = None  # the line's own image prompt, shown under its words (None: the image follows the words)
 
 
 def storyboard_png(rows: Sequence[Row], untrained: bool = False, font: str | None = None) -> bytes:
@@ -54,8 +55,15 @@ def storyboard_png(rows: Sequence[Row], untrained: bool = False, font: str | Non
     for row in rows:
         label = f"{row.line}. [{row.time:6.2f}s] {row.text}"
         big = finder.font(label, 14, row.line)
-        for k, line in enumerate(wrap(draw, label, big, text_w - 2 * pad)):
+        wrapped = wrap(draw, label, big, text_w - 2 * pad)
+        for k, line in enumerate(wrapped):
             draw.text((pad, y + 17 * k), line, font=big, fill=(235, 235, 235))
+        if row.prompt and row.prompt != row.text:  # what the image shows instead of the words
+            note = f"image: {row.prompt}"
+            it = finder.font(note, 12, row.line)
+            room = max(1, (THUMB + head) // 15 - len(wrapped))  # rows left beside the thumbnails
+            for k, line in enumerate(wrap(draw, note, it, text_w - 2 * pad)[:room]):
+                draw.text((pad, y + 17 * len(wrapped) + 2 + 15 * k), line, font=it, fill=(160, 190, 255))
         for j, v in enumerate(row.variants):
             x = text_w + j * (THUMB + pad)
             if v.image is None:

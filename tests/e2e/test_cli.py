@@ -47,6 +47,34 @@ def test_video_golden_metadata(rendered, sample):
     assert "UNTRAINED" in r.stderr  # said in the log too
 
 
+def test_tall_video_golden_metadata(tmp_path):
+    """`--aspect 9:16 --size 720` is a 720x1280 video (a 1-second excerpt here): golden metadata,
+    the project keeps the frame, and the untrained preview says so in its picture (its mark's
+    corner, top-left, is the mark's dark box, not the picture)."""
+    from musivid.video.frame import untrained_mark
+
+    song = demo_excerpt(tmp_path / "song.wav", 12.0, 3.0)
+    out = tmp_path / "tall.mp4"
+    r = musivid(song, song.with_suffix(".lrc"), "-o", out, "--untrained", "--steps", "1", "--cutouts", "2",
+                "--fps", "8", "--asr", "none", "--aspect", "9:16", "--size", "720", "--preset", "ultrafast",
+                "--captions", "--start", "1", "--duration", "1", "-q")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(out)) as c:
+        v, a = c.streams.video, c.streams.audio
+        assert len(v) == 1 and len(a) == 1 and a[0].codec_context.name == "aac"
+        cc = v[0].codec_context
+        assert (cc.name, cc.pix_fmt, cc.width, cc.height, v[0].average_rate) == ("h264", "yuv420p", 720, 1280, 8)
+        vdur, adur = float(v[0].duration * v[0].time_base), float(a[0].duration * a[0].time_base)
+        assert "UNTRAINED" in c.metadata.get("title", "")
+    frames = decoded_frames(out)
+    assert len(frames) == 8 and abs(vdur - 1.0) < 1e-6 and abs(adur - 1.0) < 1 / 8
+    x0, y0, x1, y1 = untrained_mark(720, 1280).box
+    box = np.stack(frames)[:, y0:y1, x0:x1].astype(float)
+    assert box.std(axis=(1, 2, 3)).min() > 30  # white words on a dark box in every frame
+    data = json.loads((tmp_path / "tall.musivid" / "project.json").read_text())
+    assert (data["settings"]["render"]["aspect"], data["settings"]["render"]["size"]) == ("9:16", 720)
+
+
 def test_keyframes_show_their_images_and_the_picture_glides(rendered, tiny_models):
     """At each keyframe the frame is the chosen latent's image (up to H.264), and halfway to the
     next keyframe the picture is between the two: farther from both than the encoding error.
@@ -185,8 +213,9 @@ def test_align_writes_lrc_and_srt(tmp_path, sample):
 
 
 def test_align_offline_with_an_empty_cache_answers_in_seconds(tmp_path, monkeypatch):
-    """--offline reaches Whisper: no download is tried. Without a cached model the bundled tiny.en
-    (a test dependency) is used and said; with --whisper-model NAME it is a clear one-line error."""
+    """--offline reaches Whisper: no download is tried. Without a cached model the installed
+    multilingual base (musivid[asr-offline], a test dependency) is used and said; with
+    --whisper-model NAME it is a clear one-line error."""
     monkeypatch.setenv("MUSIVID_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     tried = no_network(monkeypatch)
@@ -196,9 +225,10 @@ def test_align_offline_with_an_empty_cache_answers_in_seconds(tmp_path, monkeypa
     assert "--whisper-model medium" in r.stderr and "offline" in r.stderr
     r = musivid("align", SAMPLES / "demo.mp3", SAMPLES / "demo.txt", "-o", tmp_path / "b.lrc", "--offline")
     assert r.returncode == 0 and "offline" in r.stderr, r.stderr
-    assert "tiny.en model installed with musivid[test]" in r.stderr, r.stderr
+    assert "multilingual base installed with musivid[asr-offline]" in r.stderr, r.stderr
     assert tried == []  # in seconds: no host was even asked
-    assert not (tmp_path / "cache" / "whisper").exists() or not any((tmp_path / "cache" / "whisper").rglob("*.bin"))
+    hub = [p for p in (tmp_path / "cache").rglob("*.bin") if "installed-base" not in str(p)]  # joined, not fetched
+    assert hub == [], hub
 
 
 def test_plain_lyrics_are_aligned_automatically(tmp_path, sample):

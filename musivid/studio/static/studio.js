@@ -106,7 +106,9 @@ function draw() {
   }
   const s = p.settings;
   $("facts").textContent = `${p.lines.length} lines · ${fmt(p.duration)} · ${p.tempo ?? "?"} BPM · ` +
-    `${s.variants} variant(s), ${s.steps} steps · ${s.size}px ${s.fps} fps · CLIP ${s.clip}, BigGAN ${s.biggan}`;
+    `${s.variants} variant(s), ${s.steps} steps · ${s.frame || s.size + "px"} ${s.fps} fps · CLIP ${s.clip}, BigGAN ${s.biggan}`;
+  const style = $("style");
+  if (document.activeElement !== style) style.value = s.style || "";
   $("optimize").hidden = !p.missing_lines.length;
   $("thumbs").hidden = !p.missing_thumbnails;
   const audio = $("audio");
@@ -171,8 +173,17 @@ function lineCard(li, n, editing) {
     el("button", { class: "needs-idle", dataset: { action: "preview" }, title: "Render the glide from this keyframe to the next" }, next),
     el("input", { class: "count", type: "number", min: "1", max: "16", value: "2", title: "How many new variants" }),
     el("button", { class: "needs-idle", dataset: { action: "reroll" }, title: "Optimize new variants of this line" }, "Re-roll"),
-    el("button", { dataset: { action: "edit" }, title: "Change the words (re-optimizes this line only)" }, "Edit words"));
+    el("button", { dataset: { action: "edit" }, title: "Change the words (re-optimizes this line only)" }, "Edit words"),
+    el("button", { dataset: { action: "edit-prompt" },
+                   title: "What the image shows instead of the words (the caption keeps the words)" }, "Image prompt"));
   card.append(el("header", {}, el("span", { class: "num" }, String(li.line)), el("span", { class: "text" }, li.text), tools));
+  if (li.prompt) card.append(el("p", { class: "prompt" }, `image: ${li.prompt}`));
+  card.append(el("div", { class: "edit-prompt", hidden: true },
+    el("input", { class: "newprompt", value: li.prompt || "", maxlength: "2000",
+                  placeholder: "e.g. a volcano at night [classes: volcano] [avoid: people]" }),
+    el("button", { class: "needs-idle", dataset: { action: "save-prompt" } }, "Set and optimize"),
+    el("button", { class: "needs-idle", dataset: { action: "clear-prompt" } }, "Clear"),
+    el("button", { dataset: { action: "cancel-prompt" } }, "Cancel")));
   const edit = el("div", { class: "edit", hidden: editing === undefined },
     el("input", { class: "newtext", value: editing ?? li.text, maxlength: "2000" }),
     el("button", { class: "needs-idle", dataset: { action: "save-text" } }, "Re-word and optimize"),
@@ -215,6 +226,13 @@ $("lines").addEventListener("click", (ev) => {
   if (action === "play") return playFrom(li.start, line);
   if (action === "edit") { edit.hidden = false; edit.querySelector("input").focus(); return; }
   if (action === "cancel-edit") { edit.hidden = true; return; }
+  const promptBox = card.querySelector(".edit-prompt");
+  if (action === "edit-prompt") { promptBox.hidden = false; promptBox.querySelector("input").focus(); return; }
+  if (action === "cancel-prompt") { promptBox.hidden = true; return; }
+  if (action === "save-prompt" || action === "clear-prompt") {
+    const text = action === "clear-prompt" ? "" : promptBox.querySelector("input").value;
+    return act(async () => { await startJob({ kind: "prompt", line, text }); promptBox.hidden = true; });
+  }
   if (action === "retime") {
     const start = Number(card.querySelector("input.start").value);
     return act(() => retime(line, start));
@@ -361,6 +379,7 @@ $("thumbs").classList.add("needs-idle");
 $("render").addEventListener("click", () => act(() => startJob({ kind: "render" })));
 $("optimize").addEventListener("click", () => act(() => startJob({ kind: "optimize" })));
 $("thumbs").addEventListener("click", () => act(() => startJob({ kind: "thumbnails" })));
+$("set-style").addEventListener("click", () => act(() => startJob({ kind: "style", text: $("style").value })));
 $("cancel").addEventListener("click", () => act(async () => { showJob((await api("POST", "/api/cancel")).cancelled); }));
 
 poll();
