@@ -124,6 +124,20 @@ def gap_project(tmp_path_factory):
     return d, pdir
 
 
+def captions_match_the_srt(cap, plain, srt, fps) -> list[int]:
+    """Asserts that each SRT entry's caption shows on exactly its frames; returns the line each
+    frame shows (-1: none)."""
+    entries = srt_entries(srt)
+    texts = ["first line here", "second line", "third one"]
+    assert [e[2] for e in entries] == texts
+    shown = caption_line_per_frame(cap, plain, texts, fps)
+    print("line per frame:", "".join("." if k < 0 else str(k + 1) for k in shown))
+    for k, (start, end, _) in enumerate(entries):
+        frames = [i for i, s in enumerate(shown) if s == k]
+        assert frames == list(range(round(start * fps), round(end * fps))), (k, frames, start, end)
+    return shown
+
+
 def caption_line_per_frame(cap, plain, texts, fps):
     """Which line each decoded frame shows: -1 when its caption region equals the caption-free
     render's (up to encoding noise); else the line whose drawing on the caption-free frame is
@@ -149,14 +163,7 @@ def test_burned_in_captions_match_the_srt_to_the_frame(gap_project):
     fps = 25
     cap, plain = decode(d / "cap.mp4"), decode(d / "plain.mp4")
     assert cap.shape == plain.shape and len(cap) == 90
-    entries = srt_entries(d / "cap.srt")
-    texts = ["first line here", "second line", "third one"]
-    assert [e[2] for e in entries] == texts
-    shown = caption_line_per_frame(cap, plain, texts, fps)
-    print("line per frame:", "".join("." if k < 0 else str(k + 1) for k in shown))
-    for k, (start, end, _) in enumerate(entries):
-        frames = [i for i, s in enumerate(shown) if s == k]
-        assert frames == list(range(round(start * fps), round(end * fps))), (k, frames, start, end)
+    shown = captions_match_the_srt(cap, plain, d / "cap.srt", fps)
     # the gap after line 1, the intro and the outro show nothing; the truth from the LRC
     assert shown[:10] == [-1] * 10  # 0.37 s -> frame 10 is the first with a caption
     assert all(s == -1 for s in shown[29:41])  # 1.13-1.62 s: the gap
@@ -210,14 +217,7 @@ def test_wide_video_golden_metadata_and_captions_match_the_srt_to_the_frame(wide
     assert json.loads((pdir / "project.json").read_text())["settings"]["render"]["aspect"] == "16:9"
     cap, plain = decode(d / "wide.mp4"), decode(d / "plain.mp4")
     assert cap.shape == plain.shape == (26, 720, 1280, 3)
-    entries = srt_entries(d / "wide.srt")
-    texts = ["first line here", "second line", "third one"]
-    assert [e[2] for e in entries] == texts
-    shown = caption_line_per_frame(cap, plain, texts, fps)
-    print("line per frame:", "".join("." if k < 0 else str(k + 1) for k in shown))
-    for k, (start, end, _) in enumerate(entries):
-        frames = [i for i, s in enumerate(shown) if s == k]
-        assert frames == list(range(round(start * fps), round(end * fps))), (k, frames, start, end)
+    shown = captions_match_the_srt(cap, plain, d / "wide.srt", fps)
     assert shown == [-1] * 4 + [0] * 5 + [-1] * 3 + [1] * 8 + [2] * 4 + [-1] * 2  # from the LRC's times
 
 

@@ -14,7 +14,6 @@ Needs numpy, av, librosa and faster-whisper (for the VAD), as musivid does.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from make_songs import SR, encode_mp3  # noqa: E402  (mono, 22.05 kHz, 40 kbit/s)
+from make_songs import SR, encode_mp3, write_truth  # noqa: E402  (mono, 22.05 kHz, 40 kbit/s)
 
 
 @dataclass
@@ -169,11 +168,7 @@ def make(r: Real, repos: dict[str, Path], do_check: bool) -> None:
     truth = [{"text": t, "start": s, "end": e} for t, s, e in lines]
     meta = {"language": r.lang, "duration": round(b - a, 3), "voice": "real recording", "music": r.source,
             "snr_db": None, "lines": truth}
-    text = json.dumps(meta, ensure_ascii=False, indent=1)
-    rows = ",\n  ".join(json.dumps(row, ensure_ascii=False) for row in truth)  # one line per lyric line
-    text = text[:text.index('"lines": [') + 10] + "\n  " + rows + "\n ]\n}"
-    (HERE / f"{r.name}.truth.json").write_text(text + "\n", encoding="utf-8")
-    print(f"{r.name}: {len(truth)} lines, {(HERE / f'{r.name}.mp3').stat().st_size // 1024} KB")
+    write_truth(r.name, meta)
 
 
 if __name__ == "__main__":

@@ -266,11 +266,16 @@ def make(song: Song) -> None:
     meta = {"language": song.lang, "duration": song.duration, "voice": song.voice,
             "music": f"Battle for Wesnoth, {song.music} from {song.music_at:g} s (GPL-2+)",
             "snr_db": song.snr_db, "lines": truth}
+    write_truth(song.name, meta)
+
+
+def write_truth(name: str, meta: dict) -> None:
+    """NAME.truth.json: the song's facts, one line per lyric line (readable diffs)."""
     text = json.dumps(meta, ensure_ascii=False, indent=1)
-    rows = ",\n  ".join(json.dumps(r, ensure_ascii=False) for r in truth)  # one line per lyric line
+    rows = ",\n  ".join(json.dumps(r, ensure_ascii=False) for r in meta["lines"])
     text = text[:text.index('"lines": [') + 10] + "\n  " + rows + "\n ]\n}"
-    (HERE / f"{song.name}.truth.json").write_text(text + "\n", encoding="utf-8")
-    print(f"{song.name}: {len(truth)} lines, {(HERE / f'{song.name}.mp3').stat().st_size // 1024} KB")
+    (HERE / f"{name}.truth.json").write_text(text + "\n", encoding="utf-8")
+    print(f"{name}: {len(meta['lines'])} lines, {(HERE / f'{name}.mp3').stat().st_size // 1024} KB")
 
 
 if __name__ == "__main__":

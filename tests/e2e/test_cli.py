@@ -253,9 +253,9 @@ def test_models_list_and_fetch_offline(tmp_path, monkeypatch):
     assert r.returncode == 1 and "unknown model" in r.stderr
 
 
-def test_no_lyrics_transcribes_the_song(tmp_path):
-    out = tmp_path / "nl.mp4"
-    r = musivid(SAMPLES / "demo.mp3", "-o", out, *LIGHT)
+def test_no_lyrics_transcribes_the_song(tmp_path, tiny_en):
+    out = tmp_path / "nl.mp4"  # the English tiny.en: the default's fallbacks are test_whisper_models' business
+    r = musivid(SAMPLES / "demo.mp3", "-o", out, *LIGHT, "--whisper-model", tiny_en)
     assert r.returncode == 0, r.stderr
     data = json.loads((tmp_path / "nl.musivid" / "project.json").read_text())
     assert data["timing"]["method"] == "transcribed"
