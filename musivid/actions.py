@@ -245,9 +245,12 @@ def set_line_prompt(project_dir: str | Path, line: int, prompt: str | None, *, d
                     models: ModelCache | None = None) -> list[int]:
     """Give 1-based lyric line `line` its own image prompt (what its image shows instead of its
     words; `[classes: ...]` and `[avoid: ...]` inside it apply to that line), or with None clear
-    it (the image follows the words). The caption keeps the words. Only that line is optimized;
-    every other line's latents stay as they are. Returns the variant numbers the line now has."""
-    from .images.targets import line_target
+    it (the image follows the words). `[image: FILE]` / `[image: FILE:WEIGHT]` inside it add
+    reference images for that line: a relative FILE is read from the current folder, and each file
+    is checked now and recorded with its absolute path and digest. The caption keeps the words.
+    Only that line is optimized; every other line's latents stay as they are. Returns the variant
+    numbers the line now has."""
+    from .images.targets import line_target, resolve_line_images
     from .text import clean_line
 
     p = Project.open(project_dir, must_exist=True)
@@ -258,6 +261,7 @@ def set_line_prompt(project_dir: str | Path, line: int, prompt: str | None, *, d
         prompt = " ".join(clean_line(prompt).split())
         if not prompt:
             raise InputError(f"line {line}: the new prompt is empty: give the image prompt, or --clear to clear it")
+        prompt = resolve_line_images(prompt, Path.cwd(), f"line {line}")  # a bad [image:] file: refused here
         line_target(segs[line - 1].text, prompt, p.settings.direction, line)  # bad [classes:]: refused here
     p.set_line_prompt(line - 1, prompt)
     p.line_pick(line - 1, _line_texts(p)[line - 1])  # a pick made for its old image: dropped, warned

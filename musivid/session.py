@@ -230,7 +230,11 @@ def read_inputs(audio_path: Path, lyrics_path: Path | None, lyrics, sample_rate:
 def lyric_prompts(lyrics, segments: Sequence[Segment]) -> list[str | None]:
     """The image prompts the lyrics give (song.lyrics.LyricLine.prompt), one per timed segment:
     each segment is the next lyric line with its words (alignment leaves out lines not sung);
-    none where the lyrics were transcribed."""
+    none where the lyrics were transcribed. A prompt's `[image: FILE]` files (relative to the
+    lyrics' folder) are written with their absolute paths and digests
+    (images.targets.resolve_line_images)."""
+    from .images.targets import lyrics_folder, resolve_line_images
+
     if lyrics is None or not any(ln.prompt for ln in lyrics.lines):
         return []
     out, k = [], 0
@@ -241,7 +245,10 @@ def lyric_prompts(lyrics, segments: Sequence[Segment]) -> list[str | None]:
             log.warning("the timed lines do not follow the lyrics' lines: their image prompts (after ' | ') are not "
                         "used")
             return []
-        out.append(lyrics.lines[k].prompt)
+        prompt = lyrics.lines[k].prompt
+        if prompt and "[" in prompt:
+            prompt = resolve_line_images(prompt, lyrics_folder(lyrics), f"{lyrics.path}: line {k + 1}")
+        out.append(prompt)
         k += 1
     return out
 

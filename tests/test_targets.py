@@ -158,6 +158,58 @@ def test_a_bad_image_prompt_is_one_line_naming_the_file(tmp_path, make, problem)
     assert "\n" not in msg and str(f) in msg and problem in msg and ": " in msg.split(problem, 1)[1]
 
 
+def test_a_lines_own_image_prompt_joins_that_line_only(tiny_models, monkeypatch, tmp_path):
+    from PIL import Image
+
+    clip, _ = tiny_models
+    (tmp_path / "covers").mkdir()
+    look, own = png(tmp_path / "look.png"), png(tmp_path / "covers" / "volcano.png", seed=2)
+    d = T.check_direction(DirectionConfig(images=((str(look), "", 0.7),)))
+    stored = T.resolve_line_images("a volcano at night [image: covers/volcano.png:0.5]", tmp_path, "line 1")
+    digest = hashlib.sha256(own.read_bytes()).hexdigest()
+    assert stored == f"a volcano at night [image: {own}:0.5 sha256={digest}]"  # as the project records it
+    t, other = T.line_target("fire", stored, d, 1), T.line_target("calm sea", None, d, 2)
+    assert t.prompt == "a volcano at night" and [im.weight for im in t.images] == [0.7, 0.5]
+    assert digest in t.key and str(own) not in t.key and digest not in other.key
+    _, seen = run_capturing(tiny_models, monkeypatch, [t, other])
+
+    def embedding(f):
+        return clip.encode_image(T.preprocess(Image.open(f).convert("RGB"), clip.image_size))[0]
+
+    emb, w = seen["emb"], seen["weights"]
+    assert torch.allclose(emb[0, 1], embedding(look), atol=1e-6)
+    assert torch.allclose(emb[0, 2], embedding(own), atol=1e-6)  # the line's own, with its weight
+    assert w[0].tolist() == [1.0, pytest.approx(0.7), pytest.approx(0.5)]
+    assert torch.allclose(emb[1, 1], embedding(look), atol=1e-6) and w[1].tolist() == [1.0, pytest.approx(0.7), 0.0]
+    png(own, seed=3)  # the file changed: the recorded digest keys the line until the prompt is set again
+    assert T.line_target("fire", stored, d, 1).key == t.key
+    again = T.resolve_line_images(stored, tmp_path, "line 1")
+    assert T.line_target("fire", again, d, 1).key != t.key and T.line_target("calm sea", None, d, 2) == other
+
+
+def test_a_bad_per_line_image_is_refused_in_one_line_naming_the_line(tmp_path, monkeypatch):
+    from musivid.session import lyric_prompts
+    from musivid.song.lyrics import Lyrics
+    from musivid.song.segments import Segment
+
+    png(tmp_path / "look.png")
+    monkeypatch.chdir(tmp_path.parent)  # relative to the lyrics' folder, not to the current one
+    text = "calm sea | a harbour [image: look.png]\nfire in the sky | a volcano [image: gone.png:0.5]"
+    lyr = Lyrics(tuple(parse_plain(text)), False, tmp_path / "song.txt")
+    with pytest.raises(InputError) as e:
+        T.check_direction(DirectionConfig(), lyr)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{tmp_path / 'song.txt'}: line 2: [image:] ")
+    assert str(tmp_path / "gone.png") in msg and "no such file: check the path" in msg
+    png(tmp_path / "gone.png", seed=1)
+    T.check_direction(DirectionConfig(), lyr)
+    prompts = lyric_prompts(lyr, [Segment(0, "calm sea", 0.0, 1.0), Segment(1, "fire in the sky", 1.0, 2.0)])
+    assert prompts[0].startswith(f"a harbour [image: {tmp_path / 'look.png'}:1 sha256=")
+    (tmp_path / "look.png").write_text("not an image")
+    with pytest.raises(InputError, match=r"^line 3: \[image:\] .*look.png: not an image .*: give a .png"):
+        T.resolve_line_images("x [image: look.png]", tmp_path, "line 3")
+
+
 def test_the_prompt_after_a_spaced_bar_is_not_part_of_the_words():
     lines = parse_plain("fire in the sky | a volcano at night, oil painting\nrock|paper scissors\nrain (x2) | storm")
     assert [(ln.text, ln.prompt) for ln in lines] == [

@@ -140,7 +140,8 @@ def report_done(res, quiet: bool, verbose: bool) -> None:
     note = " [UNTRAINED random weights: preview only]" if res.untrained else ""
     click.echo(f"wrote {res.video} ({res.frames} frames){note}")
     if not quiet:
-        say(f"musivid: captions {res.srt}; project {res.project} (storyboard.png inside)")
+        board = " (storyboard.png inside)" if (Path(res.project) / "storyboard.png").is_file() else ""
+        say(f"musivid: captions {res.srt}; project {res.project}{board}")  # an excerpt draws none
     if verbose:
         say("musivid: timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in res.timings.items())
              + f"; {res.optimize_steps} optimizer steps")

@@ -76,8 +76,9 @@ def pick_cmd(project, line, variant, all_repeats, quiet, verbose):
 @OFFLINE
 @verbosity
 def prompt_cmd(project, text, line, clear, device, offline, quiet, verbose):
-    """Set what one line's image shows (TEXT, with optional [classes: ...] and [avoid: ...]) instead
-    of its words; its caption keeps the words. Only that line is optimized again."""
+    """Set what one line's image shows (TEXT, with optional [classes: ...], [avoid: ...] and
+    [image: FILE:WEIGHT]) instead of its words; its caption keeps the words. Only that line is
+    optimized again."""
     from ..actions import set_line_prompt
 
     setup_logging(quiet, verbose)

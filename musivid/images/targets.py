@@ -3,8 +3,9 @@
 A line's `Target` is its prompt (its words, or the image prompt written after ` | ` in the
 lyrics), the video's style (a second text target, weighted: README says why not appended), texts
 to avoid (negative targets),
-image prompts (CLIP embeddings of image files, by content digest) and the ImageNet classes its
-class vector may use. `Target.key` is one string that says all of it: it keys the line's latents
+image prompts (CLIP embeddings of image files, by content digest: the video's `--image-prompt`
+files, then the line's own `[image: FILE[:WEIGHT]]`) and the ImageNet classes its class vector may
+use. `Target.key` is one string that says all of it: it keys the line's latents
 and seeds (project.latent_key, rng.seed_for), so a change to any part re-optimizes the lines it
 changes and no other; a line with nothing but its words keeps its words as its key (the latents
 of projects made before targets existed stay valid).
@@ -33,7 +34,8 @@ from ..errors import InputError, MusividError
 CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 MASKED_LOGIT = -1.0e4  # a class logit outside the allowed classes: sigmoid is exactly 0, and so its gradient
 START_LOGIT = 0.0  # where the allowed classes' logits start (around; the seed's noise is kept)
-_OPTION = re.compile(r"\[\s*(classes|avoid)\s*:\s*([^\]]*)\]", re.IGNORECASE)
+_OPTION = re.compile(r"\[\s*(classes|avoid|image)\s*:\s*([^\]]*)\]", re.IGNORECASE)
+_DIGEST = re.compile(r"^(.*?)\s+sha256=([0-9a-f]{64})$")  # a line's [image: PATH:WEIGHT sha256=DIGEST], as stored
 
 
 # ---- ImageNet classes ----------------------------------------------------------------------------
@@ -105,7 +107,7 @@ def _decode(data: bytes, path: Path, what: str):
                          ".png or .jpg") from None
 
 
-def parse_image_prompt(value: str) -> tuple[str, float]:
+def parse_image_prompt(value: str, what: str = "--image-prompt") -> tuple[str, float]:
     """'FILE' or 'FILE:WEIGHT' -> (FILE, WEIGHT) (weight 1 when none is given; a ':' in a file
     name stays part of it unless what follows the last one is a number)."""
     path, sep, w = value.rpartition(":")
@@ -115,7 +117,7 @@ def parse_image_prompt(value: str) -> tuple[str, float]:
         except ValueError:
             return value, 1.0
         if not 0.0 < weight <= 10.0:
-            raise InputError(f"--image-prompt {value}: the weight must be in (0, 10]: pass e.g. FILE:0.5")
+            raise InputError(f"{what} {value}: the weight must be in (0, 10]: pass e.g. FILE:0.5")
         return path, weight
     return value, 1.0
 
@@ -146,12 +148,13 @@ def image_embedding(clip, prompt: "ImagePrompt"):
     path = Path(prompt.path)
     if not prompt.path:
         raise MusividError("image prompts are embedded in the process that optimizes: run this project without "
-                           "--gpus/--workers, or without --image-prompt")
+                           "--gpus/--workers, or without --image-prompt and [image: ...]")
     data = path.read_bytes() if path.is_file() else b""
     if hashlib.sha256(data).hexdigest() != prompt.sha256:
-        raise InputError(f"--image-prompt {path}: the file is gone or changed since the project recorded it: put it "
-                         "back, or pass --image-prompt again to re-optimize with the new file")
-    pixels = preprocess(_decode(data, path, "--image-prompt"), clip.image_size).to(clip.device)
+        raise InputError(f"image prompt {path}: the file is gone or changed since the project recorded it: put it "
+                         "back, or give it again (--image-prompt, or the line's [image: ...]) to re-optimize with the "
+                         "new file")
+    pixels = preprocess(_decode(data, path, "image prompt"), clip.image_size).to(clip.device)
     with torch.no_grad():
         return clip.encode_image(pixels)[0].float()
 
@@ -237,9 +240,55 @@ def split_options(prompt: str) -> tuple[str, str, str]:
     return text, found["classes"], found["avoid"]
 
 
+def _image_options(prompt: str) -> list[str]:
+    """The values of a line prompt's `[image: ...]` options, in order."""
+    return [m.group(2).strip() for m in _OPTION.finditer(prompt) if m.group(1).lower() == "image"]
+
+
+def _line_image(value: str, base: Path | None, where: str) -> ImagePrompt:
+    """One `[image: ...]` value -> its ImagePrompt. With `base` (set time: the lyrics read, a
+    prompt set) the file is read and hashed, a relative path taken from `base`, and any recorded
+    digest ignored; without, a recorded digest is trusted (a project re-opened) and a value
+    without one is read from the current folder."""
+    what = f"{where}: [image:]"
+    recorded = _DIGEST.match(value)
+    spec, digest = (recorded.group(1), recorded.group(2)) if recorded else (value, "")
+    if not spec.strip():
+        raise InputError(f"{what} names no file: write [image: FILE] or [image: FILE:WEIGHT]")
+    name, weight = parse_image_prompt(spec.strip(), what)
+    path = Path(name).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    if base is None and digest:
+        return ImagePrompt(str(path), digest, weight)
+    path = path.resolve()
+    return ImagePrompt(str(path), check_image(path, what), weight)
+
+
+def line_images(prompt: str | None, where: str = "", base: Path | None = None) -> tuple[ImagePrompt, ...]:
+    """A line prompt's own image prompts (`[image: FILE]`, `[image: FILE:WEIGHT]`, repeatable);
+    `where` ("line 3") starts any error. See _line_image for `base`."""
+    return tuple(_line_image(v, base, where or "line") for v in _image_options(prompt or ""))
+
+
+def resolve_line_images(prompt: str, base: Path, where: str) -> str:
+    """A line prompt as stored: each `[image: ...]` written `[image: ABSOLUTE_PATH:WEIGHT
+    sha256=DIGEST]` (relative paths taken from `base`; each file read and checked now: one
+    InputError naming `where`, the file, the problem and the fix), so that a re-opened project
+    keys the line by the recorded digest wherever it runs."""
+    def canonical(m: re.Match) -> str:
+        if m.group(1).lower() != "image":
+            return m.group(0)
+        im = _line_image(m.group(2).strip(), base, where)
+        return f"[image: {im.path}:{im.weight:g} sha256={im.sha256}]"
+
+    return _OPTION.sub(canonical, prompt)
+
+
 def line_target(words: str, prompt: str | None, direction, line: int | None = None) -> Target:
     """The Target of a line with the words `words` and its own image prompt `prompt` (None: its
-    words), under the video's direction (config.DirectionConfig)."""
+    words), under the video's direction (config.DirectionConfig). The line's `[image: ...]`
+    files join the video's image prompts (by their recorded digests, see resolve_line_images)."""
     text, classes, avoid = split_options(prompt) if prompt else ("", "", "")
     where = f"line {line}: [classes:]" if line is not None else "[classes:]"
     allowed = class_indices(classes, where) if classes else (
@@ -247,6 +296,7 @@ def line_target(words: str, prompt: str | None, direction, line: int | None = No
     one = " ".join  # one line each: a key holds one part per line
     avoids = tuple(a for a in (one(direction.avoid.split()), avoid) if a)
     images = tuple(ImagePrompt(p, h, w) for p, h, w in direction.images)
+    images += line_images(prompt, f"line {line}" if line is not None else "")
     return Target(text or words, one(direction.style.split()), direction.style_weight, avoids,
                   direction.avoid_weight, allowed, images)
 
@@ -317,8 +367,9 @@ def start_classes(cls_logits, mask):
 
 def check_direction(direction, lyrics=None):
     """Every check of a run's direction (config.DirectionConfig) before any work: the class names
-    (the video's, and each lyric line's `[classes: ...]`) and the image prompt files, whose
-    digests it records. Returns the direction with the files' absolute paths and digests."""
+    (the video's, and each lyric line's `[classes: ...]`) and the image prompt files (the video's,
+    whose digests it records, and each lyric line's `[image: ...]`, relative to the lyrics' folder).
+    Returns the direction with the files' absolute paths and digests."""
     import dataclasses
 
     if direction.classes:
@@ -328,6 +379,13 @@ def check_direction(direction, lyrics=None):
             classes = split_options(ln.prompt)[1]
             if classes:
                 class_indices(classes, f"{lyrics.path}: line {n}: [classes:]")
+            line_images(ln.prompt, f"{lyrics.path}: line {n}", lyrics_folder(lyrics))
     images = tuple((str(Path(p).expanduser().resolve()), check_image(Path(p).expanduser()), w)
                    for p, _, w in direction.images)
     return dataclasses.replace(direction, images=images)
+
+
+def lyrics_folder(lyrics) -> Path:
+    """Where a lyrics file's relative `[image: ...]` paths are read from: its folder (the current
+    folder for lyrics without a file)."""
+    return Path(lyrics.path).expanduser().resolve().parent if lyrics.path is not None else Path.cwd()

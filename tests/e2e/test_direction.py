@@ -84,6 +84,27 @@ def test_prompt_command_reoptimizes_that_line_only(project_copy):
     assert bad.returncode == 2 and "did you mean 'volcano'" in bad.stderr and len(bad.stderr.splitlines()) == 1
 
 
+def test_a_lines_own_image_reoptimizes_that_line_only(project_copy, tmp_path, monkeypatch):
+    from PIL import Image
+
+    pdir, look = project_copy, tmp_path / "x.png"
+    Image.new("RGB", (40, 30), (200, 40, 10)).save(look)
+    monkeypatch.chdir(tmp_path)  # `musivid prompt` reads a relative [image:] from the current folder
+    before = latent_bytes(pdir)
+    r = musivid("prompt", pdir, "--line", "2", "sea [image: x.png]")
+    assert r.returncode == 0 and "optimizing 2 latent(s) (1 line(s))" in r.stderr, r.stderr
+    stored = json.loads((pdir / "project.json").read_text())["prompt_edits"]["1"]["prompt"]
+    assert stored.startswith(f"sea [image: {look.resolve()}:1 sha256=")  # where it is, and what it held
+    after = latent_bytes(pdir)
+    assert all(after[k] == v for k, v in before.items()) and len(after) == len(before) + 2
+    Image.new("RGB", (40, 30), (10, 40, 200)).save(look)  # a changed file, given again: that line again
+    r = musivid("prompt", pdir, "--line", "2", "sea [image: x.png]")
+    assert r.returncode == 0 and "optimizing 2 latent(s) (1 line(s))" in r.stderr, r.stderr
+    bad = musivid("prompt", pdir, "--line", "3", "sea [image: gone.png]")
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1, bad.stderr
+    assert "line 3: [image:]" in bad.stderr and "gone.png: no such file" in bad.stderr
+
+
 def test_unknown_class_is_refused_in_one_line_before_any_work(song, tmp_path):
     out = tmp_path / "song.mp4"
     r = musivid(*song, "-o", out, *BASE, "--classes", "seashor")

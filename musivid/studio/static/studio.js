@@ -180,7 +180,9 @@ function lineCard(li, n, editing) {
   if (li.prompt) card.append(el("p", { class: "prompt" }, `image: ${li.prompt}`));
   card.append(el("div", { class: "edit-prompt", hidden: true },
     el("input", { class: "newprompt", value: li.prompt || "", maxlength: "2000",
-                  placeholder: "e.g. a volcano at night [classes: volcano] [avoid: people]" }),
+                  placeholder: "e.g. a volcano at night [classes: volcano] [avoid: people] [image: look.jpg:0.5]",
+                  title: "[image: FILE] or [image: FILE:WEIGHT] adds a reference image " +
+                         "(a relative FILE: from the folder the studio was started in)" }),
     el("button", { class: "needs-idle", dataset: { action: "save-prompt" } }, "Set and optimize"),
     el("button", { class: "needs-idle", dataset: { action: "clear-prompt" } }, "Clear"),
     el("button", { dataset: { action: "cancel-prompt" } }, "Cancel")));
