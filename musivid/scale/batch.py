@@ -106,8 +106,8 @@ def outputs(song: Song, outdir: Path) -> tuple[Path, Path]:
 def finished(song: Song, outdir: Path, settings: RunSettings) -> bool:
     """The song's video exists and its project says it was rendered, in full, from the same
     inputs (by content) and settings, with every line's latents at the configured steps."""
-    from ..song.lyrics import clip_text
     from ..images.models.load import choose_clip
+    from ..session import lines_of
 
     video, pdir = outputs(song, outdir)
     if not video.is_file() or not proj.is_project(pdir):
@@ -124,11 +124,9 @@ def finished(song: Song, outdir: Path, settings: RunSettings) -> bool:
             return False
         if (lyrics is None) != (song.lyrics is None) or (lyrics and lyrics.sha256 != sha256_file(song.lyrics)):
             return False
-        lkey = proj.latent_settings(settings.optimize, settings.models)
-        texts = {clip_text(s.text)[0] for s in p.segments()}
-        return bool(texts) and len(p.chosen()) > 0 and all(
-            (info := p.latent_info(proj.latent_key(lkey, t, v))) is not None and info.steps == settings.optimize.steps
-            for t in texts for v in range(settings.optimize.variants))
+        keys = {k for line in lines_of(p, settings) for k in line.keys}  # what each line's image is optimized for
+        return bool(keys) and len(p.chosen()) > 0 and all(
+            (info := p.latent_info(k)) is not None and info.steps == settings.optimize.steps for k in keys)
     except (MusividError, OSError, KeyError, ValueError, TypeError):
         return False  # an unreadable project is not a finished one: the run says why
 

@@ -95,7 +95,8 @@ def test_a_ray_worker_computes_with_the_one_device_thread_count():
 
 def test_batch_makes_the_album_reports_the_bad_file_and_a_rerun_does_nothing_new(album, tmp_path):
     out = tmp_path / "out"
-    r = musivid("batch", album, "-o", out, *FAST, "--steps", "4", "--workers", "2")
+    direction = ("--style", "oil painting", "--classes", "seashore")  # a rerun knows what the images were made for
+    r = musivid("batch", album, "-o", out, *FAST, "--steps", "4", "--workers", "2", *direction)
     assert r.returncode == 1, r.stderr
     for name in ("first", "second"):
         with av.open(str(out / f"{name}.mp4")) as c:
@@ -113,7 +114,7 @@ def test_batch_makes_the_album_reports_the_bad_file_and_a_rerun_does_nothing_new
     assert "musivid: error: 1 song(s) failed: broken" in r.stderr
 
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    again = musivid("batch", album, "-o", out, *FAST, "--steps", "4", "--workers", "2")
+    again = musivid("batch", album, "-o", out, *FAST, "--steps", "4", "--workers", "2", *direction)
     assert again.returncode == 1
     row = {line.split()[0]: line.split() for line in again.stdout.splitlines()[1:-1]}
     assert row["first"][1] == row["second"][1] == "skipped" and row["broken"][1] == "failed"
@@ -122,7 +123,8 @@ def test_batch_makes_the_album_reports_the_bad_file_and_a_rerun_does_nothing_new
 
     # other settings are another run: a song is not "finished" for them. --no-ray: one song at
     # a time in this process, which loads the models once for both songs
-    more = musivid("batch", album / "first.wav", album / "second.wav", "-o", out, *FAST, "--steps", "5", "--no-ray")
+    more = musivid("batch", album / "first.wav", album / "second.wav", "-o", out, *FAST, "--steps", "5", "--no-ray",
+                   *direction)
     assert more.returncode == 0, more.stderr
     assert [line.split()[1] for line in more.stdout.splitlines()[1:3]] == ["done", "done"]
     assert more.stderr.count(": loading CLIP") == 1 and more.stderr.count(": loading BigGAN") == 1
