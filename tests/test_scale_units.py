@@ -248,3 +248,33 @@ def test_gpu_workers_each_see_their_own_gpu_and_agree_with_one_device(tmp_path):
 
 def task_visible(host, emit):
     return os.environ.get("CUDA_VISIBLE_DEVICES"), host.device.type
+
+
+def test_a_shard_task_carries_its_image_prompts_files(tiny_models, tmp_path):
+    """Workers get each latent's Target (with its image prompt's file), not only its key: a shard
+    with an image prompt optimizes exactly as one run does here; a key alone cannot (one line)."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from musivid.errors import MusividError
+    from musivid.images.optimize import optimize
+    from musivid.images.targets import ImagePrompt, Target, check_image
+    from musivid.rng import seed_for
+    from musivid.scale.shard import ShardTask, optimize_shard
+
+    clip, gen = tiny_models
+    Image.new("RGB", (40, 30), (200, 40, 10)).save(tmp_path / "cover.png")
+    target = Target("a red fox in the snow", images=(ImagePrompt(str(tmp_path / "cover.png"),
+                                                                  check_image(tmp_path / "cover.png"), 0.5),))
+    seeds = [seed_for(0, target.key, 0)]
+    cfg = OptimizeConfig(steps=2, cutouts=2)
+    here = optimize(gen, clip, [target], seeds, cfg).state
+    host = SimpleNamespace(model=lambda kind, models: gen if kind == "biggan" else clip, device=torch.device("cpu"),
+                           amp=None)
+    task = ShardTask(0, 0, [target.key], [0], seeds, ["k"], cfg, None, tmp_path / "ck.pt", None, [target])
+    (there,) = optimize_shard(host, lambda ev: None, [task])
+    assert torch.equal(here.z, there.z) and torch.equal(here.best_score, there.best_score)
+    keys_only = ShardTask(0, 0, [target.key], [0], seeds, ["k"], cfg, None, tmp_path / "ck2.pt")
+    with pytest.raises(MusividError, match="image prompts are embedded in the process that optimizes"):
+        optimize_shard(host, lambda ev: None, [keys_only])

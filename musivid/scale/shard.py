@@ -72,6 +72,7 @@ class ShardTask:
     state: Any  # optimize.OptimState | None
     checkpoint: Path
     models: Any = None  # the song's ModelConfig (its CLIP chosen by the lyrics' language); None: the pool's
+    targets: list[Any] | None = None  # images.targets.Target per latent (image prompts with their files); None: texts
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def optimize_shard(host, emit, tasks: list[ShardTask]) -> list[Any]:
 
         with Checkpointing(lambda state, task=task: proj.write_checkpoint(task.checkpoint, task.keys, state),
                            report) as on_step:
-            res = optimize(host.model("biggan", task.models), host.model("clip", task.models), task.texts,
+            res = optimize(host.model("biggan", task.models), host.model("clip", task.models), task.targets or task.texts,
                            task.seeds, task.cfg, state=task.state, device=host.device, amp_dtype=host.amp,
                            callback=on_step)
         out.append(res.state)
@@ -158,7 +159,7 @@ class Sharder:
                 tasks.append(ShardTask(sum(map(len, plans)) + len(tasks), j, [it.text for it in items],
                                        [it.variant for it in items], [it.seed for it in items], sub, cfg, init,
                                        p.shard_checkpoint_file(sub).absolute(),  # workers' cwd may differ
-                                       s.models))
+                                       s.models, [it.target if it.target is not None else it.text for it in items]))
             plans.append(tasks)
         self._gather(session, plans, cfg.steps)
 
