@@ -25,6 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from render_memory import MODELS  # noqa: E402  (the same generator)
+
 ROWS = [  # (label, aspect, size, fill, captions)
     ("256 px square", "1:1", 256, "blur", False),
     ("256 px square, captions", "1:1", 256, "blur", True),
@@ -51,16 +54,7 @@ seconds, fps, tmp = {seconds}, {fps}, Path({tmp!r})
 sr = 22050
 t = np.arange(int(seconds * sr)) / sr
 audio = write_audio(tmp / "song.m4a", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
-device = torch.device({device!r})
-if {full_size!r}:
-    from musivid.images.models import biggan as bg
-    torch.manual_seed(0)
-    gen = bg.Generator(bg.prepare(bg.new_model(bg.full_config(256))).to(device), "biggan-deep-256 (random weights)", True)
-else:
-    gen = load_biggan(ModelConfig(untrained=True), device)
-amp = torch.bfloat16 if device.type == "cuda" else None
-torch.manual_seed(0)
-k = max(2, int(seconds // 2))
+""" + MODELS + r"""k = max(2, int(seconds // 2))
 kz, kc = torch.randn(k, gen.z_dim), torch.sigmoid(torch.randn(k, 1000))
 n = frame_count(seconds, fps)
 p = plan([Keyframe(i, i * 2.0, False) for i in range(k)], n, fps, np.zeros(n), reactivity=0.0)

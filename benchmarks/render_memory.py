@@ -23,6 +23,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+# the generator of a child process: tiny random models, or the full-size architecture (render_frames.py too)
+MODELS = r"""
+device = torch.device({device!r})
+if {full_size!r}:
+    from musivid.images.models import biggan as bg
+    torch.manual_seed(0)
+    gen = bg.Generator(bg.prepare(bg.new_model(bg.full_config(256))).to(device), "biggan-deep-256 (random weights)", True)
+else:
+    gen = load_biggan(ModelConfig(untrained=True), device)
+amp = torch.bfloat16 if device.type == "cuda" else None
+torch.manual_seed(0)
+"""
+
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
@@ -40,16 +53,7 @@ dur = minutes * 60.0
 t = np.arange(int(dur * sr)) / sr
 audio = write_audio(tmp / f"song{{minutes}}.m4a", (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
 del t
-device = torch.device({device!r})
-if {full_size!r}:
-    from musivid.images.models import biggan as bg
-    torch.manual_seed(0)
-    gen = bg.Generator(bg.prepare(bg.new_model(bg.full_config(256))).to(device), "biggan-deep-256 (random weights)", True)
-else:
-    gen = load_biggan(ModelConfig(untrained=True), device)
-amp = torch.bfloat16 if device.type == "cuda" else None
-torch.manual_seed(0)
-k = max(2, int(dur // 4))  # a keyframe every 4 s
+""" + MODELS + r"""k = max(2, int(dur // 4))  # a keyframe every 4 s
 kfs = [Keyframe(i, i * 4.0, False) for i in range(k)]
 kz, kc = torch.randn(k, gen.z_dim), torch.sigmoid(torch.randn(k, 1000))
 n = frame_count(dur, fps)
